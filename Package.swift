@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// authinfod: keeps WeChat Pay face-pay `authinfo` credentials fresh, cached and served.
+///
+/// Targets, bottom up:
+/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto).
+/// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and Dispatch.
+/// - `WeChatPay`: the APIv3 client (signing, answer verification, certificates, transport).
+/// - `WeChatPaySimulator`: a loopback stand-in for the gateway, for tests and the demo.
+/// - `AuthInfoDaemon`: configuration and the daemon itself.
+/// - `authinfod`: the command line.
+let package = Package(
+    name: "authinfod",
+    products: [
+        .executable(name: "authinfod", targets: ["authinfod"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "HTTPServer"),
+        .target(name: "WeChatPay", dependencies: ["COpenSSL"]),
+        .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
+        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay"]),
+        .executableTarget(
+            name: "authinfod",
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
+        ),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(
+            name: "WeChatPayTests",
+            dependencies: ["WeChatPay", "WeChatPaySimulator"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AuthinfodTests",
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

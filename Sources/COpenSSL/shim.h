@@ -1,0 +1,58 @@
+#ifndef AUTHINFOD_COPENSSL_SHIM_H
+#define AUTHINFOD_COPENSSL_SHIM_H
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+/* Function-like macros and variadic functions Swift cannot import. */
+
+static inline void authinfod_openssl_free(void *p) { OPENSSL_free(p); }
+
+static inline long authinfod_bio_get_mem_data(BIO *bio, char **data) {
+    return BIO_get_mem_data(bio, data);
+}
+
+static inline EVP_PKEY *authinfod_rsa_generate(unsigned int bits) {
+    return EVP_RSA_gen(bits);
+}
+
+static inline int authinfod_pkey_is_rsa(const EVP_PKEY *key) {
+    return EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
+}
+
+static inline int authinfod_gcm_set_ivlen(EVP_CIPHER_CTX *ctx, int len) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, len, NULL);
+}
+
+static inline int authinfod_gcm_set_tag(EVP_CIPHER_CTX *ctx, int len, void *tag) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, len, tag);
+}
+
+static inline int authinfod_gcm_get_tag(EVP_CIPHER_CTX *ctx, int len, void *tag) {
+    return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, len, tag);
+}
+
+/* Refuses every passphrase prompt: an encrypted key must fail, never block on a tty. */
+static inline int authinfod_no_passphrase(char *buf, int size, int rwflag, void *u) {
+    (void)buf; (void)size; (void)rwflag; (void)u;
+    return -1;
+}
+
+static inline EVP_PKEY *authinfod_read_private_key(BIO *bio) {
+    return PEM_read_bio_PrivateKey(bio, NULL, authinfod_no_passphrase, NULL);
+}
+
+static inline EVP_PKEY *authinfod_read_public_key(BIO *bio) {
+    return PEM_read_bio_PUBKEY(bio, NULL, authinfod_no_passphrase, NULL);
+}
+
+static inline X509 *authinfod_read_x509(BIO *bio) {
+    return PEM_read_bio_X509(bio, NULL, authinfod_no_passphrase, NULL);
+}
+#endif

@@ -1,0 +1,80 @@
+import Foundation
+
+/// The WeChat Pay public key (public-key verification mode): its id (`PUB_KEY_ID_…`) and key.
+public struct WeChatPayPublicKey: Sendable {
+    public let id: String
+    public let key: RSAPublicKey
+
+    public init(id: String, key: RSAPublicKey) {
+        self.id = id
+        self.key = key
+    }
+}
+
+/// What the client reports besides call results, for the daemon to log and persist.
+public enum ClientEvent: Sendable {
+    /// A fresh platform-certificate set was downloaded and verified; persist it for offline restarts.
+    case certificatesUpdated([X509Certificate])
+    /// Downloading platform certificates failed; the current set stays in use.
+    case certificateDownloadFailed(WeChatPayError)
+}
+
+/// Everything a `WeChatPayClient` needs: merchant credentials, verification keys, endpoints.
+///
+/// Verification: `publicKey` (public-key mode), `apiV3Key` (platform-certificate mode), or both
+/// (migration: each answer's `Wechatpay-Serial` picks the key). At least one is required.
+public struct ClientConfiguration: Sendable {
+    public var signer: RequestSigner
+    public var publicKey: WeChatPayPublicKey?
+    public var apiV3Key: SecretBytes?
+    /// Platform certificates persisted from an earlier download, used until a new set arrives.
+    public var platformCertificates: [X509Certificate] = []
+    public var baseURL: URL
+    public var backupBaseURL: URL?
+    /// Per-request timeout in seconds (connect to last byte).
+    public var timeout: TimeInterval = 10
+    /// Fewest seconds between two certificate downloads.
+    public var certificateAttemptInterval: TimeInterval = 60
+    /// The wall clock, for timestamps and answer skew checks; injectable for tests.
+    public var clock: @Sendable () -> Date = { Date() }
+    public var events: (@Sendable (ClientEvent) -> Void)?
+
+    public init(signer: RequestSigner, publicKey: WeChatPayPublicKey?, apiV3Key: SecretBytes?, baseURL: URL, backupBaseURL: URL? = nil) {
+        precondition(publicKey != nil || apiV3Key != nil, "a WeChat Pay public key or an APIv3 key is required to verify answers")
+        self.signer = signer
+        self.publicKey = publicKey
+        self.apiV3Key = apiV3Key
+        self.baseURL = baseURL
+        self.backupBaseURL = backupBaseURL
+    }
+
+    /// Checks a gateway base URL: https, or plain http to a loopback host only (the simulator).
+    /// Returns the URL, or throws a sentence saying what is wrong with it.
+    public static func checkBaseURL(_ text: String) throws(InvalidBaseURL) -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            throw InvalidBaseURL(reason: "\"\(text)\" is not an absolute URL")
+        }
+        guard url.query == nil, url.fragment == nil, url.user == nil else {
+            throw InvalidBaseURL(reason: "\"\(text)\" must be scheme, host and optional port and path only")
+        }
+        switch scheme {
+        case "https": return url
+        case "http" where isLoopback(host): return url
+        case "http": throw InvalidBaseURL(reason: "\"\(text)\" uses plain http; only https is allowed (http only to loopback hosts, for the simulator)")
+        default: throw InvalidBaseURL(reason: "\"\(text)\" must be an https URL")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        if bare == "localhost" || bare == "::1" { return true }
+        let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+/// A gateway base URL that is refused, with the reason.
+public struct InvalidBaseURL: Error, Sendable, CustomStringConvertible {
+    public let reason: String
+    public var description: String { reason }
+}

@@ -1,0 +1,38 @@
+import COpenSSL
+
+/// Key material that is zeroed when released (the APIv3 key, bearer tokens).
+///
+/// Immutable after creation; the bytes live in memory owned by this object alone, so copies of
+/// the secret do not spread through value semantics.
+public final class SecretBytes: @unchecked Sendable {
+    private let storage: UnsafeMutableRawBufferPointer
+
+    public init(_ bytes: some Collection<UInt8>) {
+        storage = .allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        storage.copyBytes(from: bytes)
+        count = bytes.count
+    }
+
+    public let count: Int
+
+    deinit {
+        OPENSSL_cleanse(storage.baseAddress, storage.count)
+        storage.deallocate()
+    }
+
+    /// Calls `body` with the secret's bytes; they must not escape it.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(rebasing: storage[0..<count]))
+    }
+
+    /// Compares with `other` in time that depends only on the lengths, never on where they differ.
+    public func constantTimeEquals(_ other: some Collection<UInt8>) -> Bool {
+        let candidate = Array(other)
+        guard candidate.count == count else { return false }
+        return withUnsafeBytes { mine in
+            candidate.withUnsafeBytes { theirs in
+                CRYPTO_memcmp(mine.baseAddress, theirs.baseAddress, count) == 0
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+
+/// Makes signed WeChat Pay APIv3 calls and trusts no answer it cannot verify.
+///
+/// Every request is signed with the merchant key; every 2xx answer must carry a valid signature
+/// from the WeChat Pay public key or a platform certificate (chosen by `Wechatpay-Serial`),
+/// within 300 s of the local clock, before its body is even parsed. Failures are
+/// `WeChatPayError`s that say whether retrying may help. Safe to use from any thread.
+public final class WeChatPayClient: Sendable {
+    public static let authInfoPath = "/v3/offlineface/authinfo"
+    public static let tokensPath = "/v3/offlinefacemch/tokens"
+    public static let certificatesPath = "/v3/certificates"
+
+    private let configuration: ClientConfiguration
+    private let transport: HTTPTransport
+    private let certificates: PlatformCertificates
+
+    public init(configuration: ClientConfiguration) {
+        self.configuration = configuration
+        transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout)
+        certificates = PlatformCertificates(initial: configuration.platformCertificates,
+                                            minimumAttemptInterval: configuration.certificateAttemptInterval)
+    }
+
+    /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device.
+    public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
+        let endpoint = "POST \(Self.authInfoPath)"
+        let answer = try await call(method: "POST", path: Self.authInfoPath, body: try encode(request, endpoint))
+        struct Body: Decodable {
+            let authinfo: String
+            let expires_in: Int?
+        }
+        let body = try decode(Body.self, answer, endpoint)
+        guard !body.authinfo.isEmpty, body.authinfo.utf8.count <= 16384 else {
+            throw WeChatPayError(kind: .malformedAnswer("authinfo is empty or longer than 16 KiB"), endpoint: endpoint, requestID: answer.requestID)
+        }
+        if let expiresIn = body.expires_in, !(1...604_800).contains(expiresIn) {
+            throw WeChatPayError(kind: .malformedAnswer("expires_in \(expiresIn) is not between 1 s and 7 days"), endpoint: endpoint, requestID: answer.requestID)
+        }
+        return AuthInfo(value: body.authinfo, expiresIn: body.expires_in)
+    }
+
+    /// `POST /v3/offlinefacemch/tokens` (scene WEBSESSION): a face-pay signing token for one user.
+    public func token(outUserID: String, organizationID: String) async throws(WeChatPayError) -> String {
+        let endpoint = "POST \(Self.tokensPath)"
+        let request = TokenRequest(outUserID: outUserID, organizationID: organizationID)
+        let answer = try await call(method: "POST", path: Self.tokensPath, body: try encode(request, endpoint))
+        struct Body: Decodable { let token: String }
+        let body = try decode(Body.self, answer, endpoint)
+        guard !body.token.isEmpty else {
+            throw WeChatPayError(kind: .malformedAnswer("token is empty"), endpoint: endpoint, requestID: answer.requestID)
+        }
+        return body.token
+    }
+
+    /// `GET /v3/certificates`: downloads, decrypts (APIv3 key) and verifies the platform
+    /// certificates, installs them for verification and reports them as `.certificatesUpdated`.
+    @discardableResult
+    public func downloadCertificates() async throws(WeChatPayError) -> [X509Certificate] {
+        let endpoint = "GET \(Self.certificatesPath)"
+        guard let apiV3Key = configuration.apiV3Key else {
+            throw WeChatPayError(kind: .local("platform certificates need merchant.apiv3_key_file"), endpoint: endpoint)
+        }
+        let serial = await certificates.newestValidSerial(at: configuration.clock())
+        let answer = try await transport.send(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial))
+        try checkStatus(answer, endpoint)
+        let downloaded: [X509Certificate]
+        do {
+            downloaded = try decode(CertificateList.self, answer, endpoint).certificates(apiV3Key: apiV3Key)
+        } catch let problem as WeChatPayAnswerProblem {
+            throw WeChatPayError(kind: .malformedAnswer(problem.reason), endpoint: endpoint, requestID: answer.requestID)
+        } catch let error as WeChatPayError {
+            throw error
+        } catch {
+            throw WeChatPayError(kind: .malformedAnswer("\(error)"), endpoint: endpoint, requestID: answer.requestID)
+        }
+        let now = configuration.clock()
+        // The answer is signed by one of the certificates it carries; they are authentic because
+        // they decrypted with the APIv3 key, so they may vouch for the answer that brought them.
+        let signature = try signatureHeaders(answer, endpoint, now: now)
+        let key: RSAPublicKey
+        if let certificate = downloaded.first(where: { $0.serialNumber == signature.serial.uppercased() }) {
+            key = certificate.publicKey
+        } else {
+            key = try await verificationKey(serial: signature.serial, now: now, allowDownload: false, endpoint, answer)
+        }
+        do {
+            try signature.verify(body: answer.body, with: key)
+        } catch {
+            throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID)
+        }
+        await certificates.install(downloaded, at: now)
+        configuration.events?(.certificatesUpdated(downloaded))
+        return downloaded
+    }
+
+    // MARK: - One call
+
+    /// Signs and sends one request, checks the status, and verifies a 2xx answer's signature.
+    func call(method: String, path: String, body: [UInt8]) async throws(WeChatPayError) -> GatewayAnswer {
+        let endpoint = "\(method) \(path)"
+        await refreshCertificatesIfDue()
+        let serial = await certificates.newestValidSerial(at: configuration.clock())
+        let answer = try await transport.send(try sign(method: method, path: path, body: body, serial: serial))
+        try checkStatus(answer, endpoint)
+        let now = configuration.clock()
+        let signature = try signatureHeaders(answer, endpoint, now: now)
+        let key = try await verificationKey(serial: signature.serial, now: now, allowDownload: true, endpoint, answer)
+        do {
+            try signature.verify(body: answer.body, with: key)
+        } catch {
+            throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID)
+        }
+        return answer
+    }
+
+    /// Signs a request; `certificateSerial` is sent as `Wechatpay-Serial` when no public key is configured.
+    private func sign(method: String, path: String, body: [UInt8], serial certificateSerial: String?) throws(WeChatPayError) -> SignedRequest {
+        let timestamp = Int(configuration.clock().timeIntervalSince1970)
+        let authorization: String
+        do {
+            authorization = try configuration.signer.authorization(
+                method: method, pathAndQuery: path, timestamp: timestamp, nonce: SecureRandom.alphanumeric(32), body: body)
+        } catch {
+            throw WeChatPayError(kind: .local("cannot sign with merchant.private_key_file: \(error)"), endpoint: "\(method) \(path)")
+        }
+        var headers = [
+            "Authorization": authorization,
+            "Accept": "application/json",
+            "User-Agent": BuildInfo.userAgent,
+        ]
+        if !body.isEmpty { headers["Content-Type"] = "application/json" }
+        if let serial = configuration.publicKey?.id ?? certificateSerial {
+            headers["Wechatpay-Serial"] = serial
+        }
+        return SignedRequest(method: method, pathAndQuery: path, headers: headers, body: body)
+    }
+
+    private func checkStatus(_ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) {
+        guard !(200...299).contains(answer.status) else { return }
+        var code: String?
+        var message: String?
+        var detail: String?
+        if let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any] {
+            code = object["code"] as? String
+            message = object["message"] as? String
+            if let value = object["detail"], JSONSerialization.isValidJSONObject(value),
+               let text = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) {
+                detail = String(decoding: text, as: UTF8.self)
+            }
+        }
+        throw WeChatPayError(kind: .http(status: answer.status, code: code, message: message, detail: detail),
+                             endpoint: endpoint, requestID: answer.requestID, serverDate: answer.date)
+    }
+
+    private func signatureHeaders(_ answer: GatewayAnswer, _ endpoint: String, now: Date) throws(WeChatPayError) -> AnswerSignature {
+        do {
+            return try AnswerSignature(answer: answer, now: now)
+        } catch {
+            throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID, serverDate: answer.date)
+        }
+    }
+
+    /// The key for `serial`: the configured public key for its id; otherwise a platform
+    /// certificate, downloading the set once (rate-limited) when the serial is unknown.
+    private func verificationKey(serial: String, now: Date, allowDownload: Bool, _ endpoint: String, _ answer: GatewayAnswer) async throws(WeChatPayError) -> RSAPublicKey {
+        func failure(_ reason: SignatureFailure) -> WeChatPayError {
+            WeChatPayError(kind: .signature(reason), endpoint: endpoint, requestID: answer.requestID)
+        }
+        if let publicKey = configuration.publicKey, publicKey.id == serial { return publicKey.key }
+        guard configuration.apiV3Key != nil, !serial.hasPrefix("PUB_KEY_ID_") else { throw failure(.unknownSerial(serial)) }
+        var certificate = await certificates.certificate(serial: serial)
+        if certificate == nil, allowDownload {
+            await certificates.refresh(now: now) { () async throws(WeChatPayError) in try await self.downloadReportingFailure() }
+            certificate = await certificates.certificate(serial: serial)
+        }
+        guard let certificate else { throw failure(.unknownSerial(serial)) }
+        guard certificate.isValid(at: now) else { throw failure(.certificateExpired(serial)) }
+        return certificate.publicKey
+    }
+
+    /// In platform-certificate mode without a public key, downloads the set when none is held or
+    /// the last download is older than 12 h (rate-limited; a failure keeps the current set).
+    private func refreshCertificatesIfDue() async {
+        guard configuration.apiV3Key != nil, configuration.publicKey == nil else { return }
+        let now = configuration.clock()
+        guard await certificates.isRefreshDue(at: now) else { return }
+        await certificates.refresh(now: now) { () async throws(WeChatPayError) in try await self.downloadReportingFailure() }
+    }
+
+    private func downloadReportingFailure() async throws(WeChatPayError) {
+        do throws(WeChatPayError) {
+            try await downloadCertificates()
+        } catch {
+            configuration.events?(.certificateDownloadFailed(error))
+            throw error
+        }
+    }
+
+    private func encode(_ value: some Encodable, _ endpoint: String) throws(WeChatPayError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw WeChatPayError(kind: .local("cannot encode the request: \(error)"), endpoint: endpoint)
+        }
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(answer.body))
+        } catch {
+            throw WeChatPayError(kind: .malformedAnswer("body is not the expected JSON (\(Self.describe(error)))"),
+                                 endpoint: endpoint, requestID: answer.requestID)
+        }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): "missing \"\(key.stringValue)\""
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case .dataCorrupted: "not JSON"
+        default: "unreadable"
+        }
+    }
+}

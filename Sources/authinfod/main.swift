@@ -1,0 +1,2 @@
+import WeChatPay
+print("ok")
