@@ -29,6 +29,8 @@ public struct ClientConfiguration: Sendable {
     public var apiV3Key: SecretBytes?
     /// Platform certificates persisted from an earlier download, used until a new set arrives.
     public var platformCertificates: [X509Certificate] = []
+    /// When `platformCertificates` were downloaded; nil makes a refresh due at the first call.
+    public var platformCertificatesDownloadedAt: Date?
     public var baseURL: URL
     public var backupBaseURL: URL?
     /// Per-request timeout in seconds (connect to last byte).

@@ -15,8 +15,9 @@ actor PlatformCertificates {
     private var lastSuccess: Date?
     private var inFlight: Task<Void, Never>?
 
-    init(initial: [X509Certificate], minimumAttemptInterval: TimeInterval) {
+    init(initial: [X509Certificate], downloadedAt: Date?, minimumAttemptInterval: TimeInterval) {
         self.minimumAttemptInterval = minimumAttemptInterval
+        lastSuccess = initial.isEmpty ? nil : downloadedAt
         for certificate in initial { bySerial[certificate.serialNumber] = certificate }
     }
 

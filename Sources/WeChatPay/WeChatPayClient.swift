@@ -19,6 +19,7 @@ public final class WeChatPayClient: Sendable {
         self.configuration = configuration
         transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout)
         certificates = PlatformCertificates(initial: configuration.platformCertificates,
+                                            downloadedAt: configuration.platformCertificatesDownloadedAt,
                                             minimumAttemptInterval: configuration.certificateAttemptInterval)
     }
 

@@ -1,0 +1,52 @@
+/// One parsed HTTP/1.x request.
+public struct HTTPRequest: Sendable {
+    public let method: String
+    /// The request target as sent (origin form: path and optional query).
+    public let target: String
+    /// `target` without its query.
+    public let path: String
+    /// The query after `?`, if any.
+    public let query: String?
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public let minorVersion: Int
+    /// Header fields in arrival order, names as sent.
+    public let headers: [(name: String, value: String)]
+    public let body: [UInt8]
+
+    public init(method: String, target: String, minorVersion: Int = 1, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.minorVersion = minorVersion
+        self.headers = headers
+        self.body = body
+        if let mark = target.firstIndex(of: "?") {
+            path = String(target[..<mark])
+            query = String(target[target.index(after: mark)...])
+        } else {
+            path = target
+            query = nil
+        }
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveEquals(name) }?.value
+    }
+
+    /// Whether the client wants the connection kept open after this request.
+    public var keepAlive: Bool {
+        let connection = header("Connection")?.lowercased()
+        if minorVersion == 0 { return connection == "keep-alive" }
+        return connection != "close"
+    }
+}
+
+extension String {
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && zip(utf8, other.utf8).allSatisfy { asciiLower($0) == asciiLower($1) }
+    }
+}
+
+@inline(__always) func asciiLower(_ byte: UInt8) -> UInt8 {
+    (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+}

@@ -1,0 +1,327 @@
+import Foundation
+import HTTPServer
+import Synchronization
+import WeChatPay
+
+/// A stand-in for the WeChat Pay gateway on loopback, for tests and `authinfod demo`.
+///
+/// It checks request signatures like the gateway (merchant public key, 5-minute timestamp
+/// window, nonce replay, the exact header format), answers `POST /v3/offlineface/authinfo`,
+/// `POST /v3/offlinefacemch/tokens` and `GET /v3/certificates`, signs every answer with its
+/// platform key, and misbehaves on request (`fault`, `reject(deviceID:…)`). Thread-safe.
+///
+/// ```swift
+/// let gateway = try WeChatPaySimulator(merchant: .init(mchid: "1900000109", serialNumber: serial, publicKey: key))
+/// gateway.fault = .serverError
+/// #expect(gateway.requests(path: WeChatPayClient.authInfoPath).count == 1)
+/// ```
+public final class WeChatPaySimulator: Sendable {
+    /// The merchant the simulator accepts requests from.
+    public struct Merchant: Sendable {
+        public let mchid: String
+        public let serialNumber: String
+        public let publicKey: RSAPublicKey
+
+        public init(mchid: String, serialNumber: String, publicKey: RSAPublicKey) {
+            self.mchid = mchid
+            self.serialNumber = serialNumber
+            self.publicKey = publicKey
+        }
+    }
+
+    struct State {
+        var fault: SimulatorFault = .none
+        var rejections: [String: (status: Int, code: String, message: String)] = [:]
+        var credentials: SimulatorCredentials
+        var signingMode: SimulatorSigningMode
+        var expiresIn: Int?
+        var log: [SimulatorRequestRecord] = []
+        var issued: [String: [String]] = [:]
+        var seenNonces: [String: Double] = [:]
+        var listening = true
+        var counter = 0
+    }
+
+    public let merchant: Merchant
+    public let host: String
+    public let port: UInt16
+    private let server: HTTPServer
+    private let state: Mutex<State>
+    /// A key that is not the platform key, for `.forgedSignature`; generated once per process.
+    private static let forgeryKey: RSAPrivateKey = try! RSAPrivateKey(generatingBits: 2048)
+
+    /// Starts a simulator on `host` (loopback), on `port` (0 picks a free one).
+    public init(merchant: Merchant, credentials: SimulatorCredentials? = nil, signingMode: SimulatorSigningMode = .publicKey,
+                expiresIn: Int? = 3600, host: String = "127.0.0.1", port: UInt16 = 0) throws {
+        self.merchant = merchant
+        self.host = host
+        let credentials = try credentials ?? SimulatorCredentials.generate()
+        let state = Mutex(State(credentials: credentials, signingMode: signingMode, expiresIn: expiresIn))
+        self.state = state
+        let box = HandlerBox()
+        server = HTTPServer(label: "wechatpay-simulator") { request, responder in box.handle(request, responder) }
+        self.port = try server.listen(on: .tcp(host: host, port: port))
+        box.simulator = self
+    }
+
+    deinit { server.shutdown() }
+
+    /// `http://host:port`: what a test config uses as `api.base_url`.
+    public var baseURL: URL { URL(string: "http://\(host.contains(":") ? "[\(host)]" : host):\(port)")! }
+
+    /// The gateway's current keys (for writing the merchant's `pub_key.pem` and APIv3 key).
+    public var credentials: SimulatorCredentials { state.withLock { $0.credentials } }
+
+    /// The current fault; setting `.down` closes the listener, clearing it listens again on the same port.
+    public var fault: SimulatorFault {
+        get { state.withLock { $0.fault } }
+        set {
+            let (wasListening, shouldListen) = state.withLock { state -> (Bool, Bool) in
+                state.fault = newValue
+                let was = state.listening
+                state.listening = newValue != .down
+                return (was, state.listening)
+            }
+            if wasListening && !shouldListen { server.stopListening() }
+            if !wasListening && shouldListen { _ = try? server.listen(on: .tcp(host: host, port: port)) }
+        }
+    }
+
+    /// How answers are signed: the WeChat Pay public key or the platform certificate.
+    public var signingMode: SimulatorSigningMode {
+        get { state.withLock { $0.signingMode } }
+        set { state.withLock { $0.signingMode = newValue } }
+    }
+
+    /// `expires_in` sent with each authinfo, or nil to leave it out.
+    public var expiresIn: Int? {
+        get { state.withLock { $0.expiresIn } }
+        set { state.withLock { $0.expiresIn = newValue } }
+    }
+
+    /// Refuses authinfo for `deviceID` with this status and gateway code until `accept(deviceID:)`.
+    public func reject(deviceID: String, status: Int = 400, code: String = "PARAM_ERROR", message: String = "device_id is not registered for this sub-merchant") {
+        state.withLock { $0.rejections[deviceID] = (status, code, message) }
+    }
+
+    /// Undoes `reject(deviceID:)`.
+    public func accept(deviceID: String) {
+        state.withLock { $0.rejections[deviceID] = nil }
+    }
+
+    /// Issues a new platform certificate (new serial); answers are signed under it from now on.
+    public func rotateCertificate() throws {
+        let rotated = try credentials.rotatingCertificate()
+        state.withLock { $0.credentials = rotated }
+    }
+
+    /// Every request received so far, optionally only those for `path`.
+    public func requests(path: String? = nil) -> [SimulatorRequestRecord] {
+        state.withLock { state in path.map { path in state.log.filter { $0.path == path } } ?? state.log }
+    }
+
+    /// Every authinfo value issued to `deviceID`, oldest first.
+    public func issuedAuthInfo(deviceID: String) -> [String] {
+        state.withLock { $0.issued[deviceID] ?? [] }
+    }
+
+    /// Whether `value` is an authinfo this simulator issued to `deviceID`.
+    public func didIssue(_ value: String, to deviceID: String) -> Bool {
+        state.withLock { $0.issued[deviceID]?.contains(value) ?? false }
+    }
+
+    /// Stops listening and closes every connection.
+    public func stop() { server.shutdown() }
+
+    // MARK: - Answering
+
+    fileprivate func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        let now = Date().timeIntervalSince1970
+        let (fault, answer) = state.withLock { state -> (SimulatorFault, Answer) in
+            let (answer, deviceID) = self.answer(request, now: now, state: &state)
+            state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, status: answer.status, at: now))
+            return (state.fault, answer)
+        }
+        let response = sign(answer, fault: fault)
+        if case .slow(let seconds) = fault {
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { responder.respond(response) }
+        } else {
+            responder.respond(response)
+        }
+    }
+
+    struct Answer {
+        var status: Int
+        var body: String
+    }
+
+    private func answer(_ request: HTTPRequest, now: Double, state: inout State) -> (Answer, String?) {
+        switch state.fault {
+        case .serverError: return (error(500, "SYSTEM_ERROR", "系统错误 (simulated)"), nil)
+        case .rateLimited: return (error(429, "FREQUENCY_LIMITED", "请求频率超限 (simulated)"), nil)
+        case .garbageBody: return (Answer(status: 200, body: "<html>gateway maintenance</html>"), nil)
+        default: break
+        }
+        if let problem = checkSignature(request, now: now, state: &state) { return (problem, nil) }
+        switch (request.method, request.path) {
+        case ("POST", WeChatPayClient.authInfoPath): return authinfo(request, state: &state)
+        case ("POST", WeChatPayClient.tokensPath): return (token(request, state: &state), nil)
+        case ("GET", WeChatPayClient.certificatesPath): return (certificates(state: state), nil)
+        default: return (error(404, "NOT_FOUND", "no such API: \(request.method) \(request.path)"), nil)
+        }
+    }
+
+    /// The gateway's request checks; nil when the request is properly signed.
+    private func checkSignature(_ request: HTTPRequest, now: Double, state: inout State) -> Answer? {
+        guard request.header("User-Agent")?.isEmpty == false else { return error(400, "PARAM_ERROR", "User-Agent header is required") }
+        guard let header = request.header("Authorization"), let authorization = AuthorizationHeader(header) else {
+            return error(401, "SIGN_ERROR", "Authorization header is missing or malformed")
+        }
+        guard authorization.mchid == merchant.mchid else { return error(401, "SIGN_ERROR", "mchid does not match the merchant certificate") }
+        guard authorization.serialNumber == merchant.serialNumber else {
+            return error(401, "SIGN_ERROR", "serial_no is not the merchant's API certificate serial")
+        }
+        guard authorization.timestamp.utf8.count == 10, let timestamp = Double(authorization.timestamp) else {
+            return error(401, "SIGN_ERROR", "timestamp must be Unix seconds (10 digits)")
+        }
+        guard abs(now - timestamp) <= 300 else {
+            return error(401, "SIGN_ERROR", "timestamp is more than 5 minutes from the gateway clock (请求时间戳过期)")
+        }
+        guard authorization.nonce.utf8.count == 32, authorization.nonce.utf8.allSatisfy(Self.isAlphanumeric) else {
+            return error(401, "SIGN_ERROR", "nonce_str must be 32 characters of [0-9A-Za-z]")
+        }
+        state.seenNonces = state.seenNonces.filter { now - $0.value <= 600 }
+        guard state.seenNonces[authorization.nonce] == nil else { return error(401, "SIGN_ERROR", "nonce_str was already used (replay)") }
+        let message = RequestSigner.message(method: request.method, pathAndQuery: request.target, timestamp: Int(timestamp),
+                                            nonce: authorization.nonce, body: request.body)
+        guard let signature = Data(base64Encoded: authorization.signature),
+              merchant.publicKey.isValidSignature(Array(signature), for: message) else {
+            return error(401, "SIGN_ERROR", "签名错误，请检查后再试 (signature does not verify with the merchant certificate)")
+        }
+        state.seenNonces[authorization.nonce] = now
+        return nil
+    }
+
+    private func authinfo(_ request: HTTPRequest, state: inout State) -> (Answer, String?) {
+        guard let body = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else {
+            return (error(400, "PARAM_ERROR", "body is not a JSON object"), nil)
+        }
+        for field in ["sp_appid", "sub_mchid", "device_id", "raw_data", "organization_id"] {
+            guard let value = body[field] as? String, !value.isEmpty else { return (error(400, "PARAM_ERROR", "\(field) is required"), nil) }
+        }
+        if let subAppID = body["sub_appid"], !(subAppID is String) { return (error(400, "PARAM_ERROR", "sub_appid must be a string"), nil) }
+        let deviceID = body["device_id"] as! String
+        if let rejection = state.rejections[deviceID] { return (error(rejection.status, rejection.code, rejection.message), deviceID) }
+        state.counter += 1
+        let value = "SIMAUTH-\(deviceID)-\(state.counter)-\(SecureRandom.alphanumeric(24))"
+        state.issued[deviceID, default: []].append(value)
+        var answer: [String: Any] = ["authinfo": value]
+        if let expiresIn = state.expiresIn { answer["expires_in"] = expiresIn }
+        return (Answer(status: 200, body: json(answer)), deviceID)
+    }
+
+    private func token(_ request: HTTPRequest, state: inout State) -> Answer {
+        guard let body = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
+              body["scene"] as? String == "WEBSESSION",
+              let initData = body["web_init_data"] as? [String: Any],
+              (initData["out_user_id"] as? String)?.isEmpty == false,
+              (initData["organization_id"] as? String)?.isEmpty == false else {
+            return error(400, "PARAM_ERROR", "scene must be WEBSESSION with web_init_data.out_user_id and organization_id")
+        }
+        state.counter += 1
+        return Answer(status: 200, body: json(["token": "SIMTOKEN-\(state.counter)-\(SecureRandom.alphanumeric(24))"]))
+    }
+
+    private func certificates(state: State) -> Answer {
+        guard state.signingMode == .platformCertificate else {
+            return error(404, "RESOURCE_NOT_EXISTS", "this merchant uses the WeChat Pay public key; no platform certificates")
+        }
+        let certificate = state.credentials.certificate
+        let nonce = SecureRandom.alphanumeric(12)
+        let key = SecretBytes(Array(state.credentials.apiV3Key.utf8))
+        guard let sealed = try? AESGCM.seal(Array(certificate.pem.utf8), key: key, nonce: Array(nonce.utf8), associatedData: Array("certificate".utf8)) else {
+            return error(500, "SYSTEM_ERROR", "simulator could not encrypt its certificate")
+        }
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(secondsFromGMT: 8 * 3600)
+        let item: [String: Any] = [
+            "serial_no": certificate.serialNumber,
+            "effective_time": formatter.string(from: certificate.notBefore),
+            "expire_time": formatter.string(from: certificate.notAfter),
+            "encrypt_certificate": [
+                "algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "certificate",
+                "ciphertext": Data(sealed).base64EncodedString(),
+            ],
+        ]
+        return Answer(status: 200, body: json(["data": [item]]))
+    }
+
+    private func error(_ status: Int, _ code: String, _ message: String) -> Answer {
+        Answer(status: status, body: json(["code": code, "message": message]))
+    }
+
+    private func json(_ object: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Adds the gateway's signature headers (or the fault's version of them) to an answer.
+    private func sign(_ answer: Answer, fault: SimulatorFault) -> HTTPResponse {
+        let (credentials, mode) = state.withLock { ($0.credentials, $0.signingMode) }
+        let body = Array(answer.body.utf8)
+        var timestamp = Int(Date().timeIntervalSince1970)
+        if fault == .staleTimestamp { timestamp -= 600 }
+        let nonce = SecureRandom.alphanumeric(32)
+        let message = AnswerSignature.message(timestamp: String(timestamp), nonce: nonce, body: body)
+        let key = fault == .forgedSignature ? Self.forgeryKey : credentials.platformKey
+        var signature = (try? key.sign(message)).map { Data($0).base64EncodedString() } ?? ""
+        if fault == .signTest { signature = AnswerSignature.signTestPrefix + signature }
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "application/json"),
+            ("Request-ID", "SIM-" + SecureRandom.hex(12)),
+            ("Date", Self.httpDate()),
+        ]
+        if fault != .missingSignature {
+            headers += [
+                ("Wechatpay-Timestamp", String(timestamp)),
+                ("Wechatpay-Nonce", nonce),
+                ("Wechatpay-Signature", signature),
+                ("Wechatpay-Serial", mode == .publicKey ? credentials.publicKeyID : credentials.certificate.serialNumber),
+                ("Wechatpay-Signature-Type", RequestSigner.scheme),
+            ]
+        }
+        return HTTPResponse(status: answer.status, headers: headers, body: body)
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+    }
+
+    private static func httpDate() -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: Date())
+    }
+}
+
+/// Lets the server's handler reach the simulator, which is created after the server. Weak, so
+/// the simulator (which owns the server, which owns the handler) can be released.
+private final class HandlerBox: Sendable {
+    private struct WeakReference {
+        weak var simulator: WeChatPaySimulator?
+    }
+
+    private let target = Mutex(WeakReference())
+
+    var simulator: WeChatPaySimulator? {
+        get { target.withLock { $0.simulator } }
+        set { target.withLock { $0.simulator = newValue } }
+    }
+
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard let simulator else { return responder.respond(.error(503, "starting")) }
+        simulator.handle(request, responder)
+    }
+}
