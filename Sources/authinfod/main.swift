@@ -1,2 +1,49 @@
+import Foundation
 import WeChatPay
-print("ok")
+
+/// authinfod's command line (CONTRACT.md, "Command line"). Errors are one line on stderr;
+/// exit status 0 success, 1 failure, 2 usage error.
+func writeError(_ line: String) {
+    FileHandle.standardError.write(Data("authinfod: \(line)\n".utf8))
+}
+
+func run(_ arguments: [String]) async -> Int32 {
+    guard let command = arguments.first else {
+        FileHandle.standardError.write(Data((Usage.overview + "\n").utf8))
+        return 2
+    }
+    let rest = Array(arguments.dropFirst())
+    do throws(UsageError) {
+        let result: CommandResult
+        switch command {
+        case "--version", "version":
+            print("authinfod \(BuildInfo.version)")
+            return 0
+        case "--help", "-h":
+            print(Usage.overview)
+            return 0
+        case "help":
+            guard let topic = rest.first else {
+                print(Usage.overview)
+                return 0
+            }
+            guard let text = Usage.commands[topic] else { throw UsageError("help: no command \"\(topic)\"") }
+            print(text)
+            return 0
+        case "check-config": result = try Commands.checkConfig(rest)
+        case "token": result = try await Commands.token(rest)
+        default: throw UsageError("unknown command \"\(command)\"")
+        }
+        switch result {
+        case .success: return 0
+        case .failure(let message):
+            writeError(message)
+            return 1
+        }
+    } catch {
+        writeError(error.message + "; see 'authinfod \(error.command.map { "help \($0)" } ?? "--help")'")
+        return 2
+    }
+}
+
+exit(await run(Array(CommandLine.arguments.dropFirst())))

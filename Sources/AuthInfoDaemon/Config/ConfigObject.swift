@@ -1,0 +1,135 @@
+/// Reads one JSON object of the configuration, remembering which keys were read so the rest
+/// can be refused as unknown (typos), and naming every problem by its full key path.
+struct ConfigObject {
+    let file: String
+    let path: String
+    private let members: [(key: String, value: JSONValue)]
+    private var consumed = Set<String>()
+
+    init(file: String, path: String, value: JSONValue) throws(ConfigError) {
+        guard case .object(let members) = value else {
+            throw ConfigError(file: file, key: path.isEmpty ? nil : path, message: "expected an object, found \(value.typeName)")
+        }
+        self.file = file
+        self.path = path
+        self.members = members
+    }
+
+    func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    func error(_ name: String, _ message: String) -> ConfigError {
+        ConfigError(file: file, key: key(name), message: message)
+    }
+
+    /// The value at `name`; an explicit `null` counts as absent.
+    mutating func value(_ name: String) -> JSONValue? {
+        consumed.insert(name)
+        guard let value = members.first(where: { $0.key == name })?.value, value != .null else { return nil }
+        return value
+    }
+
+    /// Whether `name` is present with an explicit `null` (which turns an optional feature off).
+    mutating func isNull(_ name: String) -> Bool {
+        consumed.insert(name)
+        return members.contains { $0.key == name && $0.value == .null }
+    }
+
+    mutating func string(_ name: String) throws(ConfigError) -> String? {
+        guard let value = value(name) else { return nil }
+        guard case .string(let text) = value else { throw error(name, "expected a string, found \(value.typeName)") }
+        guard !text.isEmpty else { throw error(name, "must not be empty") }
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw error(name, "must not contain control characters")
+        }
+        return text
+    }
+
+    mutating func requiredString(_ name: String) throws(ConfigError) -> String {
+        guard let text = try string(name) else { throw error(name, "is required") }
+        return text
+    }
+
+    /// A number greater than zero (seconds may be fractional).
+    mutating func positiveNumber(_ name: String, default fallback: Double) throws(ConfigError) -> Double {
+        guard let value = value(name) else { return fallback }
+        guard case .number(let number) = value else { throw error(name, "expected a number, found \(value.typeName)") }
+        guard number > 0 else { throw error(name, "must be greater than 0, not \(Self.format(number))") }
+        return number
+    }
+
+    /// A whole number of at least 1.
+    mutating func positiveInteger(_ name: String, default fallback: Int) throws(ConfigError) -> Int {
+        guard let value = value(name) else { return fallback }
+        guard case .number(let number) = value else { throw error(name, "expected a whole number, found \(value.typeName)") }
+        guard number >= 1, number <= 1_000_000, number.rounded() == number else {
+            throw error(name, "must be a whole number from 1 to 1000000, not \(Self.format(number))")
+        }
+        return Int(number)
+    }
+
+    mutating func number(_ name: String, default fallback: Double) throws(ConfigError) -> Double {
+        guard let value = value(name) else { return fallback }
+        guard case .number(let number) = value else { throw error(name, "expected a number, found \(value.typeName)") }
+        return number
+    }
+
+    mutating func bool(_ name: String, default fallback: Bool) throws(ConfigError) -> Bool {
+        guard let value = value(name) else { return fallback }
+        guard case .bool(let flag) = value else { throw error(name, "expected true or false, found \(value.typeName)") }
+        return flag
+    }
+
+    mutating func object(_ name: String) throws(ConfigError) -> ConfigObject? {
+        guard let value = value(name) else { return nil }
+        return try ConfigObject(file: file, path: key(name), value: value)
+    }
+
+    mutating func array(_ name: String) throws(ConfigError) -> [JSONValue]? {
+        guard let value = value(name) else { return nil }
+        guard case .array(let elements) = value else { throw error(name, "expected an array, found \(value.typeName)") }
+        return elements
+    }
+
+    mutating func stringArray(_ name: String) throws(ConfigError) -> [String]? {
+        guard let elements = try array(name) else { return nil }
+        var strings: [String] = []
+        for (index, element) in elements.enumerated() {
+            guard case .string(let text) = element, !text.isEmpty else {
+                throw error("\(name)[\(index)]", "expected a non-empty string, found \(element.typeName)")
+            }
+            strings.append(text)
+        }
+        return strings
+    }
+
+    /// Refuses every key that was not read, suggesting the known key it most resembles.
+    func rejectUnknownKeys() throws(ConfigError) {
+        for (name, _) in members where !consumed.contains(name) {
+            var message = "unknown key"
+            if let suggestion = consumed.min(by: { Self.distance(name, $0) < Self.distance(name, $1) }), Self.distance(name, suggestion) <= 3 {
+                message += " (did you mean \"\(suggestion)\"?)"
+            }
+            throw error(name, message)
+        }
+    }
+
+    static func format(_ number: Double) -> String {
+        number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(number)
+    }
+
+    /// Levenshtein distance, for typo suggestions.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

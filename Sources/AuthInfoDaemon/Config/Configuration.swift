@@ -1,0 +1,117 @@
+import Foundation
+
+/// The daemon's validated configuration (CONTRACT.md, "Configuration"). Paths are absolute,
+/// defaults are filled in, and every constraint has been checked; secrets are not loaded here
+/// (see `MerchantCredentials`, `TCPClientToken`).
+public struct Configuration: Sendable {
+    public static let defaultPath = "/etc/authinfod/authinfod.json"
+
+    /// The config file this was read from (absolute).
+    public var file: String
+    public var merchant: Merchant
+    public var api: API
+    public var refresh: Refresh
+    public var storage: Storage
+    public var listen: Listen
+    public var log: Log
+    public var onChange: OnChange?
+    public var devices: [Device]
+
+    public struct Merchant: Sendable {
+        public var mchid: String
+        public var serialNumber: String
+        public var privateKeyFile: String
+        public var publicKeyID: String?
+        public var publicKeyFile: String?
+        public var apiV3KeyFile: String?
+
+        /// "public key", "platform certificates" or "public key + platform certificates (migration)".
+        public var verificationMode: String {
+            switch (publicKeyID != nil, apiV3KeyFile != nil) {
+            case (true, true): "public key + platform certificates (migration)"
+            case (true, false): "WeChat Pay public key"
+            default: "platform certificates"
+            }
+        }
+    }
+
+    public struct API: Sendable {
+        public var baseURL: URL
+        public var backupBaseURL: URL?
+        public var timeout: Double
+    }
+
+    public struct Refresh: Sendable, Equatable {
+        public var interval: Double = 2400
+        public var authInfoTTL: Double = 3600
+        public var jitterFraction: Double = 0.1
+        public var backoffMinimum: Double = 1
+        public var backoffMaximum: Double = 300
+        public var maximumRequestsPerSecond: Double = 10
+        public var maximumConcurrentRequests: Int = 4
+
+        public init() {}
+    }
+
+    public struct Storage: Sendable {
+        public var database: String
+        public var publishDirectory: String
+    }
+
+    public struct Listen: Sendable {
+        public var unixSocket: String?
+        public var unixSocketMode: UInt32
+        /// `host:port` for devices on the LAN; nil when off.
+        public var tcp: (host: String, port: UInt16)?
+        public var tcpClients: [TCPClient]
+    }
+
+    public struct TCPClient: Sendable {
+        public enum TokenSource: Sendable, Equatable {
+            case inline
+            case file(String)
+        }
+
+        public var name: String
+        /// Where the token comes from; the token itself is in `token` only when inline.
+        public var tokenSource: TokenSource
+        var inlineToken: String?
+        /// Device ids this client may read and write; `["*"]` for all.
+        public var devices: [String]
+        public var admin: Bool
+
+        public func mayAccess(device: String) -> Bool { admin || devices.contains("*") || devices.contains(device) }
+    }
+
+    public struct Log: Sendable {
+        public enum Level: String, Sendable, CaseIterable, Comparable {
+            case debug, info, warning, error
+
+            public static func < (a: Level, b: Level) -> Bool {
+                allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+            }
+        }
+
+        public var level: Level
+        public var summaryInterval: Double
+    }
+
+    public struct OnChange: Sendable {
+        public var command: [String]
+        public var timeout: Double
+    }
+
+    public struct Device: Sendable, Equatable {
+        public enum RawData: Sendable, Equatable {
+            case inline(String)
+            case file(String)
+        }
+
+        public var id: String
+        public var spAppID: String
+        public var subAppID: String?
+        public var subMchID: String
+        public var organizationID: String
+        public var rawData: RawData
+    }
+}

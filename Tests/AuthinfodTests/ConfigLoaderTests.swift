@@ -1,0 +1,230 @@
+import AuthInfoDaemon
+import Foundation
+import Testing
+
+@Suite struct ConfigLoaderTests {
+    /// Writes `config` to a site and loads it, returning the refusal (nil when accepted).
+    func refusal(_ site: Site, _ config: [String: Any], environment: [String: String] = [:]) throws -> ConfigError? {
+        try site.writeConfig(config)
+        do {
+            _ = try ConfigLoader.load(path: site.configPath, environment: environment)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func with(_ config: [String: Any], _ section: String, _ key: String, _ value: Any) -> [String: Any] {
+        var config = config
+        var object = config[section] as? [String: Any] ?? [:]
+        object[key] = value
+        config[section] = object
+        return config
+    }
+
+    @Test func aMinimalConfigGetsTheContractDefaults() throws {
+        let site = try Site()
+        try site.writeConfig(["merchant": site.merchant(), "devices": [["device_id": "dev-0001", "raw_data": "R", "sp_appid": "wx1", "sub_mchid": "1", "organization_id": "o"]]])
+        let config = try ConfigLoader.load(path: site.configPath, environment: [:])
+        #expect(config.api.baseURL.absoluteString == "https://api.mch.weixin.qq.com")
+        #expect(config.api.backupBaseURL?.absoluteString == "https://api2.mch.weixin.qq.com")
+        #expect(config.api.timeout == 10)
+        #expect(config.refresh == Configuration.Refresh())
+        #expect(config.refresh.interval == 2400 && config.refresh.authInfoTTL == 3600 && config.refresh.maximumConcurrentRequests == 4)
+        #expect(config.storage.database == "/var/lib/authinfod/authinfo.db")
+        #expect(config.storage.publishDirectory == "/run/authinfod/devices")
+        #expect(config.listen.unixSocket == "/run/authinfod/authinfod.sock" && config.listen.unixSocketMode == 0o660)
+        #expect(config.listen.tcp == nil)
+        #expect(config.log.level == .info && config.log.summaryInterval == 300)
+        #expect(config.merchant.privateKeyFile == site.directory.file("apiclient_key.pem"))
+    }
+
+    @Test func deviceDefaultsAreOverlaidAndRelativePathsResolveAgainstTheConfigFolder() throws {
+        let site = try Site()
+        var config = site.config()
+        config["devices"] = [["device_id": "a", "raw_data": "R"], ["device_id": "b", "raw_data_file": "raw/b.txt", "sub_mchid": "42", "sub_appid": "wxsub"]]
+        try site.writeConfig(config)
+        let loaded = try ConfigLoader.load(path: site.configPath, environment: [:])
+        #expect(loaded.devices[0].subMchID == "1900000999" && loaded.devices[0].subAppID == nil)
+        #expect(loaded.devices[1].subMchID == "42" && loaded.devices[1].subAppID == "wxsub")
+        #expect(loaded.devices[1].rawData == .file(site.directory.file("raw/b.txt")))
+        #expect(loaded.storage.database == site.directory.file("state/authinfo.db"))
+    }
+
+    @Test func keyFilesAreLookedUpInTheCredentialsDirectoryFirst() throws {
+        let site = try Site()
+        let credentials = try TemporaryDirectory()
+        try credentials.write("apiclient_key.pem", TestKeys.merchantPEM)
+        try site.writeConfig(site.config())
+        let loaded = try ConfigLoader.load(path: site.configPath, environment: ["CREDENTIALS_DIRECTORY": credentials.path])
+        #expect(loaded.merchant.privateKeyFile == credentials.file("apiclient_key.pem"))
+        #expect(loaded.merchant.publicKeyFile == site.directory.file("pub_key.pem"), "falls back beside the config")
+    }
+
+    @Test(arguments: [
+        ("refresh", "intervl_seconds", "10", "refresh.intervl_seconds", "did you mean \"interval_seconds\""),
+        ("api", "timeout_seconds", #""10""#, "api.timeout_seconds", "expected a number, found a string"),
+        ("api", "timeout_seconds", "0", "api.timeout_seconds", "greater than 0"),
+        ("refresh", "backoff_max_seconds", "-5", "refresh.backoff_max_seconds", "greater than 0"),
+        ("refresh", "max_concurrent_requests", "1.5", "refresh.max_concurrent_requests", "whole number"),
+        ("refresh", "interval_seconds", "3600", "refresh.interval_seconds", "below authinfo_ttl_seconds"),
+        ("refresh", "jitter_fraction", "0.6", "refresh.jitter_fraction", "between 0 and 0.5"),
+        ("refresh", "jitter_fraction", "-0.1", "refresh.jitter_fraction", "between 0 and 0.5"),
+        ("refresh", "backoff_min_seconds", "400", "refresh.backoff_min_seconds", "must not be above backoff_max_seconds"),
+        ("api", "base_url", #""http://api.mch.weixin.qq.com""#, "api.base_url", "plain http"),
+        ("api", "base_url", #""ftp://x""#, "api.base_url", "https"),
+        ("api", "backup_base_url", #""http://10.0.0.1""#, "api.backup_base_url", "plain http"),
+        ("log", "level", #""verbose""#, "log.level", "debug, info, warning, error"),
+        ("listen", "unix_socket_mode", #""0666""#, "listen.unix_socket_mode", "every local user"),
+        ("listen", "tcp", #""0.0.0.0""#, "listen.tcp", "host:port"),
+        ("storage", "databse", #""x""#, "storage.databse", "unknown key"),
+    ])
+    func refusalsNameTheKey(section: String, key: String, json: String, expectedKey: String, expectedText: String) throws {
+        let site = try Site()
+        let value = try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed)
+        let error = try refusal(site, with(site.config(), section, key, value))
+        #expect(error?.key == expectedKey)
+        #expect(error?.message.contains(expectedText) == true, "\(String(describing: error))")
+        #expect(error?.description.hasPrefix(site.configPath) == true)
+    }
+
+    @Test func httpToLoopbackIsAllowedForTheSimulator() throws {
+        let site = try Site()
+        for url in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://example.com"] {
+            #expect(try refusal(site, with(site.config(), "api", "base_url", url)) == nil, "\(url)")
+        }
+    }
+
+    @Test(arguments: ["", "-dev", ".x", "dev/1", "dev 1", "dév", String(repeating: "a", count: 65), "../etc"])
+    func badDeviceIDsAreRefused(id: String) throws {
+        let site = try Site()
+        var config = site.config()
+        config["devices"] = [["device_id": id, "raw_data": "R"]]
+        let error = try refusal(site, config)
+        #expect(error?.key == "devices[0].device_id")
+    }
+
+    @Test func longestValidDeviceIDIsAccepted() throws {
+        let site = try Site()
+        var config = site.config()
+        config["devices"] = [["device_id": "A" + String(repeating: "b.-_", count: 15) + "zzz", "raw_data": "R"]]
+        #expect(try refusal(site, config) == nil)
+    }
+
+    @Test func duplicateDeviceIDsAreRefused() throws {
+        let site = try Site()
+        var config = site.config()
+        config["devices"] = [["device_id": "d1", "raw_data": "R"], ["device_id": "d1", "raw_data": "S"]]
+        let error = try refusal(site, config)
+        #expect(error?.key == "devices[1].device_id")
+        #expect(error?.message.contains("duplicate") == true)
+    }
+
+    @Test func devicesNeedTheirFieldsAndExactlyOneRawDataSource() throws {
+        let site = try Site()
+        var config = site.config()
+        config["device_defaults"] = nil
+        config["devices"] = [["device_id": "d1", "raw_data": "R"]]
+        #expect(try refusal(site, config)?.key == "devices[0].sp_appid")
+        config = site.config()
+        config["devices"] = [["device_id": "d1"]]
+        #expect(try refusal(site, config)?.key == "devices[0].raw_data")
+        config["devices"] = [["device_id": "d1", "raw_data": "R", "raw_data_file": "f"]]
+        #expect(try refusal(site, config)?.message.contains("exactly one") == true)
+        config["devices"] = [["device_id": "d1", "raw_data": "R", "colour": "red"]]
+        #expect(try refusal(site, config)?.key == "devices[0].colour")
+    }
+
+    @Test func privateKeyReadableByOthersIsRefused() throws {
+        let site = try Site()
+        chmod(site.directory.file("apiclient_key.pem"), 0o644)
+        let error = try refusal(site, site.config())
+        #expect(error?.key == "merchant.private_key_file")
+        #expect(error?.message.contains("chmod 600") == true)
+    }
+
+    @Test func missingKeyFileIsRefused() throws {
+        let site = try Site()
+        try FileManager.default.removeItem(atPath: site.directory.file("pub_key.pem"))
+        let error = try refusal(site, site.config())
+        #expect(error?.key == "merchant.wechatpay_public_key_file")
+        #expect(error?.message.contains("does not exist") == true)
+    }
+
+    @Test func keyPathThatIsADirectoryIsRefused() throws {
+        let site = try Site()
+        try FileManager.default.removeItem(atPath: site.directory.file("apiclient_key.pem"))
+        try FileManager.default.createDirectory(atPath: site.directory.file("apiclient_key.pem"), withIntermediateDirectories: false)
+        #expect(try refusal(site, site.config())?.message.contains("not a regular file") == true)
+    }
+
+    @Test func wrongPEMInAKeyFileIsRefused() throws {
+        let site = try Site()
+        try site.directory.write("apiclient_key.pem", try TestKeys.gateway.publicKeyPEM())
+        #expect(try refusal(site, site.config())?.key == "merchant.private_key_file")
+        let other = try Site()
+        try other.directory.write("pub_key.pem", TestKeys.merchantPEM, mode: 0o644)
+        let error = try refusal(other, other.config())
+        #expect(error?.key == "merchant.wechatpay_public_key_file")
+        #expect(error?.message.contains("BEGIN PUBLIC KEY") == true)
+    }
+
+    @Test func apiV3KeyMustBeThirtyTwoCharacters() throws {
+        let site = try Site()
+        try site.directory.write("apiv3.key", "short\n")
+        var config = site.config()
+        config["merchant"] = site.merchant(mode: .platformCertificate)
+        let error = try refusal(site, config)
+        #expect(error?.key == "merchant.apiv3_key_file")
+        #expect(error?.message.contains("32-character") == true)
+    }
+
+    @Test func aVerificationKeyIsRequired() throws {
+        let site = try Site()
+        var config = site.config()
+        config["merchant"] = ["mchid": Site.mchid, "serial_no": Site.serial, "private_key_file": "apiclient_key.pem"]
+        let error = try refusal(site, config)
+        #expect(error?.key == "merchant")
+        #expect(error?.message.contains("cannot be verified") == true)
+    }
+
+    @Test func malformedJSONAndDuplicateKeysAreRefusedWithAPosition() throws {
+        let site = try Site()
+        try site.directory.write("authinfod.json", "{\"merchant\": {}, \"merchant\": {}}", mode: 0o640)
+        do {
+            _ = try ConfigLoader.load(path: site.configPath, environment: [:])
+            Issue.record("duplicate key accepted")
+        } catch {
+            #expect(error.message.contains("duplicate key \"merchant\""))
+            #expect(error.message.contains("line 1"))
+        }
+        try site.directory.write("authinfod.json", "{\"merchant\": {},\n}", mode: 0o640)
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(path: site.configPath, environment: [:]) }
+    }
+
+    @Test func tcpClientsMustNameConfiguredDevicesAndCarryAStrongToken() throws {
+        let site = try Site()
+        var listen: [String: Any] = ["tcp": "127.0.0.1:0", "tcp_clients": [["name": "k", "token": "short", "devices": ["dev-0001"]]]]
+        #expect(try refusal(site, with(site.config(), "listen", "tcp_clients", listen["tcp_clients"]!))?.key == "listen.tcp_clients[0].token")
+        listen["tcp_clients"] = [["name": "k", "token": String(repeating: "t", count: 20), "devices": ["dev-9999"]]]
+        #expect(try refusal(site, with(site.config(), "listen", "tcp_clients", listen["tcp_clients"]!))?.key == "listen.tcp_clients[0].devices[0]")
+        try site.directory.write("kiosk.token", String(repeating: "k", count: 32), mode: 0o644)
+        listen["tcp_clients"] = [["name": "k", "token_file": "kiosk.token", "devices": ["dev-0001"]]]
+        #expect(try refusal(site, with(site.config(), "listen", "tcp_clients", listen["tcp_clients"]!))?.key == "listen.tcp_clients[0].token_file")
+    }
+
+    @Test func checkConfigSummarisesWithoutSecretsAndRefusesWithOneLine() throws {
+        let site = try Site()
+        try site.writeConfig(site.config(devices: 3))
+        let good = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("devices:       3"))
+        #expect(good.stdout.contains("WeChat Pay public key"))
+        #expect(!good.stdout.contains("RAW-1"), "raw_data is never printed")
+        try site.writeConfig(with(site.config(), "refresh", "jitter_fraction", 0.9))
+        let bad = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("refresh.jitter_fraction"))
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+    }
+}
