@@ -34,6 +34,7 @@ let package = Package(
             name: "authinfod",
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
         ),
+        .executableTarget(name: "authinfod-bench", dependencies: ["WeChatPay", "WeChatPaySimulator"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(
             name: "WeChatPayTests",

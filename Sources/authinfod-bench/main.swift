@@ -1,0 +1,93 @@
+import Foundation
+import WeChatPay
+import WeChatPaySimulator
+
+/// Benchmarks for authinfod (`make bench`). Not part of the product.
+///
+/// `authinfod-bench client [--calls N]`: CPU time per signed, verified authinfo call against a
+/// simulator running in a child process (so only the client's CPU is counted), next to the bare
+/// RSA-2048 sign cost on this machine.
+/// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
+
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+func option(_ name: String, _ arguments: [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+let mchid = "1900000109"
+let serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+let arguments = Array(CommandLine.arguments.dropFirst())
+
+switch arguments.first {
+case "simulator":
+    guard let keyFile = option("--merchant-key-file", arguments), let out = option("--out", arguments) else {
+        FileHandle.standardError.write(Data("usage: authinfod-bench simulator --merchant-key-file F --out F\n".utf8))
+        exit(2)
+    }
+    let merchantKey = try RSAPublicKey(pem: String(contentsOfFile: keyFile, encoding: .utf8))
+    let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: merchantKey))
+    let info = "\(simulator.port)\n\(simulator.credentials.publicKeyID)\n\(try simulator.credentials.publicKeyPEM())"
+    try info.write(toFile: out, atomically: true, encoding: .utf8)
+    while true { sleep(3600) }
+
+case "client":
+    let calls = Int(option("--calls", arguments) ?? "") ?? 2000
+    let directory = NSTemporaryDirectory() + "/authinfod-bench-\(getpid())"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let merchantKey = try RSAPrivateKey(generatingBits: 2048)
+    try merchantKey.publicKeyPEM().write(toFile: directory + "/merchant.pub", atomically: true, encoding: .utf8)
+
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    child.arguments = ["simulator", "--merchant-key-file", directory + "/merchant.pub", "--out", directory + "/gateway"]
+    try child.run()
+    defer { child.terminate() }
+    var gateway: [String] = []
+    for _ in 0..<200 where gateway.count < 3 {
+        usleep(50_000)
+        gateway = ((try? String(contentsOfFile: directory + "/gateway", encoding: .utf8)) ?? "").components(separatedBy: "\n")
+    }
+    let publicKey = WeChatPayPublicKey(id: gateway[1], key: try RSAPublicKey(pem: gateway[2...].joined(separator: "\n")))
+    let client = WeChatPayClient(configuration: ClientConfiguration(
+        signer: RequestSigner(mchid: mchid, serialNumber: serial, privateKey: merchantKey),
+        publicKey: publicKey, apiV3Key: nil, baseURL: URL(string: "http://127.0.0.1:\(gateway[0])")!))
+    let request = AuthInfoRequest(spAppID: "wx8888888888888888", subAppID: nil, subMchID: "1900000999", deviceID: "bench-1",
+                                  rawData: String(repeating: "R", count: 512), organizationID: "org-1")
+
+    let message = Array(String(repeating: "m", count: 300).utf8)
+    for _ in 0..<50 { _ = try merchantKey.sign(message) }
+    var start = processCPUSeconds()
+    for _ in 0..<calls { _ = try merchantKey.sign(message) }
+    let signCost = (processCPUSeconds() - start) / Double(calls)
+
+    let verifyKey = try merchantKey.publicKey()
+    let signature = try merchantKey.sign(message)
+    start = processCPUSeconds()
+    for _ in 0..<calls { _ = verifyKey.isValidSignature(signature, for: message) }
+    let verifyCost = (processCPUSeconds() - start) / Double(calls)
+
+    for _ in 0..<50 { _ = try await client.authinfo(request) }
+    start = processCPUSeconds()
+    let wallStart = Date()
+    for _ in 0..<calls { _ = try await client.authinfo(request) }
+    let callCost = (processCPUSeconds() - start) / Double(calls)
+    let wall = Date().timeIntervalSince(wallStart)
+
+    func ms(_ seconds: Double) -> String { String(format: "%.3f ms", seconds * 1000) }
+    print("calls:                          \(calls) sequential, loopback, simulator in a separate process")
+    print("RSA-2048 PKCS#1 v1.5 sign:      \(ms(signCost)) CPU")
+    print("RSA-2048 verify:                \(ms(verifyCost)) CPU")
+    print("signed + verified authinfo call: \(ms(callCost)) CPU (client process), \(String(format: "%.2f", callCost / signCost))× the sign cost")
+    print("wall time per call:             \(ms(wall / Double(calls)))")
+
+default:
+    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | simulator --merchant-key-file F --out F\n".utf8))
+    exit(2)
+}
