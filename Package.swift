@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "HTTPServer"),
         .target(name: "WeChatPay", dependencies: ["COpenSSL"]),
         .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
-        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay"]),
+        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer"]),
         .executableTarget(
             name: "authinfod",
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]

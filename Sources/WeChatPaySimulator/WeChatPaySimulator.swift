@@ -72,7 +72,8 @@ public final class WeChatPaySimulator: Sendable {
     /// The gateway's current keys (for writing the merchant's `pub_key.pem` and APIv3 key).
     public var credentials: SimulatorCredentials { state.withLock { $0.credentials } }
 
-    /// The current fault; setting `.down` closes the listener, clearing it listens again on the same port.
+    /// The current fault; setting `.down` closes the listener and every connection, clearing it
+    /// listens again on the same port.
     public var fault: SimulatorFault {
         get { state.withLock { $0.fault } }
         set {
@@ -82,7 +83,8 @@ public final class WeChatPaySimulator: Sendable {
                 state.listening = newValue != .down
                 return (was, state.listening)
             }
-            if wasListening && !shouldListen { server.stopListening() }
+            // Down means down: open keep-alive connections are dropped too.
+            if wasListening && !shouldListen { server.shutdown() }
             if !wasListening && shouldListen { _ = try? server.listen(on: .tcp(host: host, port: port)) }
         }
     }

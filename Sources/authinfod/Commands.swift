@@ -6,6 +6,8 @@ import WeChatPay
 enum CommandResult: Error {
     case success
     case failure(String)
+    /// A specific exit status with an optional line for stderr (`get` exits 3 for an expired value).
+    case exit(Int32, String?)
 }
 
 enum Commands {

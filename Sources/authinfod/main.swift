@@ -32,6 +32,10 @@ func run(_ arguments: [String]) async -> Int32 {
             return 0
         case "check-config": result = try Commands.checkConfig(rest)
         case "token": result = try await Commands.token(rest)
+        case "run": result = try Commands.runDaemon(rest)
+        case "status": result = try Commands.status(rest)
+        case "get": result = try Commands.get(rest)
+        case "demo": result = try await Demo.run(rest)
         default: throw UsageError("unknown command \"\(command)\"")
         }
         switch result {
@@ -39,6 +43,9 @@ func run(_ arguments: [String]) async -> Int32 {
         case .failure(let message):
             writeError(message)
             return 1
+        case .exit(let status, let message):
+            if let message { writeError(message) }
+            return status
         }
     } catch {
         writeError(error.message + "; see 'authinfod \(error.command.map { "help \($0)" } ?? "--help")'")

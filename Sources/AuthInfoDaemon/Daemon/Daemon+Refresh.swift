@@ -1,0 +1,144 @@
+import Foundation
+import WeChatPay
+
+extension Daemon {
+    /// Starts one device's refresh: reads its raw_data, then calls the gateway off the queue.
+    func begin(_ id: String) {
+        guard let device = devices[id] else {
+            scheduler.remove(id)
+            return
+        }
+        let rawData: String
+        do {
+            rawData = try self.rawData(for: device)
+        } catch {
+            finish(id, .localFailure, error: RecordedError(code: "raw_data_unreadable", message: error.description, httpStatus: nil, requestID: nil, at: clock.wall()))
+            return
+        }
+        let request = AuthInfoRequest(spAppID: device.spAppID, subAppID: device.subAppID, subMchID: device.subMchID,
+                                      deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
+        guard let client else { return }
+        Task {
+            do throws(WeChatPayError) {
+                let info = try await client.authinfo(request)
+                self.queue.async { self.succeeded(id, info) }
+            } catch {
+                self.queue.async { self.failed(id, error) }
+            }
+        }
+    }
+
+    struct RawDataFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The raw_data to send: what the device pushed over the socket, else the config's inline
+    /// value, else the file (re-read before every refresh).
+    func rawData(for device: Configuration.Device) throws(RawDataFailure) -> String {
+        if let pushed = records[device.id]?.pushedRawData { return pushed }
+        switch device.rawData {
+        case .inline(let value): return value
+        case .file(let path):
+            let bytes: [UInt8]
+            do {
+                bytes = try SecretFile.read(path, maximumBytes: 64 * 1024)
+            } catch {
+                throw RawDataFailure(description: "raw_data_file: \(error.description)")
+            }
+            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { throw RawDataFailure(description: "raw_data_file \(path) is empty") }
+            return text
+        }
+    }
+
+    func succeeded(_ id: String, _ info: AuthInfo) {
+        guard !stopped, devices[id] != nil, var record = records[id] else { return }
+        let wall = clock.wall(), mono = clock.monotonic()
+        let lifetime = Double(info.expiresIn ?? Int(configuration.refresh.authInfoTTL))
+        let wasFailing = record.consecutiveFailures > 0 || record.rejected || (record.authinfo != nil && !record.isValid(at: wall))
+        let failures = record.consecutiveFailures
+        record.authinfo = info.value
+        record.fetchedAt = wall
+        record.expiresAt = wall + lifetime
+        record.consecutiveFailures = 0
+        record.rejected = false
+        record.lastError = nil
+        let next = scheduler.finish(id, .success(lifetime: lifetime), now: mono)
+        record.nextAttemptAt = wall + (next - mono)
+        records[id] = record
+        refreshCounts["success", default: 0] += 1
+        persist(record)
+        if let document = AuthInfoDocument(record) {
+            do {
+                try publisher.write(id, document.json())
+            } catch {
+                noteStorageFault("publish_failed", error.description, device: id)
+            }
+        }
+        expiries.set(id, mono + lifetime)
+        logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
+        if wasFailing { logger.info("recovered", ["device": id, "after_failures": failures]) }
+        tick()
+    }
+
+    func failed(_ id: String, _ error: WeChatPayError) {
+        guard !stopped, devices[id] != nil else { return }
+        let outcome: RefreshOutcome
+        switch error.kind {
+        case .transport, .timeout: outcome = .gatewayUnavailable
+        case .http(let status, _, _, _) where status == 429 || status >= 500: outcome = .gatewayUnavailable
+        case .malformedAnswer, .signature: outcome = .deviceRetryable
+        case .http, .local: outcome = .rejected
+        }
+        let endpoint = error.endpoint + ": "
+        let message = error.description.hasPrefix(endpoint) ? String(error.description.dropFirst(endpoint.count)) : error.description
+        finish(id, outcome, error: RecordedError(code: error.code, message: message, httpStatus: error.httpStatus,
+                                                  requestID: error.requestID, at: clock.wall()))
+    }
+
+    /// Records a failed attempt, reschedules, persists and logs it.
+    func finish(_ id: String, _ outcome: RefreshOutcome, error: RecordedError) {
+        guard var record = records[id] else { return }
+        let wall = clock.wall(), mono = clock.monotonic()
+        let wasOutage = scheduler.outage != nil
+        record.consecutiveFailures += 1
+        record.rejected = outcome == .rejected
+        record.lastError = error
+        let next = scheduler.finish(id, outcome, now: mono)
+        let retryAt = scheduler.nextAttempt(of: id, now: mono) ?? next
+        record.nextAttemptAt = wall + (retryAt - mono)
+        records[id] = record
+        refreshCounts[outcome == .rejected ? "rejected" : "failure", default: 0] += 1
+        persist(record)
+        let retryIn = max(0, retryAt - mono)
+        if outcome == .rejected {
+            logger.error("rejected", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
+                                      "retry_in": retryIn, "error": error.message])
+        } else {
+            logger.warning("refresh_failed", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
+                                              "failures": record.consecutiveFailures, "retry_in": retryIn, "error": error.message])
+        }
+        if !wasOutage, let outage = scheduler.outage {
+            logger.warning("outage", ["probe_in": max(0, outage.nextProbeAt - mono),
+                                      "hint": "the gateway is unreachable; cached authinfo stays served until it expires; probing with backoff"])
+        }
+        tick()
+    }
+
+    func persist(_ record: DeviceRecord) {
+        do {
+            try store?.save([record])
+            if storageFault != nil {
+                storageFault = nil
+                logger.info("storage_recovered", ["database": configuration.storage.database])
+            }
+        } catch {
+            noteStorageFault("storage_error", error.description, device: record.deviceID)
+        }
+    }
+
+    func noteStorageFault(_ event: String, _ message: String, device: String) {
+        storageFault = message
+        logger.error(event, ["device": device, "error": message, "hint": "values stay served from memory; fix the disk or permissions"])
+    }
+}

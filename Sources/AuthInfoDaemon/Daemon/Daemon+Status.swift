@@ -1,0 +1,45 @@
+import Foundation
+
+extension Daemon {
+    /// The live status of every configured device.
+    public func statusReport() -> StatusReport {
+        queue.sync { statusReportOnQueue() }
+    }
+
+    func statusReportOnQueue() -> StatusReport {
+        let wall = clock.wall(), mono = clock.monotonic()
+        let rows = configuration.devices.map { device -> DeviceStatus in
+            let record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+            let next = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+            return DeviceStatus(record, nextAttemptAt: next, now: wall)
+        }
+        var report = StatusReport(generatedAt: wall, source: "daemon", devices: rows)
+        if let storageFault { report.notes.append("storage fault: \(storageFault)") }
+        return report
+    }
+
+    /// The document a device reads, with its state, or nil when it has no value.
+    public func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
+        queue.sync {
+            guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record) else { return nil }
+            let wall = clock.wall(), mono = clock.monotonic()
+            if !record.isValid(at: wall) { return (document, .expired) }
+            let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
+            return (document, record.consecutiveFailures > 0 || next <= mono - 1 ? .stale : .fresh)
+        }
+    }
+
+    /// Refreshes `ids` (all devices when nil) as soon as the rate allows.
+    public func refreshNow(_ ids: [String]? = nil) {
+        queue.async {
+            let mono = self.clock.monotonic()
+            for id in ids ?? Array(self.devices.keys) where self.devices[id] != nil {
+                self.scheduler.schedule(id, at: mono)
+            }
+            self.tick()
+        }
+    }
+
+    /// Counts of completed refreshes by result ("success", "failure", "rejected").
+    public var refreshResults: [String: Int] { queue.sync { refreshCounts } }
+}

@@ -1,0 +1,223 @@
+import Dispatch
+import Foundation
+import WeChatPay
+
+/// Why the daemon could not start.
+public struct DaemonError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+/// The running daemon: keeps every configured device's authinfo fresh, cached in SQLite and
+/// published, through outages.
+///
+/// All state lives on one serial queue (`@unchecked Sendable` for that reason); the public
+/// methods hop onto it. Network calls run as tasks and complete back onto the queue. One
+/// Dispatch timer is armed for the next deadline (a refresh, a retry, a probe or an expiry).
+public final class Daemon: @unchecked Sendable {
+    let queue = DispatchQueue(label: "authinfod.daemon")
+    let configuration: Configuration
+    let credentials: MerchantCredentials
+    let logger: Logger
+    let clock: DaemonClock
+
+    var store: AuthInfoStore?
+    var client: WeChatPayClient?
+    let publisher: Publisher
+    let scheduler: RefreshScheduler
+    var records: [String: DeviceRecord] = [:]
+    var devices: [String: Configuration.Device] = [:]
+    /// Monotonic deadlines at which a device's value expires.
+    var expiries = DeadlineHeap()
+    var timer: DispatchSourceTimer?
+    var summaryTimer: DispatchSourceTimer?
+    var stopped = false
+    /// The last storage problem (database or publish folder), shown in status until it clears.
+    var storageFault: String?
+    /// Refreshes completed by result, for metrics and tests.
+    var refreshCounts: [String: Int] = [:]
+
+    public init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock = .system,
+                random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+        self.configuration = configuration
+        self.credentials = credentials
+        self.logger = logger
+        self.clock = clock
+        publisher = Publisher(directory: configuration.storage.publishDirectory)
+        scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
+        for device in configuration.devices { devices[device.id] = device }
+    }
+
+    /// Opens the cache, republishes every valid value, and starts refreshing. Returns once the
+    /// daemon is ready (cache loaded, files republished), before any network call.
+    public func start() throws(DaemonError) {
+        let result: Result<Void, DaemonError> = queue.sync {
+            do throws(DaemonError) {
+                try startOnQueue()
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
+    }
+
+    private func startOnQueue() throws(DaemonError) {
+        logger.info("start", ["version": BuildInfo.version, "config": configuration.file, "devices": devices.count,
+                              "database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory])
+        let store: AuthInfoStore
+        do {
+            store = try AuthInfoStore(path: configuration.storage.database)
+            records = try store.loadAll()
+        } catch {
+            throw DaemonError(description: "\(error)")
+        }
+        self.store = store
+        client = WeChatPayClient(configuration: clientConfiguration(store))
+
+        let wall = clock.wall(), mono = clock.monotonic()
+        var documents: [String: [UInt8]] = [:]
+        var valid = 0
+        for device in configuration.devices {
+            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+            if record.pushedRawData == nil, records[device.id] == nil { records[device.id] = record }
+            if record.isValid(at: wall), let document = AuthInfoDocument(record) {
+                documents[device.id] = document.json()
+                expiries.set(device.id, mono + (record.expiresAt! - wall))
+                valid += 1
+            }
+            scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
+            record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+            records[device.id] = record
+        }
+        do {
+            let (written, removed) = try publisher.reconcile(documents)
+            logger.info("published", ["files": documents.count, "rewritten": written, "removed": removed])
+        } catch {
+            storageFault = error.description
+            logger.error("publish_failed", ["error": error.description, "hint": "devices cannot read files until publish_dir is writable"])
+        }
+        queue.async { self.tick() }
+        startSummaryTimer()
+        logger.info("ready", ["devices": devices.count, "valid": valid, "due_now": devices.count - valid])
+    }
+
+    /// Seconds from now until a device loaded from the cache should be refreshed: at once
+    /// without a valid value, otherwise at its persisted plan (never later than one jittered
+    /// interval from now, so a clock change cannot postpone it indefinitely).
+    private func initialDelay(_ record: DeviceRecord, wall: Double) -> Double {
+        guard record.isValid(at: wall) || record.rejected else { return 0 }
+        let planned = (record.nextAttemptAt ?? wall) - wall
+        return min(max(0, planned), configuration.refresh.interval * (1 + configuration.refresh.jitterFraction))
+    }
+
+    private func clientConfiguration(_ store: AuthInfoStore) -> ClientConfiguration {
+        var client = credentials.clientConfiguration(configuration)
+        if credentials.apiV3Key != nil, let persisted = try? store.loadCertificates() {
+            client.platformCertificates = persisted.pems.compactMap { try? X509Certificate(pem: $0) }
+            client.platformCertificatesDownloadedAt = persisted.downloadedAt.map { Date(timeIntervalSince1970: $0) }
+        }
+        client.events = { [weak self] event in
+            guard let daemon = self else { return }
+            daemon.queue.async { daemon.handle(event) }
+        }
+        return client
+    }
+
+    private func handle(_ event: ClientEvent) {
+        switch event {
+        case .certificatesUpdated(let certificates):
+            logger.info("certificates_updated", ["serials": certificates.map(\.serialNumber).joined(separator: ",")])
+            do {
+                try store?.saveCertificates(certificates.map { ($0.serialNumber, $0.pem) }, downloadedAt: clock.wall())
+            } catch {
+                logger.error("storage_error", ["error": error.description])
+            }
+        case .certificateDownloadFailed(let error):
+            logger.warning("certificates_failed", ["code": error.code, "error": error.description])
+        }
+    }
+
+    /// Stops refreshing and closes the cache. Refreshes in flight are abandoned; every completed
+    /// one is already committed. Safe to call more than once.
+    public func stop() {
+        queue.sync {
+            guard !stopped else { return }
+            stopped = true
+            timer?.cancel()
+            summaryTimer?.cancel()
+            timer = nil
+            summaryTimer = nil
+            logger.info("stop", ["devices": devices.count])
+            store = nil
+        }
+    }
+
+    // MARK: - Timers
+
+    /// When the scheduler next wants to be asked (nil: when a refresh finishes).
+    var pendingWake: Double?
+
+    /// Handles everything due now, then re-arms the timer.
+    func tick() {
+        guard !stopped else { return }
+        let mono = clock.monotonic()
+        expireDue(mono)
+        let (starts, wake) = scheduler.take(now: mono)
+        pendingWake = wake
+        for id in starts { begin(id) }
+        rearm()
+    }
+
+    /// Arms the single timer for the next deadline: `pendingWake` (a refresh, a retry, a probe,
+    /// the rate limiter) or the next expiry, whichever comes first.
+    func rearm() {
+        guard !stopped else { return }
+        let mono = clock.monotonic()
+        var next = pendingWake
+        if let expiry = expiries.peek()?.deadline { next = min(next ?? expiry, expiry) }
+        if timer == nil {
+            let source = DispatchSource.makeTimerSource(queue: queue)
+            source.setEventHandler { [weak self] in self?.tick() }
+            source.resume()
+            timer = source
+        }
+        guard let next else {
+            timer?.schedule(deadline: .distantFuture, repeating: .never)
+            return
+        }
+        timer?.schedule(deadline: .now() + max(0, next - mono), repeating: .never, leeway: .milliseconds(5))
+    }
+
+    private func expireDue(_ mono: Double) {
+        let wall = clock.wall()
+        while let next = expiries.peek(), next.deadline <= mono {
+            _ = expiries.pop()
+            guard let record = records[next.key], !record.isValid(at: wall) else { continue }
+            publisher.remove(next.key)
+            logger.error("expired", ["device": next.key, "failures": record.consecutiveFailures,
+                                     "last_error": record.lastError?.code,
+                                     "hint": "the device cannot take payments until a refresh succeeds"])
+        }
+    }
+
+    private func startSummaryTimer() {
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        let interval = configuration.log.summaryInterval
+        source.schedule(deadline: .now() + interval, repeating: interval, leeway: .seconds(1))
+        source.setEventHandler { [weak self] in self?.logSummaryOnQueue() }
+        source.resume()
+        summaryTimer = source
+    }
+
+    /// Logs the summary line (devices by state, runway) now; what SIGUSR1 does.
+    public func logSummary() {
+        queue.async { self.logSummaryOnQueue() }
+    }
+
+    func logSummaryOnQueue() {
+        let report = statusReportOnQueue()
+        logger.info("summary", ["devices": report.devices.count, "fresh": report.count(.fresh), "stale": report.count(.stale),
+                                "expired": report.count(.expired), "rejected": report.count(.rejected), "pending": report.count(.pending),
+                                "runway": report.runway, "storage_fault": storageFault])
+    }
+}

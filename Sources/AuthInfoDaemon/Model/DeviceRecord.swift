@@ -1,0 +1,42 @@
+/// What the cache holds for one device. Times are Unix seconds (wall clock).
+public struct DeviceRecord: Sendable, Equatable {
+    public var deviceID: String
+    public var authinfo: String?
+    public var fetchedAt: Double?
+    public var expiresAt: Double?
+    /// When the next refresh is planned (for `status` read from the cache).
+    public var nextAttemptAt: Double?
+    public var consecutiveFailures = 0
+    /// The gateway refused the device with a non-retryable error.
+    public var rejected = false
+    public var lastError: RecordedError?
+    /// raw_data pushed by the device over the socket API; preferred over the config's.
+    public var pushedRawData: String?
+
+    public init(deviceID: String) {
+        self.deviceID = deviceID
+    }
+
+    /// Whether the device holds an authinfo that has not expired at `now`.
+    public func isValid(at now: Double) -> Bool {
+        guard authinfo != nil, let expiresAt else { return false }
+        return now < expiresAt
+    }
+}
+
+/// The last failure of a device's refresh, as shown in `status`.
+public struct RecordedError: Sendable, Equatable {
+    public var code: String
+    public var message: String
+    public var httpStatus: Int?
+    public var requestID: String?
+    public var at: Double
+
+    public init(code: String, message: String, httpStatus: Int?, requestID: String?, at: Double) {
+        self.code = code
+        self.message = message
+        self.httpStatus = httpStatus
+        self.requestID = requestID
+        self.at = at
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+
+/// A device's state as operators see it.
+public enum DeviceState: String, Sendable, CaseIterable {
+    /// Valid, refresh not yet due.
+    case fresh
+    /// Valid, refresh overdue (retrying; still served).
+    case stale
+    /// The last value has expired; the device cannot take payments until a refresh succeeds.
+    case expired
+    /// The gateway refused the device (non-retryable error); see the last error.
+    case rejected
+    /// No value yet.
+    case pending
+}
+
+/// One device's row in `status`.
+public struct DeviceStatus: Sendable {
+    public var deviceID: String
+    public var state: DeviceState
+    public var fetchedAt: Double?
+    public var expiresAt: Double?
+    public var nextAttemptAt: Double?
+    public var consecutiveFailures: Int
+    public var lastError: RecordedError?
+
+    /// Derives the state of `record` at wall time `now`, with `nextAttemptAt` (wall) as planned.
+    /// A valid value is `stale` once its refresh is overdue: the last attempt failed, or the
+    /// planned time has passed.
+    public init(_ record: DeviceRecord, nextAttemptAt: Double?, now: Double) {
+        deviceID = record.deviceID
+        fetchedAt = record.fetchedAt
+        expiresAt = record.expiresAt
+        self.nextAttemptAt = nextAttemptAt
+        consecutiveFailures = record.consecutiveFailures
+        lastError = record.lastError
+        if record.rejected {
+            state = .rejected
+        } else if record.authinfo == nil {
+            state = .pending
+        } else if !record.isValid(at: now) {
+            state = .expired
+        } else if record.consecutiveFailures > 0 || nextAttemptAt.map({ now >= $0 + 1 }) == true {
+            state = .stale
+        } else {
+            state = .fresh
+        }
+    }
+}
+
+/// What `authinfod status` shows: every device, a summary, and the runway (how long the site
+/// survives a WAN outage from now: time until the first device's authinfo expires).
+public struct StatusReport: Sendable {
+    public var generatedAt: Double
+    /// "daemon" when the running daemon answered, "cache" when read from the database.
+    public var source: String
+    public var devices: [DeviceStatus]
+    /// Extra facts for operators (e.g. a storage fault, or why the cache was read).
+    public var notes: [String] = []
+
+    public init(generatedAt: Double, source: String, devices: [DeviceStatus]) {
+        self.generatedAt = generatedAt
+        self.source = source
+        self.devices = devices
+    }
+
+    public func count(_ state: DeviceState) -> Int { devices.filter { $0.state == state }.count }
+
+    /// Seconds until the first configured device's authinfo expires (0 if any has none valid).
+    public var runway: Double? {
+        guard !devices.isEmpty else { return nil }
+        return devices.map { status -> Double in
+            guard let expiresAt = status.expiresAt, status.fetchedAt != nil else { return 0 }
+            return max(0, expiresAt - generatedAt)
+        }.min()
+    }
+
+    /// `N devices: a fresh, b stale, …; runway 47m12s`.
+    public var summaryLine: String {
+        let counts = DeviceState.allCases.map { "\(count($0)) \($0.rawValue)" }.joined(separator: ", ")
+        return "\(devices.count) devices: \(counts); runway \(runway.map(Self.duration) ?? "n/a")"
+    }
+
+    /// The `status --json` document.
+    public func json() -> [UInt8] {
+        func number(_ value: Double?) -> String { value.map { String(Int($0.rounded(.down))) } ?? "null" }
+        var text = "{\"generated_at\":\(number(generatedAt)),\"source\":\"\(source)\",\"summary\":{\"devices\":\(devices.count)"
+        for state in DeviceState.allCases { text += ",\"\(state.rawValue)\":\(count(state))" }
+        text += "},\"runway_seconds\":\(number(runway)),\"notes\":[\(notes.map(JSONText.quote).joined(separator: ","))],\"devices\":["
+        text += devices.map { device in
+            var row = "{\"device_id\":\(JSONText.quote(device.deviceID)),\"state\":\"\(device.state.rawValue)\""
+            row += ",\"fetched_at\":\(number(device.fetchedAt)),\"expires_at\":\(number(device.expiresAt))"
+            row += ",\"age_seconds\":\(number(device.fetchedAt.map { generatedAt - $0 }))"
+            row += ",\"expires_in_seconds\":\(number(device.expiresAt.map { $0 - generatedAt }))"
+            row += ",\"next_refresh_in_seconds\":\(number(device.nextAttemptAt.map { max(0, $0 - generatedAt) }))"
+            row += ",\"consecutive_failures\":\(device.consecutiveFailures),\"last_error\":"
+            if let error = device.lastError {
+                row += "{\"code\":\(JSONText.quote(error.code)),\"message\":\(JSONText.quote(error.message)),\"http_status\":\(error.httpStatus.map(String.init) ?? "null"),"
+                row += "\"request_id\":\(error.requestID.map(JSONText.quote) ?? "null"),\"at\":\(number(error.at))}"
+            } else {
+                row += "null"
+            }
+            return row + "}"
+        }.joined(separator: ",")
+        return Array((text + "]}").utf8)
+    }
+
+    /// The human table.
+    public func table() -> String {
+        var rows = [["DEVICE", "STATE", "AGE", "EXPIRES IN", "NEXT REFRESH", "FAILURES", "LAST ERROR"]]
+        for device in devices {
+            rows.append([
+                device.deviceID, device.state.rawValue,
+                device.fetchedAt.map { Self.duration(generatedAt - $0) } ?? "-",
+                device.expiresAt.map { $0 > generatedAt ? Self.duration($0 - generatedAt) : "expired" } ?? "-",
+                device.nextAttemptAt.map { $0 > generatedAt ? Self.duration($0 - generatedAt) : "now" } ?? "-",
+                String(device.consecutiveFailures),
+                device.lastError.map { "\($0.code): \($0.message)".prefix(90).description } ?? "-",
+            ])
+        }
+        let widths = (0..<rows[0].count - 1).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var lines = rows.map { row in
+            row.enumerated().map { index, cell in index < widths.count ? cell.padding(toLength: widths[index], withPad: " ", startingAt: 0) : cell }
+                .joined(separator: "  ")
+        }
+        lines.append(summaryLine + (source == "daemon" ? " (from the running daemon)" : " (from the cache)"))
+        lines += notes
+        return lines.joined(separator: "\n")
+    }
+
+    /// `1h02m`, `47m12s`, `9s`.
+    public static func duration(_ seconds: Double) -> String {
+        let total = Int(max(0, seconds).rounded())
+        if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+        return "\(total)s"
+    }
+}

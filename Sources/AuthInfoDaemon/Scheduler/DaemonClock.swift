@@ -1,0 +1,24 @@
+import Foundation
+
+/// Where the daemon gets time: the wall clock for what is persisted and shown (authinfo expiry is
+/// wall time), and a monotonic clock for deadlines, so a wall-clock jump never makes every
+/// device due at once. Injectable so scheduling is tested without sleeping.
+public struct DaemonClock: Sendable {
+    /// Unix seconds.
+    public var wall: @Sendable () -> Double
+    /// Seconds on a clock that never jumps (CLOCK_MONOTONIC).
+    public var monotonic: @Sendable () -> Double
+
+    public init(wall: @escaping @Sendable () -> Double, monotonic: @escaping @Sendable () -> Double) {
+        self.wall = wall
+        self.monotonic = monotonic
+    }
+
+    public static let system = DaemonClock(
+        wall: { Date().timeIntervalSince1970 },
+        monotonic: {
+            var spec = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &spec)
+            return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+        })
+}

@@ -1,0 +1,155 @@
+/// How a refresh ended, as far as scheduling is concerned.
+enum RefreshOutcome: Equatable {
+    /// A verified authinfo living `lifetime` seconds.
+    case success(lifetime: Double)
+    /// The gateway could not be used (network, timeout, 429, 5xx): an outage, not the device's fault.
+    case gatewayUnavailable
+    /// The gateway answered, but not usably for this device (malformed or unverifiable answer):
+    /// retry this device with backoff.
+    case deviceRetryable
+    /// Nothing was sent (the device's raw_data could not be read): retry with backoff, and say
+    /// nothing about the gateway.
+    case localFailure
+    /// The gateway refused the device (a non-retryable 4xx).
+    case rejected
+}
+
+/// When each device is refreshed: the pure policy, on monotonic seconds, with no I/O.
+///
+/// - After a success: `interval × (1 ± jitter)`, shortened in proportion when the gateway gives
+///   a lifetime below `authinfo_ttl_seconds`.
+/// - Device-level failures back off exponentially per device; rejected devices wait `interval`.
+/// - Gateway-level failures start an outage: from then on one probe per backoff period, not
+///   one request per device; the first answer ends it and every due device is refreshed.
+/// - No sliding second holds more than `max_requests_per_second` starts, and no more than
+///   `max_concurrent_requests` are in flight.
+///
+/// Not thread-safe: owned by the daemon's queue.
+final class RefreshScheduler {
+    struct Settings {
+        var interval: Double
+        var authInfoTTL: Double
+        var jitterFraction: Double
+        var backoff: Backoff
+        var requestsPerSecond: Double
+        var concurrency: Int
+
+        init(_ refresh: Configuration.Refresh) {
+            interval = refresh.interval
+            authInfoTTL = refresh.authInfoTTL
+            jitterFraction = refresh.jitterFraction
+            backoff = Backoff(minimum: refresh.backoffMinimum, maximum: refresh.backoffMaximum)
+            requestsPerSecond = refresh.maximumRequestsPerSecond
+            concurrency = refresh.maximumConcurrentRequests
+        }
+    }
+
+    /// An outage: consecutive failed probes and when the next probe may start.
+    struct Outage: Equatable {
+        var failures: Int
+        var nextProbeAt: Double
+    }
+
+    private(set) var settings: Settings
+    private var due = DeadlineHeap()
+    private var limiter: RateLimiter
+    private(set) var inFlight = Set<String>()
+    private(set) var failures: [String: Int] = [:]
+    private(set) var outage: Outage?
+    private var probe: String?
+    private let random: () -> Double
+
+    /// `random` returns values in 0..<1 (injectable for tests).
+    init(settings: Settings, random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+        self.settings = settings
+        self.random = random
+        limiter = RateLimiter(requestsPerSecond: settings.requestsPerSecond)
+    }
+
+    /// New settings (config reload); deadlines already planned are kept.
+    func update(_ settings: Settings) {
+        self.settings = settings
+        limiter = RateLimiter(requestsPerSecond: settings.requestsPerSecond)
+    }
+
+    /// Plans `id` at `deadline` (replacing any earlier plan), with `failures` consecutive failures so far.
+    func schedule(_ id: String, at deadline: Double, failures count: Int? = nil) {
+        if let count { failures[id] = count }
+        if !inFlight.contains(id) { due.set(id, deadline) }
+    }
+
+    func remove(_ id: String) {
+        due.remove(id)
+        failures[id] = nil
+    }
+
+    /// When `id` will next be tried (now if in flight or overdue; the next probe during an outage).
+    func nextAttempt(of id: String, now: Double) -> Double? {
+        if inFlight.contains(id) { return now }
+        guard let deadline = due.deadline(of: id) else { return nil }
+        if let outage, deadline <= max(now, outage.nextProbeAt) { return max(outage.nextProbeAt, deadline) }
+        return deadline
+    }
+
+    /// Devices to start now (recorded as started), and when to ask again (nil: when a refresh finishes).
+    func take(now: Double) -> (start: [String], wake: Double?) {
+        var starts: [String] = []
+        while inFlight.count < settings.concurrency {
+            guard let top = due.peek() else { return (starts, nil) }
+            if top.deadline > now { return (starts, top.deadline) }
+            if let outage {
+                if probe != nil { return (starts, nil) }
+                if now < outage.nextProbeAt { return (starts, outage.nextProbeAt) }
+            }
+            let allowed = limiter.nextAllowed(at: now)
+            if allowed > now { return (starts, allowed) }
+            _ = due.pop()
+            limiter.record(now)
+            inFlight.insert(top.key)
+            starts.append(top.key)
+            if outage != nil {
+                probe = top.key
+                return (starts, nil)
+            }
+        }
+        return (starts, nil)
+    }
+
+    /// Records how `id`'s refresh ended; returns its next deadline.
+    @discardableResult
+    func finish(_ id: String, _ outcome: RefreshOutcome, now: Double) -> Double {
+        inFlight.remove(id)
+        let wasProbe = probe == id
+        if wasProbe { probe = nil }
+        let next: Double
+        switch outcome {
+        case .success(let lifetime):
+            failures[id] = 0
+            outage = nil
+            let jittered = settings.interval * (1 + settings.jitterFraction * (2 * random() - 1))
+            next = now + jittered * min(1, lifetime / settings.authInfoTTL)
+        case .gatewayUnavailable:
+            failures[id, default: 0] += 1
+            if var current = outage {
+                if wasProbe {
+                    current.failures += 1
+                    current.nextProbeAt = now + settings.backoff.delay(failures: current.failures, random: random())
+                    outage = current
+                }
+            } else {
+                outage = Outage(failures: 1, nextProbeAt: now + settings.backoff.delay(failures: 1, random: random()))
+            }
+            next = now
+        case .deviceRetryable, .localFailure:
+            failures[id, default: 0] += 1
+            if outcome == .deviceRetryable { outage = nil }
+            next = now + settings.backoff.delay(failures: failures[id]!, random: random())
+        case .rejected:
+            failures[id, default: 0] += 1
+            outage = nil
+            next = now + settings.interval
+        }
+        due.set(id, next)
+        return next
+    }
+}

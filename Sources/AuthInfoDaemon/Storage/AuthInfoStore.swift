@@ -1,0 +1,212 @@
+import Foundation
+
+/// A database that cannot be used as it is, with what to do about it.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let message: String
+
+    public var description: String { "database \(path): \(message)" }
+
+    init(_ path: String, _ message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    init(_ path: String, _ error: SQLiteError) {
+        self.init(path, error.description + (error.isStorageFault ? " (check free space and permissions of the database folder)" : ""))
+    }
+}
+
+/// The SQLite cache, authinfod's source of truth: every device's authinfo, timings, last error
+/// and pushed raw_data, and the platform certificates. WAL mode (verified), synchronous=FULL so
+/// a commit survives power loss, schema versioned with `user_version`.
+///
+/// Not `Sendable`: one instance lives on the daemon's queue.
+public final class AuthInfoStore {
+    static let schemaVersion = 1
+    let connection: SQLiteConnection
+    public let path: String
+
+    /// Opens `path`, creating it (mode 0600, folder 0750) and its schema when `readOnly` is
+    /// false. Refuses a corrupt database, or one written by a newer authinfod, without touching it.
+    public init(path: String, readOnly: Bool = false) throws(StoreError) {
+        self.path = path
+        if !readOnly {
+            let directory = (path as NSString).deletingLastPathComponent
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            } catch {
+                throw StoreError(path, "cannot create its folder \(directory): \(error.localizedDescription)")
+            }
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { throw StoreError(path, "cannot create or open: \(String(cString: strerror(errno)))") }
+            close(fd)
+        } else if !FileManager.default.fileExists(atPath: path) {
+            throw StoreError(path, "does not exist (has the daemon run yet?)")
+        }
+        do {
+            connection = try SQLiteConnection(path: path, readOnly: readOnly, create: !readOnly)
+            try connection.execute("PRAGMA busy_timeout = 5000")
+        } catch {
+            throw StoreError(path, error)
+        }
+        try checkIntegrity()
+        if !readOnly { try prepareForWriting() }
+    }
+
+    private func checkIntegrity() throws(StoreError) {
+        let result: String?
+        do {
+            result = try connection.scalarText("PRAGMA quick_check")
+        } catch {
+            throw StoreError(path, "is not a readable SQLite database (\(error.message)); it was left untouched: move it aside to start with an empty cache, or restore a backup")
+        }
+        guard result == "ok" else {
+            throw StoreError(path, "is corrupt (quick_check: \(result ?? "no answer")); it was left untouched: move it aside to start with an empty cache, or restore a backup")
+        }
+        let version = Int((try? connection.scalarText("PRAGMA user_version")) ?? "0") ?? 0
+        guard version <= Self.schemaVersion else {
+            throw StoreError(path, "has schema version \(version), newer than this authinfod understands (\(Self.schemaVersion)); run a newer authinfod or restore a backup")
+        }
+    }
+
+    private func prepareForWriting() throws(StoreError) {
+        do {
+            let mode = try connection.scalarText("PRAGMA journal_mode = WAL")
+            guard mode?.lowercased() == "wal" else {
+                throw StoreError(path, "cannot switch to WAL journaling (got \(mode ?? "nothing")); is the folder on a filesystem without shared memory support?")
+            }
+            try connection.execute("PRAGMA synchronous = FULL")
+            try migrate()
+        } catch let error as StoreError {
+            throw error
+        } catch let error as SQLiteError {
+            throw StoreError(path, error)
+        } catch {
+            throw StoreError(path, "\(error)")
+        }
+    }
+
+    private func migrate() throws(SQLiteError) {
+        let version = Int(try connection.scalarText("PRAGMA user_version") ?? "0") ?? 0
+        if version < 1 {
+            try connection.transaction { () throws(SQLiteError) in
+                try connection.execute("""
+                    CREATE TABLE devices (
+                        device_id TEXT PRIMARY KEY NOT NULL,
+                        authinfo TEXT,
+                        fetched_at REAL,
+                        expires_at REAL,
+                        next_attempt_at REAL,
+                        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                        rejected INTEGER NOT NULL DEFAULT 0,
+                        error_code TEXT,
+                        error_message TEXT,
+                        error_http_status INTEGER,
+                        error_request_id TEXT,
+                        error_at REAL,
+                        pushed_raw_data TEXT
+                    );
+                    CREATE TABLE platform_certificates (
+                        serial_no TEXT PRIMARY KEY NOT NULL,
+                        pem TEXT NOT NULL,
+                        downloaded_at REAL NOT NULL
+                    );
+                    PRAGMA user_version = 1;
+                    """)
+            }
+        }
+    }
+
+    /// Every device row, by id (rows of devices no longer configured included).
+    public func loadAll() throws(StoreError) -> [String: DeviceRecord] {
+        do {
+            let statement = try connection.statement("""
+                SELECT device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
+                       error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data FROM devices
+                """)
+            defer { statement.reset() }
+            var records: [String: DeviceRecord] = [:]
+            while try statement.step() {
+                guard let id = statement.text(0) else { continue }
+                var record = DeviceRecord(deviceID: id)
+                record.authinfo = statement.text(1)
+                record.fetchedAt = statement.double(2)
+                record.expiresAt = statement.double(3)
+                record.nextAttemptAt = statement.double(4)
+                record.consecutiveFailures = statement.integer(5) ?? 0
+                record.rejected = (statement.integer(6) ?? 0) != 0
+                if let code = statement.text(7) {
+                    record.lastError = RecordedError(code: code, message: statement.text(8) ?? "", httpStatus: statement.integer(9),
+                                                     requestID: statement.text(10), at: statement.double(11) ?? 0)
+                }
+                record.pushedRawData = statement.text(12)
+                records[id] = record
+            }
+            return records
+        } catch {
+            throw StoreError(path, error)
+        }
+    }
+
+    /// Writes `records` in one durable transaction.
+    public func save(_ records: [DeviceRecord]) throws(StoreError) {
+        do {
+            try connection.transaction { () throws(SQLiteError) in
+                let statement = try connection.statement("""
+                    INSERT INTO devices (device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
+                                         error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(device_id) DO UPDATE SET authinfo = excluded.authinfo, fetched_at = excluded.fetched_at,
+                        expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at,
+                        consecutive_failures = excluded.consecutive_failures, rejected = excluded.rejected,
+                        error_code = excluded.error_code, error_message = excluded.error_message,
+                        error_http_status = excluded.error_http_status, error_request_id = excluded.error_request_id,
+                        error_at = excluded.error_at, pushed_raw_data = excluded.pushed_raw_data
+                    """)
+                for record in records {
+                    try statement.run([
+                        .text(record.deviceID), SQLiteValue(record.authinfo), SQLiteValue(record.fetchedAt), SQLiteValue(record.expiresAt),
+                        SQLiteValue(record.nextAttemptAt), .integer(record.consecutiveFailures), .integer(record.rejected ? 1 : 0),
+                        SQLiteValue(record.lastError?.code), SQLiteValue(record.lastError?.message), SQLiteValue(record.lastError?.httpStatus),
+                        SQLiteValue(record.lastError?.requestID), SQLiteValue(record.lastError?.at), SQLiteValue(record.pushedRawData),
+                    ])
+                }
+            }
+        } catch {
+            throw StoreError(path, error)
+        }
+    }
+
+    /// The persisted platform certificates (PEM) and when they were downloaded.
+    public func loadCertificates() throws(StoreError) -> (pems: [String], downloadedAt: Double?) {
+        do {
+            let statement = try connection.statement("SELECT pem, downloaded_at FROM platform_certificates")
+            defer { statement.reset() }
+            var pems: [String] = []
+            var downloadedAt: Double?
+            while try statement.step() {
+                if let pem = statement.text(0) { pems.append(pem) }
+                downloadedAt = max(downloadedAt ?? 0, statement.double(1) ?? 0)
+            }
+            return (pems, downloadedAt)
+        } catch {
+            throw StoreError(path, error)
+        }
+    }
+
+    /// Replaces the persisted platform certificates with a freshly downloaded set.
+    public func saveCertificates(_ certificates: [(serial: String, pem: String)], downloadedAt: Double) throws(StoreError) {
+        do {
+            try connection.transaction { () throws(SQLiteError) in
+                try connection.execute("DELETE FROM platform_certificates")
+                let insert = try connection.statement("INSERT INTO platform_certificates (serial_no, pem, downloaded_at) VALUES (?, ?, ?)")
+                for certificate in certificates {
+                    try insert.run([.text(certificate.serial), .text(certificate.pem), .real(downloadedAt)])
+                }
+            }
+        } catch {
+            throw StoreError(path, error)
+        }
+    }
+}
