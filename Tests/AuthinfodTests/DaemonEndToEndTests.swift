@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+@testable import AuthInfoDaemon
+
+@Suite struct DaemonEndToEndTests {
+    @Test func fiftyDevicesAreFilledPublishedAndServedByGet() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 50))
+        let daemon = try site.start()
+        daemon.wait(20, "50 devices published") { site.allPublished(50) }
+
+        var status = stat()
+        stat(site.directory.file("devices/dev-0001.json"), &status)
+        #expect(status.st_mode & 0o777 == 0o640)
+        let document = try #require(site.published("dev-0007"))
+        #expect(Set(document.keys) == ["device_id", "authinfo", "fetched_at", "expires_at"])
+        #expect(document["device_id"] as? String == "dev-0007")
+        let fetched = try #require(document["fetched_at"] as? Int), expires = try #require(document["expires_at"] as? Int)
+        #expect(expires - fetched == 3600, "the simulator's expires_in")
+
+        let get = try Binary.run(["get", "dev-0007", "--config", site.configPath])
+        #expect(get.status == 0)
+        #expect(get.stdout == (document["authinfo"] as! String) + "\n")
+
+        let status_ = try Binary.run(["status", "--json", "--config", site.configPath])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(status_.stdout.utf8)) as? [String: Any])
+        let summary = try #require(report["summary"] as? [String: Any])
+        #expect(summary["fresh"] as? Int == 50)
+        #expect((report["runway_seconds"] as? Int ?? 0) > 3500)
+
+        let (exit, seconds) = daemon.terminate()
+        #expect(exit == 0)
+        #expect(seconds < 5)
+        let log = daemon.log
+        #expect(log.contains("event=ready"))
+        #expect(log.contains("event=stop"))
+        #expect(log.components(separatedBy: "event=refreshed").count - 1 == 50)
+        for id in site.deviceIDs(50) {
+            for value in site.simulator.issuedAuthInfo(deviceID: id) { #expect(!log.contains(value), "authinfo must never be logged") }
+        }
+        #expect(!log.contains("RAW-"), "raw_data must never be logged")
+    }
+
+    @Test func restartWithTheGatewayDownRepublishesEverythingFromTheCache() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 20))
+        let first = try site.start()
+        first.wait(20, "20 devices published") { site.allPublished(20) }
+        let before = site.deviceIDs(20).map { site.published($0)?["authinfo"] as? String }
+        #expect(first.terminate().status == 0)
+
+        try FileManager.default.removeItem(atPath: site.directory.file("devices"))
+        try site.directory.write("devices/removed-device.json", "{}")
+        site.simulator.fault = .down
+        let requestsBefore = site.simulator.requests().count
+        let second = try site.start()
+        second.wait(10, "ready") { second.log.contains("event=ready") }
+        let after = site.deviceIDs(20).map { site.published($0)?["authinfo"] as? String }
+        #expect(after == before, "every value republished from the cache, before any network call")
+        #expect(!FileManager.default.fileExists(atPath: site.directory.file("devices/removed-device.json")))
+        #expect(site.simulator.requests().count == requestsBefore)
+        #expect(second.log.contains("event=published files=20 rewritten=20 removed=1"))
+        #expect(second.terminate().status == 0)
+    }
+
+    @Test func serverErrorsBackOffWithABoundedNumberOfRequests() throws {
+        let site = try Site()
+        site.simulator.fault = .serverError
+        try site.writeConfig(site.fastConfig(devices: 10, backoff: (0.2, 1), concurrency: 4))
+        let daemon = try site.start()
+        Thread.sleep(forTimeInterval: 4)
+        let requests = site.simulator.requests(path: "/v3/offlineface/authinfo").count
+        // Without outage probing 10 devices backing off 0.2…1 s would send ~50 requests in 4 s.
+        #expect(requests >= 3 && requests <= 16, "\(requests) requests during 4 s of HTTP 500")
+        #expect(daemon.log.contains("event=outage"))
+        #expect(daemon.log.contains("code=SYSTEM_ERROR http_status=500"))
+
+        site.simulator.fault = .none
+        daemon.wait(10, "recovery") { site.allPublished(10) }
+        #expect(daemon.log.contains("event=recovered"))
+        #expect(daemon.terminate().status == 0)
+    }
+
+    @Test func aRejectedDeviceIsNotRetriedFastAndStatusShowsItsCode() throws {
+        let site = try Site()
+        site.simulator.reject(deviceID: "dev-0002", status: 400, code: "PARAM_ERROR", message: "raw_data is invalid")
+        try site.writeConfig(site.fastConfig(devices: 3, interval: 30, backoff: (0.1, 0.2)))
+        let daemon = try site.start()
+        daemon.wait(10, "the others filled and dev-0002 rejected") {
+            site.published("dev-0001") != nil && site.published("dev-0003") != nil && daemon.log.contains("event=rejected device=dev-0002")
+        }
+        Thread.sleep(forTimeInterval: 1.5)
+        let attempts = site.simulator.requests(path: "/v3/offlineface/authinfo").filter { $0.deviceID == "dev-0002" }.count
+        #expect(attempts == 1, "a rejected device waits interval_seconds, not the backoff")
+        #expect(daemon.terminate().status == 0)
+
+        let status = try Binary.run(["status", "--config", site.configPath])
+        #expect(status.status == 0)
+        let row = status.stdout.split(separator: "\n").first { $0.hasPrefix("dev-0002") } ?? ""
+        #expect(row.contains("rejected"))
+        #expect(row.contains("PARAM_ERROR"))
+        #expect(status.stdout.contains("from the cache"))
+        let get = try Binary.run(["get", "dev-0002", "--config", site.configPath])
+        #expect(get.status == 1)
+        #expect(get.stderr.contains("PARAM_ERROR"))
+        #expect(try Binary.run(["get", "nope", "--config", site.configPath]).status == 1)
+    }
+
+    @Test func getExitsThreeWhenTheOnlyValueHasExpired() throws {
+        let site = try Site()
+        site.simulator.expiresIn = 2
+        try site.writeConfig(site.fastConfig(devices: 1, interval: 30, ttl: 60))
+        let daemon = try site.start()
+        daemon.wait(10, "filled") { site.allPublished(1) }
+        #expect(daemon.terminate().status == 0)
+        Thread.sleep(forTimeInterval: 2.2)
+        let get = try Binary.run(["get", "dev-0001", "--config", site.configPath])
+        #expect(get.status == 3)
+        #expect(get.stdout.isEmpty)
+        #expect(get.stderr.contains("expired"))
+    }
+
+    @Test func expiredValuesAreUnpublishedAndLogged() throws {
+        let site = try Site()
+        site.simulator.expiresIn = 2
+        try site.writeConfig(site.fastConfig(devices: 1, interval: 30, ttl: 60, backoff: (1, 1)))
+        let daemon = try site.start()
+        daemon.wait(10, "filled") { site.allPublished(1) }
+        site.simulator.fault = .down
+        // The short lifetime makes the refresh due at 2/3 of it; the gateway is down until expiry.
+        daemon.wait(10, "expiry") { daemon.log.contains("event=expired device=dev-0001") }
+        #expect(site.published("dev-0001") == nil, "an expired value is no longer served")
+        site.simulator.fault = .none
+        daemon.wait(10, "refilled") { site.allPublished(1) }
+        #expect(daemon.terminate().status == 0)
+    }
+
+    @Test func sigkillDuringRefreshStormsLosesNothingAndLeavesNoCorruptFile() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 30, interval: 0.3, ttl: 60, rate: 200, concurrency: 8))
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<10 {
+            let daemon = try site.start()
+            if round == 0 { daemon.wait(20, "first fill") { site.allPublished(30) } }
+            Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8, using: &generator))
+            daemon.sigkill()
+        }
+        // A clean start reconciles the files with the cache, which is the source of truth.
+        let daemon = try site.start()
+        daemon.wait(10, "ready") { daemon.log.contains("event=ready") }
+        #expect(daemon.terminate().status == 0)
+
+        let connection = try SQLiteConnection(path: site.directory.file("state/authinfo.db"), readOnly: true)
+        #expect(try connection.scalarText("PRAGMA integrity_check") == "ok")
+        let records = try AuthInfoStore(path: site.directory.file("state/authinfo.db"), readOnly: true).loadAll()
+        for id in site.deviceIDs(30) {
+            let record = try #require(records[id], "device \(id) lost")
+            let value = try #require(record.authinfo)
+            #expect(site.simulator.didIssue(value, to: id), "\(id) holds a value the gateway issued")
+            #expect(site.published(id)?["authinfo"] as? String == value, "\(id)'s file matches the cache")
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: site.directory.file("devices")).filter { !$0.hasSuffix(".json") }
+        #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+/// The real `authinfod run` as a child process, its stderr (the log) in a file.
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(config: String, logPath: String, environment: [String: String] = [:]) throws {
+        self.logPath = logPath
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        process.executableURL = URL(fileURLWithPath: Binary.path)
+        process.arguments = ["run", "--config", config]
+        var env = ProcessInfo.processInfo.environment
+        env["JOURNAL_STREAM"] = nil
+        env["NOTIFY_SOCKET"] = nil
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Polls `condition` every 50 ms for up to `timeout` seconds.
+    @discardableResult
+    func wait(_ timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        if condition() { return true }
+        Issue.record("timed out after \(timeout) s waiting for \(what); log:\n\(log.suffix(3000))", sourceLocation: sourceLocation)
+        return false
+    }
+
+    /// SIGTERM, then the exit status and how long stopping took.
+    func terminate() -> (status: Int32, seconds: Double) {
+        let start = Date()
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return (process.terminationStatus, Date().timeIntervalSince(start))
+    }
+
+    func sigkill() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+extension Site {
+    /// Fast settings for end-to-end tests.
+    func fastConfig(devices: Int, interval: Double = 30, ttl: Double = 60, backoff: (Double, Double) = (0.2, 1),
+                    rate: Double = 100, concurrency: Int = 8) -> [String: Any] {
+        config(devices: devices, extra: [
+            "refresh": ["interval_seconds": interval, "authinfo_ttl_seconds": ttl, "jitter_fraction": 0.1,
+                        "backoff_min_seconds": backoff.0, "backoff_max_seconds": backoff.1,
+                        "max_requests_per_second": rate, "max_concurrent_requests": concurrency],
+            "log": ["level": "debug"],
+        ])
+    }
+
+    func start() throws -> DaemonProcess {
+        try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"))
+    }
+
+    /// The published document of `device`, parsed, or nil.
+    func published(_ device: String) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: directory.file("devices/\(device).json")) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
+    func deviceIDs(_ count: Int) -> [String] { (1...count).map { String(format: "dev-%04d", $0) } }
+
+    /// Whether every one of `count` devices has a published file with an authinfo the gateway issued to it.
+    func allPublished(_ count: Int) -> Bool {
+        deviceIDs(count).allSatisfy { id in
+            guard let value = published(id)?["authinfo"] as? String else { return false }
+            return simulator.didIssue(value, to: id)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Testing
+@testable import AuthInfoDaemon
+
+@Suite struct BackoffAndRateLimitTests {
+    @Test func backoffGrowsExponentiallyWithinItsBounds() {
+        let backoff = Backoff(minimum: 1, maximum: 300)
+        for failures in 1...40 {
+            for random in [0.0, 0.5, 0.999] {
+                let delay = backoff.delay(failures: failures, random: random)
+                #expect(delay >= 1 && delay <= 300)
+            }
+        }
+        #expect(backoff.delay(failures: 1, random: 0.999) < 1.01)
+        #expect(backoff.delay(failures: 4, random: 0) == 4)
+        #expect(backoff.delay(failures: 4, random: 0.999) > 7.9)
+        #expect(backoff.delay(failures: 30, random: 0) == 150)
+        #expect(backoff.delay(failures: 30, random: 0.999) > 299)
+    }
+
+    /// Drives the limiter as greedily as possible and checks every one-second window.
+    @Test(arguments: [10.0, 1.0, 2.5, 0.5, 100.0])
+    func noSlidingSecondExceedsTheRate(rate: Double) {
+        var limiter = RateLimiter(requestsPerSecond: rate)
+        var now = 0.0
+        var starts: [Double] = []
+        while starts.count < 500 {
+            now = limiter.nextAllowed(at: now)
+            limiter.record(now)
+            starts.append(now)
+            now += 0.0001
+        }
+        for (index, start) in starts.enumerated() {
+            let inWindow = starts[index...].prefix { $0 < start + 1 }.count
+            #expect(Double(inWindow) <= max(1, rate), "window at \(start) holds \(inWindow)")
+        }
+        let achieved = Double(starts.count - 1) / (starts.last! - starts.first!)
+        #expect(achieved > min(rate, 1) * 0.45, "the limiter should not starve: \(achieved)/s")
+    }
+}
+
+@Suite struct RefreshSchedulerTests {
+    func settings(concurrency: Int = 4, rate: Double = 10) -> RefreshScheduler.Settings {
+        var refresh = Configuration.Refresh()
+        refresh.interval = 100
+        refresh.authInfoTTL = 200
+        refresh.jitterFraction = 0.1
+        refresh.backoffMinimum = 1
+        refresh.backoffMaximum = 60
+        refresh.maximumRequestsPerSecond = rate
+        refresh.maximumConcurrentRequests = concurrency
+        return RefreshScheduler.Settings(refresh)
+    }
+
+    @Test func devicesStartInDeadlineOrderWithinTheConcurrencyCap() {
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 2), random: { 0.5 })
+        scheduler.schedule("c", at: 3)
+        scheduler.schedule("a", at: 1)
+        scheduler.schedule("b", at: 2)
+        #expect(scheduler.take(now: 0.5).start.isEmpty)
+        #expect(scheduler.take(now: 0.5).wake == 1)
+        #expect(scheduler.take(now: 5).start == ["a", "b"])
+        #expect(scheduler.take(now: 5).start.isEmpty, "cap of 2 in flight")
+        scheduler.finish("a", .success(lifetime: 200), now: 5)
+        #expect(scheduler.take(now: 5).start == ["c"])
+    }
+
+    @Test func successSchedulesTheJitteredIntervalScaledToShortLifetimes() {
+        var random = 0.0
+        let scheduler = RefreshScheduler(settings: settings(), random: { random })
+        scheduler.schedule("a", at: 0)
+        _ = scheduler.take(now: 0)
+        #expect(scheduler.finish("a", .success(lifetime: 200), now: 10) == 10 + 90)
+        random = 0.999_999
+        _ = scheduler.take(now: 100)
+        #expect(abs(scheduler.finish("a", .success(lifetime: 200), now: 100) - (100 + 110)) < 0.001)
+        _ = scheduler.take(now: 210)
+        #expect(abs(scheduler.finish("a", .success(lifetime: 50), now: 210) - (210 + 110 * 0.25)) < 0.001)
+    }
+
+    @Test func rateLimitSpreadsAFillOverTime() {
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), random: { 0.5 })
+        for index in 0..<25 { scheduler.schedule("d\(index)", at: 0) }
+        let first = scheduler.take(now: 0)
+        #expect(first.start.count == 10)
+        #expect(first.wake == 1)
+        #expect(scheduler.take(now: 0.5).start.isEmpty)
+        #expect(scheduler.take(now: 1).start.count == 10)
+        #expect(scheduler.take(now: 2).start.count == 5)
+    }
+
+    @Test func deviceLevelFailuresBackOffPerDevice() {
+        let scheduler = RefreshScheduler(settings: settings(), random: { 0 })
+        scheduler.schedule("a", at: 0)
+        var now = 0.0
+        var delays: [Double] = []
+        for _ in 0..<8 {
+            _ = scheduler.take(now: now)
+            let next = scheduler.finish("a", .deviceRetryable, now: now)
+            delays.append(next - now)
+            now = next
+        }
+        #expect(delays == [1, 1, 2, 4, 8, 16, 30, 30], "equal jitter at random 0: half of min·2^(n-1), capped at 60")
+        #expect(scheduler.outage == nil)
+    }
+
+    @Test func rejectedDevicesWaitTheFullInterval() {
+        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        scheduler.schedule("a", at: 0)
+        _ = scheduler.take(now: 0)
+        #expect(scheduler.finish("a", .rejected, now: 3) == 103)
+    }
+
+    @Test func anOutageProbesOncePerBackoffPeriodThenRefreshesEveryDueDevice() {
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 4, rate: 100), random: { 0.999 })
+        for index in 0..<20 { scheduler.schedule("d\(index)", at: 0) }
+        var now = 0.0
+        let firstWave = scheduler.take(now: now).start
+        #expect(firstWave.count == 4)
+        for id in firstWave { scheduler.finish(id, .gatewayUnavailable, now: now) }
+        #expect(scheduler.outage?.failures == 1)
+
+        // During the outage: one probe at a time, at most one per backoff period.
+        var probes = 0
+        while now < 300 {
+            let (start, wake) = scheduler.take(now: now)
+            #expect(start.count <= 1)
+            if let probe = start.first {
+                probes += 1
+                scheduler.finish(probe, .gatewayUnavailable, now: now)
+            } else {
+                now = wake ?? now + 1
+            }
+        }
+        #expect(probes >= 5 && probes <= 12, "\(probes) probes in 300 s with backoff 1..60")
+        #expect(scheduler.outage!.failures > 5)
+
+        // The first answer ends the outage; everything due goes out, within the concurrency cap.
+        let probe = scheduler.take(now: now).start
+        #expect(probe.count <= 1)
+        if probe.isEmpty { now = scheduler.take(now: now).wake! }
+        let next = probe.first ?? scheduler.take(now: now).start[0]
+        scheduler.finish(next, .success(lifetime: 200), now: now)
+        #expect(scheduler.outage == nil)
+        #expect(scheduler.take(now: now).start.count == 4)
+    }
+
+    @Test func nextAttemptDuringAnOutageIsTheNextProbe() {
+        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        scheduler.schedule("a", at: 0)
+        scheduler.schedule("b", at: 0)
+        let started = scheduler.take(now: 0).start
+        for id in started { scheduler.finish(id, .gatewayUnavailable, now: 0) }
+        let probeAt = scheduler.outage!.nextProbeAt
+        #expect(scheduler.nextAttempt(of: "a", now: 0) == probeAt)
+        #expect(scheduler.nextAttempt(of: "b", now: 0) == probeAt)
+    }
+
+    @Test func localFailuresDoNotEndAnOutage() {
+        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        scheduler.schedule("a", at: 0)
+        scheduler.schedule("b", at: 0)
+        _ = scheduler.take(now: 0)
+        scheduler.finish("a", .gatewayUnavailable, now: 0)
+        scheduler.finish("b", .localFailure, now: 0)
+        #expect(scheduler.outage != nil)
+    }
+
+    @Test func deadlineHeapKeepsTheLatestDeadlinePerKey() {
+        var heap = DeadlineHeap()
+        for index in 0..<1000 { heap.set("k\(index % 100)", Double(1000 - index)) }
+        #expect(heap.count == 100)
+        var last = -Double.infinity
+        var popped = 0
+        while let entry = heap.pop() {
+            #expect(entry.deadline >= last)
+            last = entry.deadline
+            popped += 1
+        }
+        #expect(popped == 100)
+    }
+}

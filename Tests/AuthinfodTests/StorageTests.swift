@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import AuthInfoDaemon
+
+@Suite struct StorageTests {
+    func record(_ id: String) -> DeviceRecord {
+        var record = DeviceRecord(deviceID: id)
+        record.authinfo = "value-\(id)\"quoted\""
+        record.fetchedAt = 1_763_800_000
+        record.expiresAt = 1_763_803_600
+        record.nextAttemptAt = 1_763_802_400
+        record.consecutiveFailures = 2
+        record.lastError = RecordedError(code: "SYSTEM_ERROR", message: "down", httpStatus: 500, requestID: "R1", at: 1_763_800_100)
+        record.pushedRawData = "pushed"
+        return record
+    }
+
+    @Test func recordsRoundTripDurablyInWALMode() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("db/authinfo.db")
+        do {
+            let store = try AuthInfoStore(path: path)
+            try store.save([record("a"), record("b")])
+            #expect(try store.connection.scalarText("PRAGMA journal_mode") == "wal")
+            #expect(try store.connection.scalarText("PRAGMA synchronous") == "2")
+        }
+        let loaded = try AuthInfoStore(path: path, readOnly: true).loadAll()
+        #expect(loaded["a"] == record("a"))
+        #expect(loaded.count == 2)
+        var status = stat()
+        stat(path, &status)
+        #expect(status.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func certificatesAreReplacedAsASet() throws {
+        let directory = try TemporaryDirectory()
+        let store = try AuthInfoStore(path: directory.file("a.db"))
+        try store.saveCertificates([("A1", "pem-a"), ("B2", "pem-b")], downloadedAt: 10)
+        try store.saveCertificates([("C3", "pem-c")], downloadedAt: 20)
+        let loaded = try store.loadCertificates()
+        #expect(loaded.pems == ["pem-c"])
+        #expect(loaded.downloadedAt == 20)
+    }
+
+    @Test func aCorruptDatabaseIsRefusedAndLeftUntouched() throws {
+        let directory = try TemporaryDirectory()
+        let garbage = String(repeating: "not a database ", count: 400)
+        let path = try directory.write("authinfo.db", garbage)
+        do {
+            _ = try AuthInfoStore(path: path)
+            Issue.record("a corrupt database was opened")
+        } catch {
+            #expect(error.message.contains("left untouched"))
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == garbage)
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("authinfo.db")
+        do {
+            let store = try AuthInfoStore(path: path)
+            try store.connection.execute("PRAGMA user_version = 99")
+        }
+        do {
+            _ = try AuthInfoStore(path: path)
+            Issue.record("a newer schema was opened")
+        } catch {
+            #expect(error.message.contains("schema version 99"))
+        }
+    }
+
+    @Test func publisherWritesAtomicallyWithMode0640AndReconciles() throws {
+        let directory = try TemporaryDirectory()
+        let publisher = Publisher(directory: directory.file("devices"))
+        try publisher.prepare()
+        try publisher.write("a", Array("{\"v\":1}".utf8))
+        var status = stat()
+        stat(publisher.path(of: "a"), &status)
+        #expect(status.st_mode & 0o777 == 0o640)
+        try directory.write("devices/removed.json", "{}")
+        try directory.write("devices/.tmp-a-1234", "half")
+        try directory.write("devices/b.json", "stale")
+        let (written, removed) = try publisher.reconcile(["a": Array("{\"v\":1}".utf8), "b": Array("{\"v\":2}".utf8), "c": Array("{}".utf8)])
+        #expect(written == 2)
+        #expect(removed == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("devices")).sorted() == ["a.json", "b.json", "c.json"])
+        #expect(publisher.read("b") == Array("{\"v\":2}".utf8))
+    }
+
+    @Test func documentsAreCompactJSONInContractOrderAndEscaped() throws {
+        let document = AuthInfoDocument(deviceID: "dev-0001", authinfo: "a\"b\\c\n\u{01}", fetchedAt: 1_763_800_000.7, expiresAt: 1_763_803_600)
+        let text = String(decoding: document.json(state: .fresh), as: UTF8.self)
+        #expect(text == #"{"device_id":"dev-0001","authinfo":"a\"b\\c\n\u0001","fetched_at":1763800000,"expires_at":1763803600,"state":"fresh"}"#)
+        let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        #expect(parsed?["authinfo"] as? String == "a\"b\\c\n\u{01}")
+    }
+
+    @Test func statusStatesFollowValidityFailuresAndPlan() {
+        var record = DeviceRecord(deviceID: "a")
+        #expect(DeviceStatus(record, nextAttemptAt: nil, now: 100).state == .pending)
+        record.authinfo = "x"
+        record.fetchedAt = 0
+        record.expiresAt = 200
+        #expect(DeviceStatus(record, nextAttemptAt: 150, now: 100).state == .fresh)
+        #expect(DeviceStatus(record, nextAttemptAt: 50, now: 100).state == .stale)
+        record.consecutiveFailures = 1
+        #expect(DeviceStatus(record, nextAttemptAt: 150, now: 100).state == .stale)
+        #expect(DeviceStatus(record, nextAttemptAt: 150, now: 250).state == .expired)
+        record.rejected = true
+        #expect(DeviceStatus(record, nextAttemptAt: 150, now: 100).state == .rejected)
+    }
+
+    @Test func loggerPrefixesJournalPrioritiesOnlyWhenStderrIsTheJournal() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("log")
+        let fd = open(path, O_WRONLY | O_CREAT, 0o600)
+        defer { close(fd) }
+        var status = stat()
+        fstat(fd, &status)
+        let journal = Logger(level: .debug, fd: fd, environment: ["JOURNAL_STREAM": "\(status.st_dev):\(status.st_ino)"])
+        journal.error("expired", ["device": "d1", "hint": "two words"])
+        journal.info("refreshed", ["device": "d1", "skip": nil])
+        let plain = Logger(level: .warning, fd: fd, environment: ["JOURNAL_STREAM": "1:2"])
+        plain.info("hidden", [:])
+        plain.warning("refresh_failed", ["error": "a \"quoted\" word"])
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0] == "<3>level=error event=expired device=d1 hint=\"two words\"")
+        #expect(lines[1] == "<6>level=info event=refreshed device=d1")
+        #expect(lines[2].hasPrefix("ts="))
+        #expect(lines[2].hasSuffix("level=warning event=refresh_failed error=\"a \\\"quoted\\\" word\""))
+    }
+}
