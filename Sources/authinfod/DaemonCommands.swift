@@ -19,6 +19,17 @@ extension Commands {
     static func runDaemon(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "run", valued: ["config"])
         guard options.positionals.isEmpty else { throw UsageError("run: unexpected argument \(options.positionals[0])", command: "run") }
+        // Signals first: a SIGTERM during start-up must still stop cleanly with exit 0.
+        let control = DaemonControl()
+        let signals = DispatchQueue(label: "authinfod.signals")
+        var sources: [DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT, SIGUSR1, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: signals)
+            source.setEventHandler { control.handle(number) }
+            source.resume()
+            sources.append(source)
+        }
         let configuration: Configuration, credentials: MerchantCredentials
         switch loadConfiguration(options.value("config")) {
         case .success(let loaded): (configuration, credentials) = loaded
@@ -26,30 +37,12 @@ extension Commands {
         }
         let logger = Logger(level: configuration.log.level)
         let daemon = Daemon(configuration: configuration, credentials: credentials, logger: logger)
+        control.attach(daemon, logger: logger)
         do {
             try daemon.start()
         } catch {
             logger.error("start_failed", ["error": error.description])
             return .failure("cannot start: \(error)")
-        }
-        let signals = DispatchQueue(label: "authinfod.signals")
-        var sources: [DispatchSourceSignal] = []
-        for (number, action) in [(SIGTERM, "stop"), (SIGINT, "stop"), (SIGUSR1, "summary"), (SIGHUP, "reload")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: signals)
-            source.setEventHandler {
-                switch action {
-                case "stop":
-                    daemon.stop()
-                    exit(0)
-                case "summary":
-                    daemon.logSummary()
-                default:
-                    logger.warning("reload", ["result": "ignored", "hint": "config reload on SIGHUP is not available in this build; restart the service to apply changes"])
-                }
-            }
-            source.resume()
-            sources.append(source)
         }
         withExtendedLifetime(sources) { () -> Never in
             while true { pause() }
@@ -121,5 +114,36 @@ extension Commands {
         }
         print(authinfo)
         return .success
+    }
+}
+
+/// Routes signals to the daemon. Before the daemon exists (while the config loads) a stop
+/// simply exits: nothing is open yet.
+final class DaemonControl: @unchecked Sendable {
+    private let lock = NSLock()
+    private var daemon: Daemon?
+    private var logger: Logger?
+
+    func attach(_ daemon: Daemon, logger: Logger) {
+        lock.withLock {
+            self.daemon = daemon
+            self.logger = logger
+        }
+    }
+
+    func handle(_ number: Int32) {
+        let (daemon, logger) = lock.withLock { (self.daemon, self.logger) }
+        switch number {
+        case SIGTERM, SIGINT:
+            // stop() waits for the daemon's queue (a start in progress finishes first), closes
+            // the cache with every completed refresh committed; _exit then skips global
+            // destructors, which could race with network threads still winding down.
+            daemon?.stop()
+            _exit(0)
+        case SIGUSR1:
+            daemon?.logSummary()
+        default:
+            logger?.warning("reload", ["result": "ignored", "hint": "config reload on SIGHUP is not available in this build; restart the service to apply changes"])
+        }
     }
 }

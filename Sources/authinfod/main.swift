@@ -53,4 +53,10 @@ func run(_ arguments: [String]) async -> Int32 {
     }
 }
 
+// `run` handles SIGTERM/SIGINT itself (stop cleanly, exit 0); ignore them from the first
+// instruction so a stop during start-up cannot kill the daemon half-way.
+if CommandLine.arguments.dropFirst().first == "run" {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+}
 exit(await run(Array(CommandLine.arguments.dropFirst())))
