@@ -228,3 +228,19 @@ import Testing
         #expect(bad.stderr.split(separator: "\n").count == 1)
     }
 }
+
+@Suite struct ExampleConfigTests {
+    @Test func theShippedExampleConfigIsValidAndUsesTheContractDefaults() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("config/authinfod.json")
+        let site = try Site()
+        try site.directory.write("authinfod.json", try String(contentsOf: example, encoding: .utf8), mode: 0o640)
+        let config = try ConfigLoader.load(path: site.configPath, environment: [:])
+        #expect(config.refresh == Configuration.Refresh())
+        #expect(config.storage.database == "/var/lib/authinfod/authinfo.db")
+        #expect(config.storage.publishDirectory == "/run/authinfod/devices")
+        #expect(config.listen.unixSocket == "/run/authinfod/authinfod.sock")
+        #expect(config.devices.map(\.id) == ["till-01", "till-02"])
+        #expect(config.devices[1].subMchID == "1900000888")
+    }
+}
