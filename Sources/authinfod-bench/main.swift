@@ -7,6 +7,8 @@ import WeChatPaySimulator
 /// `authinfod-bench client [--calls N]`: CPU time per signed, verified authinfo call against a
 /// simulator running in a child process (so only the client's CPU is counted), next to the bare
 /// RSA-2048 sign cost on this machine.
+/// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
+/// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
 
 func processCPUSeconds() -> Double {
@@ -87,7 +89,10 @@ case "client":
     print("signed + verified authinfo call: \(ms(callCost)) CPU (client process), \(String(format: "%.2f", callCost / signCost))× the sign cost")
     print("wall time per call:             \(ms(wall / Double(calls)))")
 
+case "daemon":
+    try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
+
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }

@@ -1,0 +1,129 @@
+import Foundation
+import WeChatPay
+
+/// Measures the real daemon process: it runs `authinfod` (beside this binary) against a
+/// simulator child process, reading CPU and RSS from /proc.
+enum DaemonBench {
+    struct Gateway {
+        let process: Process
+        let port: String
+        let keyID: String
+    }
+
+    static func run(devices: Int) throws {
+        let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let merchantKey = try RSAPrivateKey(generatingBits: 2048)
+        try merchantKey.publicKeyPEM().write(toFile: directory + "/merchant.pub", atomically: true, encoding: .utf8)
+        try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
+        let gateway = try startGateway(directory)
+        // publish_dir lives on tmpfs in production (/run); use /dev/shm here to match.
+        let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-bench-\(getpid())" : directory + "/devices"
+        defer { try? FileManager.default.removeItem(atPath: publishDirectory) }
+        let ids = (1...devices).map { String(format: "dev-%06d", $0) }
+        let config: [String: Any] = [
+            "merchant": ["mchid": mchid, "serial_no": serial, "private_key_file": "apiclient_key.pem",
+                         "wechatpay_public_key_id": gateway.keyID, "wechatpay_public_key_file": "pub_key.pem"],
+            "api": ["base_url": "http://127.0.0.1:\(gateway.port)", "timeout_seconds": 5],
+            "refresh": ["max_requests_per_second": 5000, "max_concurrent_requests": 16],
+            "storage": ["database": "authinfo.db", "publish_dir": publishDirectory],
+            "listen": ["unix_socket": NSNull()],
+            "device_defaults": ["sp_appid": "wx8888888888888888", "sub_mchid": "1900000999", "organization_id": "org-1"],
+            "devices": ids.map { ["device_id": $0, "raw_data": "RAW-" + $0] },
+        ]
+        try write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o640)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+
+        print("devices: \(devices); authinfod: \(binary); gateway: simulator in a separate process; publish_dir \(publishDirectory)")
+        var daemon = try startDaemon(binary, directory, log: "fill.log")
+        var start = Date()
+        try waitFor(files: devices, in: publishDirectory, timeout: 600)
+        let fill = Date().timeIntervalSince(start)
+        let (cpu, rss) = usage(daemon.processIdentifier)
+        print(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.2f ms daemon CPU per refresh (incl. start-up)", fill, Double(devices) / fill, cpu / Double(devices) * 1000))
+        print(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
+        stop(daemon)
+
+        gateway.process.terminate()
+        gateway.process.waitUntilExit()
+        try FileManager.default.removeItem(atPath: publishDirectory)
+        start = Date()
+        daemon = try startDaemon(binary, directory, log: "restart.log")
+        let ready = try waitFor(log: directory + "/restart.log", contains: "event=ready", timeout: 60)
+        let readyAt = ready.timeIntervalSince(start)
+        try waitFor(files: devices, in: publishDirectory, timeout: 60)
+        let allFiles = Date().timeIntervalSince(start)
+        let (_, restartRSS) = usage(daemon.processIdentifier)
+        print(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
+        stop(daemon)
+    }
+
+    static func startGateway(_ directory: String) throws -> Gateway {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["simulator", "--merchant-key-file", directory + "/merchant.pub", "--out", directory + "/gateway"]
+        try child.run()
+        var lines: [String] = []
+        for _ in 0..<200 where lines.count < 3 {
+            usleep(50_000)
+            lines = ((try? String(contentsOfFile: directory + "/gateway", encoding: .utf8)) ?? "").components(separatedBy: "\n")
+        }
+        try lines[2...].joined(separator: "\n").write(toFile: directory + "/pub_key.pem", atomically: true, encoding: .utf8)
+        return Gateway(process: child, port: lines[0], keyID: lines[1])
+    }
+
+    static func startDaemon(_ binary: String, _ directory: String, log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["run", "--config", directory + "/authinfod.json"]
+        _ = FileManager.default.createFile(atPath: directory + "/" + log, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: directory + "/" + log)
+        try process.run()
+        return process
+    }
+
+    static func stop(_ process: Process) {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// CPU seconds (user + system) and RSS in MB of a live process, from /proc.
+    static func usage(_ pid: Int32) -> (cpu: Double, rssMB: Double) {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        let cpu = fields.count > 12 ? (Double(fields[11])! + Double(fields[12])!) / ticks : 0
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+        return (cpu, rss / 1024)
+    }
+
+    static func waitFor(files count: Int, in folder: String, timeout: Double) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if ((try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasSuffix(".json") }.count ?? 0) >= count { return }
+            usleep(20_000)
+        }
+        throw BenchFailure(description: "\(folder) did not reach \(count) files in \(timeout) s")
+    }
+
+    @discardableResult
+    static func waitFor(log path: String, contains text: String, timeout: Double) throws -> Date {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? String(contentsOfFile: path, encoding: .utf8))?.contains(text) == true { return Date() }
+            usleep(5_000)
+        }
+        throw BenchFailure(description: "\(path) did not show \(text) in \(timeout) s")
+    }
+
+    static func write(_ path: String, _ text: String, mode: mode_t) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, mode)
+    }
+
+    struct BenchFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+}
