@@ -15,13 +15,10 @@ enum Commands {
     static func checkConfig(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "check-config", valued: ["config"])
         guard options.positionals.isEmpty else { throw UsageError("check-config: unexpected argument \(options.positionals[0])", command: "check-config") }
-        let configuration: Configuration
-        do {
-            configuration = try ConfigLoader.load(path: ConfigLoader.path(explicit: options.value("config")))
-        } catch {
-            return .failure("invalid configuration: \(error)")
+        switch loadConfigurationOnly(options.value("config")) {
+        case .success(let configuration): print(ConfigSummary.text(configuration))
+        case .failure(let result): return result
         }
-        print(ConfigSummary.text(configuration))
         return .success
     }
 

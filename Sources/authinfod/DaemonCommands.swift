@@ -49,24 +49,65 @@ extension Commands {
         }
     }
 
-    /// `status`: every device's state from the cache (the running daemon's socket API comes later).
+    /// Loads the config alone, or the one-line failure.
+    static func loadConfigurationOnly(_ path: String?) -> Result<Configuration, CommandResult> {
+        do {
+            return .success(try ConfigLoader.load(path: ConfigLoader.path(explicit: path)))
+        } catch {
+            return .failure(.failure("invalid configuration: \(error)"))
+        }
+    }
+
+    /// Asks the running daemon on its Unix socket; nil when none answers (so the caller may read
+    /// the cache instead), a failure when one answered badly.
+    static func askDaemon(_ configuration: Configuration, _ method: String, _ path: String) -> Result<UnixSocketClient.Response, UnixSocketClient.Failure>? {
+        guard let socket = configuration.listen.unixSocket else { return nil }
+        do {
+            return .success(try UnixSocketClient.request(socket: socket, method: method, path: path))
+        } catch {
+            if case .notRunning = error { return nil }
+            return .failure(error)
+        }
+    }
+
+    /// `status`: every device's state from the running daemon, else from the cache (and it says so).
     static func status(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "status", valued: ["config"], switches: ["json"])
         guard options.positionals.isEmpty else { throw UsageError("status: unexpected argument \(options.positionals[0])", command: "status") }
         let configuration: Configuration
-        do {
-            configuration = try ConfigLoader.load(path: ConfigLoader.path(explicit: options.value("config")))
-        } catch {
-            return .failure("invalid configuration: \(error)")
+        switch loadConfigurationOnly(options.value("config")) {
+        case .success(let loaded): configuration = loaded
+        case .failure(let result): return result
         }
+        var report: StatusReport
+        switch askDaemon(configuration, "GET", "/v1/status") {
+        case .success(let response)? where response.status == 200:
+            guard let live = try? StatusReport(json: response.body) else { return .failure("status: the daemon's answer is not a status document") }
+            report = live
+        case .success(let response)?:
+            return .failure("status: the daemon answered HTTP \(response.status)")
+        case .failure(let error)?:
+            return .failure("status: \(error)")
+        case nil:
+            switch cachedStatus(configuration) {
+            case .success(let cached): report = cached
+            case .failure(let result): return result
+            }
+        }
+        print(options.flag("json") ? String(decoding: report.json(), as: UTF8.self) : report.table())
+        return .success
+    }
+
+    static func cachedStatus(_ configuration: Configuration) -> Result<StatusReport, CommandResult> {
         let now = Date().timeIntervalSince1970
         var records: [String: DeviceRecord] = [:]
         var note = "read from the cache \(configuration.storage.database)"
+        if let socket = configuration.listen.unixSocket { note += "; no daemon answered on \(socket)" }
         if FileManager.default.fileExists(atPath: configuration.storage.database) {
             do {
                 records = try AuthInfoStore(path: configuration.storage.database, readOnly: true).loadAll()
             } catch {
-                return .failure("status: \(error)")
+                return .failure(.failure("status: \(error)"))
             }
         } else {
             note = "no cache yet at \(configuration.storage.database) (has the daemon run?)"
@@ -77,42 +118,90 @@ extension Commands {
         }
         var report = StatusReport(generatedAt: now, source: "cache", devices: rows)
         report.notes.append(note)
-        if options.flag("json") {
-            print(String(decoding: report.json(), as: UTF8.self))
-        } else {
-            print(report.table())
-        }
-        return .success
+        return .success(report)
     }
 
-    /// `get DEVICE_ID`: the cached authinfo alone; exit 1 when unknown or without value, 3 when expired.
+    /// `get DEVICE_ID`: the authinfo alone, from the daemon or else the cache; exit 1 when
+    /// unknown or without value, 3 when expired.
     static func get(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "get", valued: ["config"])
         guard options.positionals.count == 1 else { throw UsageError("get: exactly one DEVICE_ID is required", command: "get") }
         let id = options.positionals[0]
         let configuration: Configuration
-        do {
-            configuration = try ConfigLoader.load(path: ConfigLoader.path(explicit: options.value("config")))
-        } catch {
-            return .failure("invalid configuration: \(error)")
+        switch loadConfigurationOnly(options.value("config")) {
+        case .success(let loaded): configuration = loaded
+        case .failure(let result): return result
         }
         guard configuration.devices.contains(where: { $0.id == id }) else {
             return .failure("get: unknown device \"\(id)\" (not in \(configuration.file))")
         }
         let record: DeviceRecord?
-        do {
-            record = FileManager.default.fileExists(atPath: configuration.storage.database)
-                ? try AuthInfoStore(path: configuration.storage.database, readOnly: true).loadAll()[id] : nil
-        } catch {
+        switch askDaemon(configuration, "GET", "/v1/devices/\(id)/authinfo") {
+        case .success(let response)? where response.status == 200:
+            guard case .object(let members)? = try? JSONParser.parse(response.body),
+                  case .string(let value)? = members.first(where: { $0.key == "authinfo" })?.value,
+                  case .string(let state)? = members.first(where: { $0.key == "state" })?.value else {
+                return .failure("get: the daemon's answer is not an authinfo document")
+            }
+            if state == "expired" { return .exit(3, "get: the authinfo of device \(id) has expired") }
+            print(value)
+            return .success
+        case .success(let response)? where response.status == 503 || response.status == 404:
+            record = nil
+        case .success(let response)?:
+            return .failure("get: the daemon answered HTTP \(response.status)")
+        case .failure(let error)?:
             return .failure("get: \(error)")
+        case nil:
+            do {
+                record = FileManager.default.fileExists(atPath: configuration.storage.database)
+                    ? try AuthInfoStore(path: configuration.storage.database, readOnly: true).loadAll()[id] : nil
+            } catch {
+                return .failure("get: \(error)")
+            }
         }
         guard let record, let authinfo = record.authinfo else {
-            return .failure("get: device \(id) has no authinfo yet" + (record?.lastError.map { " (last error \($0.code))" } ?? ""))
+            let lastError = record?.lastError.map { " (last error \($0.code))" } ?? ""
+            return .failure("get: device \(id) has no authinfo yet\(lastError); see 'authinfod status'")
         }
         guard record.isValid(at: Date().timeIntervalSince1970) else {
             return .exit(3, "get: the authinfo of device \(id) expired \(StatusReport.duration(Date().timeIntervalSince1970 - (record.expiresAt ?? 0))) ago")
         }
         print(authinfo)
+        return .success
+    }
+
+    /// `refresh (DEVICE_ID... | --all)`: asks the running daemon to refresh now.
+    static func refresh(_ arguments: [String]) throws(UsageError) -> CommandResult {
+        let options = try Arguments(arguments, command: "refresh", valued: ["config"], switches: ["all"])
+        guard options.flag("all") != !options.positionals.isEmpty else {
+            throw UsageError("refresh: name DEVICE_IDs or --all (not both)", command: "refresh")
+        }
+        let configuration: Configuration
+        switch loadConfigurationOnly(options.value("config")) {
+        case .success(let loaded): configuration = loaded
+        case .failure(let result): return result
+        }
+        let known = Set(configuration.devices.map(\.id))
+        if let unknown = options.positionals.first(where: { !known.contains($0) }) {
+            return .failure("refresh: unknown device \"\(unknown)\" (not in \(configuration.file))")
+        }
+        let ids = options.flag("all") ? configuration.devices.map(\.id) : options.positionals
+        guard let socket = configuration.listen.unixSocket else {
+            return .failure("refresh: listen.unix_socket is off in \(configuration.file), so there is no way to reach the daemon")
+        }
+        for id in ids {
+            do {
+                let response = try UnixSocketClient.request(socket: socket, method: "POST", path: "/v1/devices/\(id)/refresh")
+                guard response.status == 202 else { return .failure("refresh: the daemon answered HTTP \(response.status) for \(id)") }
+            } catch {
+                if case .notRunning = error {
+                    return .failure("refresh: \(error); is authinfod running? (systemctl status authinfod)")
+                }
+                return .failure("refresh: \(error)")
+            }
+        }
+        print("refresh requested for \(ids.count) device\(ids.count == 1 ? "" : "s"); follow it with 'authinfod status'")
         return .success
     }
 }

@@ -77,14 +77,14 @@ enum Demo {
         say("  " + masked(try String(contentsOfFile: sample, encoding: .utf8)) + "\n")
 
         say("== 2. A scheduled refresh, before expiry")
-        let before = daemon.refreshResults["success"] ?? 0
-        try wait("a scheduled refresh") { (daemon.refreshResults["success"] ?? 0) >= before + count }
+        let before = daemon.refreshCount("success")
+        try wait("a scheduled refresh") { (daemon.refreshCount("success")) >= before + count }
         table(daemon)
 
         say("\n== 3. Outage: the gateway goes down (connections refused)")
         gateway.fault = .down
         let outageStart = Date()
-        let attemptsBefore = daemon.refreshResults["failure"] ?? 0
+        let attemptsBefore = daemon.refreshCount("failure")
         for step in 1...3 {
             Thread.sleep(forTimeInterval: 5)
             let served = servedFiles(directory + "/devices", devices)
@@ -92,7 +92,7 @@ enum Demo {
             table(daemon)
             guard served == count else { throw Failure(message: "a device lost its authinfo during a short outage") }
         }
-        let attempts = (daemon.refreshResults["failure"] ?? 0) - attemptsBefore
+        let attempts = (daemon.refreshCount("failure")) - attemptsBefore
         say("\nDuring \(Int(Date().timeIntervalSince(outageStart))) s of outage the daemon made \(attempts) attempts for \(count) devices: probes with backoff (1–4 s), not one request per device.")
 
         say("\n== 4. Recovery: the gateway is back")

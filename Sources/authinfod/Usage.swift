@@ -6,9 +6,16 @@ enum Usage {
     authinfod \(BuildInfo.version): keeps WeChat Pay face-pay authinfo fresh, cached and served.
 
     Usage:
+      authinfod run          [--config FILE]   run in the foreground (what systemd starts)
       authinfod check-config [--config FILE]   validate the config and summarise it; no network, no writes
+      authinfod status       [--config FILE] [--json]
+                                               every device's state, and the runway
+      authinfod get DEVICE_ID [--config FILE]  print the cached authinfo value alone
+      authinfod refresh (DEVICE_ID... | --all) [--config FILE]
+                                               ask the running daemon to refresh now
       authinfod token --out-user-id ID --organization-id ORG [--config FILE]
                                                obtain a face-pay signing token (POST /v3/offlinefacemch/tokens)
+      authinfod demo         [--devices N]     the whole story against a built-in simulator
       authinfod --version | --help | help COMMAND
 
     The config defaults to \(ConfigDefaults.path), or $AUTHINFOD_CONFIG when set.
@@ -30,6 +37,40 @@ enum Usage {
         Calls POST /v3/offlinefacemch/tokens (scene WEBSESSION) with the config's merchant
         credentials and prints the token alone on stdout. The answer's signature is verified;
         a forged or unverifiable answer is an error and no token is printed.
+        """,
+        "run": """
+        Usage: authinfod run [--config FILE]
+
+        Runs the daemon in the foreground, logging to stderr: keeps every configured device's
+        authinfo fresh, cached in SQLite and published, and serves the socket API. SIGTERM or
+        SIGINT stop it (exit 0); SIGUSR1 logs the summary.
+        """,
+        "status": """
+        Usage: authinfod status [--config FILE] [--json]
+
+        One row per device: state (fresh, stale, expired, rejected, pending), age, expires in,
+        next refresh, consecutive failures and last error; then a summary and the runway (time
+        until the first device's authinfo expires). Asks the running daemon on its Unix socket;
+        when none answers, reads the SQLite cache and says so.
+        """,
+        "get": """
+        Usage: authinfod get DEVICE_ID [--config FILE]
+
+        Prints the device's authinfo alone. Exit 0 when valid; 1 when the device is unknown or has
+        no value; 3 when its only value has expired (nothing printed).
+        """,
+        "refresh": """
+        Usage: authinfod refresh (DEVICE_ID... | --all) [--config FILE]
+
+        Asks the running daemon (over its Unix socket) to refresh the devices now, within the
+        configured rate. Fails with a clear message when no daemon is running.
+        """,
+        "demo": """
+        Usage: authinfod demo [--devices N]
+
+        Runs the whole story against a built-in gateway simulator in a temporary folder: first
+        fill, a scheduled refresh, an outage during which every device stays served, recovery.
+        Needs no config, credentials or root; exits 0 by itself in about 30 seconds.
         """,
         "help": "Usage: authinfod help COMMAND\n\nPrints the help of COMMAND.",
     ]

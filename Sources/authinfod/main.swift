@@ -35,6 +35,7 @@ func run(_ arguments: [String]) async -> Int32 {
         case "run": result = try Commands.runDaemon(rest)
         case "status": result = try Commands.status(rest)
         case "get": result = try Commands.get(rest)
+        case "refresh": result = try Commands.refresh(rest)
         case "demo": result = try await Demo.run(rest)
         default: throw UsageError("unknown command \"\(command)\"")
         }

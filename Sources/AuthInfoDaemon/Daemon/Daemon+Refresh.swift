@@ -18,6 +18,7 @@ extension Daemon {
         let request = AuthInfoRequest(spAppID: device.spAppID, subAppID: device.subAppID, subMchID: device.subMchID,
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
         guard let client else { return }
+        startedAt[id] = clock.monotonic()
         Task {
             do throws(WeChatPayError) {
                 let info = try await client.authinfo(request)
@@ -66,11 +67,12 @@ extension Daemon {
         let next = scheduler.finish(id, .success(lifetime: lifetime), now: mono)
         record.nextAttemptAt = wall + (next - mono)
         records[id] = record
-        refreshCounts["success", default: 0] += 1
+        recordMetrics(id, result: "success", code: "", mono: mono)
         persist(record)
         if let document = AuthInfoDocument(record) {
             do {
                 try publisher.write(id, document.json())
+                hook?.changed(device: id, file: publisher.path(of: id))
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
             }
@@ -108,7 +110,7 @@ extension Daemon {
         let retryAt = scheduler.nextAttempt(of: id, now: mono) ?? next
         record.nextAttemptAt = wall + (retryAt - mono)
         records[id] = record
-        refreshCounts[outcome == .rejected ? "rejected" : "failure", default: 0] += 1
+        recordMetrics(id, result: outcome == .rejected ? "rejected" : "failure", code: error.code, mono: mono)
         persist(record)
         let retryIn = max(0, retryAt - mono)
         if outcome == .rejected {
@@ -123,6 +125,11 @@ extension Daemon {
                                       "hint": "the gateway is unreachable; cached authinfo stays served until it expires; probing with backoff"])
         }
         tick()
+    }
+
+    private func recordMetrics(_ id: String, result: String, code: String, mono: Double) {
+        metrics.recordRefresh(result: result, code: code)
+        if let started = startedAt.removeValue(forKey: id) { metrics.recordLatency(mono - started) }
     }
 
     func persist(_ record: DeviceRecord) {

@@ -20,26 +20,30 @@ extension Daemon {
 
     /// The document a device reads, with its state, or nil when it has no value.
     public func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        queue.sync {
-            guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record) else { return nil }
-            let wall = clock.wall(), mono = clock.monotonic()
-            if !record.isValid(at: wall) { return (document, .expired) }
-            let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
-            return (document, record.consecutiveFailures > 0 || next <= mono - 1 ? .stale : .fresh)
-        }
+        queue.sync { documentOnQueue(id) }
+    }
+
+    func documentOnQueue(_ id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
+        guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record) else { return nil }
+        let wall = clock.wall(), mono = clock.monotonic()
+        if !record.isValid(at: wall) { return (document, .expired) }
+        let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
+        return (document, record.consecutiveFailures > 0 || next <= mono - 1 ? .stale : .fresh)
     }
 
     /// Refreshes `ids` (all devices when nil) as soon as the rate allows.
     public func refreshNow(_ ids: [String]? = nil) {
-        queue.async {
-            let mono = self.clock.monotonic()
-            for id in ids ?? Array(self.devices.keys) where self.devices[id] != nil {
-                self.scheduler.schedule(id, at: mono)
-            }
-            self.tick()
-        }
+        queue.async { self.refreshNowOnQueue(ids) }
     }
 
-    /// Counts of completed refreshes by result ("success", "failure", "rejected").
-    public var refreshResults: [String: Int] { queue.sync { refreshCounts } }
+    func refreshNowOnQueue(_ ids: [String]?) {
+        let mono = clock.monotonic()
+        for id in ids ?? Array(devices.keys) where devices[id] != nil {
+            scheduler.schedule(id, at: mono)
+        }
+        tick()
+    }
+
+    /// Completed refreshes with `result` ("success", "failure" or "rejected").
+    public func refreshCount(_ result: String) -> Int { queue.sync { metrics.refreshCount(result: result) } }
 }

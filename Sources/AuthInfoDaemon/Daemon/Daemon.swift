@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import HTTPServer
 import WeChatPay
 
 /// Why the daemon could not start.
@@ -33,8 +34,11 @@ public final class Daemon: @unchecked Sendable {
     var stopped = false
     /// The last storage problem (database or publish folder), shown in status until it clears.
     var storageFault: String?
-    /// Refreshes completed by result, for metrics and tests.
-    var refreshCounts: [String: Int] = [:]
+    var metrics = Metrics()
+    /// When each in-flight refresh started (monotonic), for the latency histogram.
+    var startedAt: [String: Double] = [:]
+    var servers: [HTTPServer] = []
+    var hook: ChangeHook?
 
     public init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock = .system,
                 random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
@@ -96,6 +100,8 @@ public final class Daemon: @unchecked Sendable {
             storageFault = error.description
             logger.error("publish_failed", ["error": error.description, "hint": "devices cannot read files until publish_dir is writable"])
         }
+        try startListeners()
+        hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
         queue.async { self.tick() }
         startSummaryTimer()
         logger.info("ready", ["devices": devices.count, "valid": valid, "due_now": devices.count - valid])
@@ -140,6 +146,13 @@ public final class Daemon: @unchecked Sendable {
     /// Stops refreshing and closes the cache. Refreshes in flight are abandoned; every completed
     /// one is already committed. Safe to call more than once.
     public func stop() {
+        // Listeners first, outside the queue: a request in progress may be waiting to hop onto it.
+        let servers = queue.sync { () -> [HTTPServer] in
+            let servers = self.servers
+            self.servers = []
+            return servers
+        }
+        for server in servers { server.shutdown() }
         queue.sync {
             guard !stopped else { return }
             stopped = true

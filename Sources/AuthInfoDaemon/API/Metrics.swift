@@ -1,0 +1,56 @@
+/// Counters and a latency histogram for `GET /metrics` (Prometheus text exposition 0.0.4).
+/// Owned by the daemon's queue.
+struct Metrics {
+    static let latencyBuckets: [Double] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    /// Completed refreshes by (result, code): result is success, failure or rejected.
+    private(set) var refreshes: [String: Int] = [:]
+    private var latencyCounts = [Int](repeating: 0, count: latencyBuckets.count)
+    private var latencySum = 0.0
+    private var latencyCount = 0
+
+    mutating func recordRefresh(result: String, code: String) {
+        refreshes["\(result)\u{0}\(code)", default: 0] += 1
+    }
+
+    /// Completed refreshes with `result`, all codes together.
+    func refreshCount(result: String) -> Int {
+        refreshes.filter { $0.key.hasPrefix(result + "\u{0}") }.values.reduce(0, +)
+    }
+
+    mutating func recordLatency(_ seconds: Double) {
+        for (index, bound) in Self.latencyBuckets.enumerated() where seconds <= bound { latencyCounts[index] += 1 }
+        latencySum += seconds
+        latencyCount += 1
+    }
+
+    func exposition(_ report: StatusReport, version: String, storageFault: Bool) -> String {
+        var lines: [String] = []
+        lines += ["# HELP authinfod_build_info Build information.", "# TYPE authinfod_build_info gauge",
+                  "authinfod_build_info{version=\"\(version)\"} 1"]
+        lines += ["# HELP authinfod_devices Configured devices by state.", "# TYPE authinfod_devices gauge"]
+        for state in DeviceState.allCases { lines.append("authinfod_devices{state=\"\(state.rawValue)\"} \(report.count(state))") }
+        lines += ["# HELP authinfod_runway_seconds Seconds until the first device's authinfo expires.", "# TYPE authinfod_runway_seconds gauge",
+                  "authinfod_runway_seconds \(Int(report.runway ?? 0))"]
+        lines += ["# HELP authinfod_refreshes_total Completed refreshes by result and error code.", "# TYPE authinfod_refreshes_total counter"]
+        for (key, count) in refreshes.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            lines.append("authinfod_refreshes_total{result=\"\(parts[0])\",code=\"\(Self.escape(String(parts[1])))\"} \(count)")
+        }
+        lines += ["# HELP authinfod_gateway_request_duration_seconds Latency of authinfo calls to the gateway.",
+                  "# TYPE authinfod_gateway_request_duration_seconds histogram"]
+        for (index, bound) in Self.latencyBuckets.enumerated() {
+            lines.append("authinfod_gateway_request_duration_seconds_bucket{le=\"\(bound)\"} \(latencyCounts[index])")
+        }
+        lines.append("authinfod_gateway_request_duration_seconds_bucket{le=\"+Inf\"} \(latencyCount)")
+        lines.append("authinfod_gateway_request_duration_seconds_sum \(latencySum)")
+        lines.append("authinfod_gateway_request_duration_seconds_count \(latencyCount)")
+        lines += ["# HELP authinfod_storage_fault Whether the database or publish folder is failing.", "# TYPE authinfod_storage_fault gauge",
+                  "authinfod_storage_fault \(storageFault ? 1 : 0)"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
