@@ -36,6 +36,8 @@ public struct SimulatorRequestRecord: Sendable {
     public let path: String
     /// `device_id` of an authinfo request.
     public let deviceID: String?
+    /// `raw_data` of an authinfo request (a test double may keep it; a real gateway log would not).
+    public let rawData: String?
     /// The status answered (0 when the connection was refused or no answer was sent).
     public let status: Int
     public let at: Double

@@ -141,7 +141,9 @@ public final class WeChatPaySimulator: Sendable {
         let now = Date().timeIntervalSince1970
         let (fault, answer) = state.withLock { state -> (SimulatorFault, Answer) in
             let (answer, deviceID) = self.answer(request, now: now, state: &state)
-            state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, status: answer.status, at: now))
+            let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
+            state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
+                                                    status: answer.status, at: now))
             return (state.fault, answer)
         }
         let response = sign(answer, fault: fault)
