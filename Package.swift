@@ -4,8 +4,9 @@ import PackageDescription
 /// authinfod: keeps WeChat Pay face-pay `authinfo` credentials fresh, cached and served.
 ///
 /// Targets, bottom up:
-/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto).
-/// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and Dispatch.
+/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto); `CLinux`: epoll
+///   and eventfd, which the Glibc module does not export.
+/// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and one epoll thread.
 /// - `WeChatPay`: the APIv3 client (signing, answer verification, certificates, transport).
 /// - `WeChatPaySimulator`: a loopback stand-in for the gateway, for tests and the demo.
 /// - `AuthInfoDaemon`: configuration and the daemon itself.
@@ -26,7 +27,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        .target(name: "HTTPServer"),
+        .systemLibrary(name: "CLinux"),
+        .target(name: "HTTPServer", dependencies: ["CLinux"]),
         .target(name: "WeChatPay", dependencies: ["COpenSSL"]),
         .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
         .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer"]),

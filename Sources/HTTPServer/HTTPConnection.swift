@@ -1,20 +1,21 @@
+import CLinux
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One client connection: reads and parses requests, hands each to the server's handler, and
-/// writes the responses back in order. Confined to the server's queue (hence `@unchecked
-/// Sendable`). The descriptor is closed exactly once, when the last of its sources is cancelled.
+/// writes the responses back in order. Confined to the server's loop thread (hence `@unchecked
+/// Sendable`). The descriptor is unregistered and closed exactly once, in `close()`.
 final class HTTPConnection: @unchecked Sendable {
     let server: HTTPServer
     private let fd: Int32
-    private var readSource: DispatchSourceRead?
-    private var writeSource: DispatchSourceWrite?
-    private var timer: DispatchSourceTimer?
-    private var readSuspended = false
-    private var writeSuspended = true
-    private var liveSources = 0
+    /// The epoll events currently asked for (EPOLLIN while reading, EPOLLOUT while output waits).
+    private var watched: UInt32 = 0
+    /// Monotonic time by which the client must have sent its request (or taken our response);
+    /// `.infinity` while the handler works. Checked by the server's sweep, so a request costs
+    /// no timer syscalls.
+    private(set) var deadline = Double.infinity
 
     private var input: [UInt8] = []
     private var scanned = 0
@@ -25,6 +26,9 @@ final class HTTPConnection: @unchecked Sendable {
     private var sequence: UInt64 = 0
     private var closeAfterWrite = false
     private var closed = false
+    /// Set while `processInput` runs, so a response sent synchronously from the handler does not
+    /// re-enter it (the loop there picks up the next pipelined request instead).
+    private var processing = false
 
     init(fd: Int32, server: HTTPServer) {
         self.fd = fd
@@ -32,29 +36,23 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     func start() {
-        var noSigPipe: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &noSigPipe, socklen_t(MemoryLayout<Int32>.size))
-        let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: server.queue)
-        read.setEventHandler { [unowned self] in readAvailable() }
-        read.setCancelHandler { [self] in sourceCancelled() }
-        readSource = read
-        liveSources += 1
-        let timer = DispatchSource.makeTimerSource(queue: server.queue)
-        timer.setEventHandler { [unowned self] in timedOut() }
-        self.timer = timer
+        var keepAlive: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepAlive, socklen_t(MemoryLayout<Int32>.size))
+        watched = EPOLLIN.rawValue
+        server.loop.register(fd, events: watched) { [unowned self] events in
+            if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !output.isEmpty { flush() }
+            if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !closed { readAvailable() }
+        }
         armTimer()
-        timer.resume()
-        read.resume()
     }
 
     // MARK: Reading
 
     private func readAvailable() {
-        var chunk = [UInt8](repeating: 0, count: 16384)
         while !closed {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let count = server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
-                input.append(contentsOf: chunk[0..<count])
+                input.append(contentsOf: server.readBuffer[0..<count])
                 if input.count > server.configuration.limits.maximumHeaderBytes + server.configuration.limits.maximumBodyBytes + 8192 {
                     break
                 }
@@ -73,44 +71,47 @@ final class HTTPConnection: @unchecked Sendable {
         processInput()
     }
 
-    /// Parses and dispatches the next request when none is being handled.
+    /// Parses and dispatches requests while none is being handled (a handler that answers at
+    /// once lets the loop continue with the next pipelined request).
     private func processInput() {
-        guard !closed, pending == nil, !closeAfterWrite, !input.isEmpty else {
-            updateReading()
-            return
-        }
-        switch HTTPRequestParser.parse(input[...], scanFrom: scanned, limits: server.configuration.limits) {
-        case .incomplete(let scannedSoFar):
-            scanned = scannedSoFar
-        case .invalid(let status, _):
-            input.removeAll()
-            closeAfterWrite = true
-            sequence += 1
-            pending = sequence
-            send(.error(status, status == 431 ? "headers_too_large" : status == 413 ? "body_too_large" : "bad_request"), for: sequence)
-        case .request(let request, let consumed):
-            input.removeFirst(consumed)
-            scanned = 0
-            sequence += 1
-            pending = sequence
-            if !request.keepAlive { closeAfterWrite = true }
-            disarmTimer()
-            server.handler(request, HTTPResponder(connection: self, sequence: sequence))
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while !closed, pending == nil, !closeAfterWrite, !input.isEmpty {
+            switch HTTPRequestParser.parse(input[...], scanFrom: scanned, limits: server.configuration.limits) {
+            case .incomplete(let scannedSoFar):
+                scanned = scannedSoFar
+                updateReading()
+                return
+            case .invalid(let status, _):
+                input.removeAll()
+                closeAfterWrite = true
+                sequence += 1
+                pending = sequence
+                send(.error(status, status == 431 ? "headers_too_large" : status == 413 ? "body_too_large" : "bad_request"), for: sequence)
+            case .request(let request, let consumed):
+                if consumed == input.count { input.removeAll(keepingCapacity: true) } else { input.removeFirst(consumed) }
+                scanned = 0
+                sequence += 1
+                pending = sequence
+                if !request.keepAlive { closeAfterWrite = true }
+                disarmTimer()
+                server.handler(request, HTTPResponder(connection: self, sequence: sequence))
+            }
         }
         updateReading()
     }
 
     /// Reads only while no request is being handled and the buffer is within bounds
-    /// (backpressure against pipelining floods).
+    /// (backpressure against pipelining floods); watches for writability while output waits.
     private func updateReading() {
-        guard let readSource, !closed else { return }
-        let shouldRead = pending == nil && !closeAfterWrite
-        if shouldRead && readSuspended {
-            readSuspended = false
-            readSource.resume()
-        } else if !shouldRead && !readSuspended {
-            readSuspended = true
-            readSource.suspend()
+        guard !closed else { return }
+        var wanted: UInt32 = 0
+        if pending == nil && !closeAfterWrite { wanted |= EPOLLIN.rawValue }
+        if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
+        if wanted != watched {
+            watched = wanted
+            server.loop.modify(fd, events: wanted)
         }
     }
 
@@ -135,7 +136,7 @@ final class HTTPConnection: @unchecked Sendable {
             }
             if errno == EINTR { continue }
             if errno == EAGAIN || errno == EWOULDBLOCK {
-                waitForWritable()
+                updateReading()
                 return
             }
             close()
@@ -143,10 +144,6 @@ final class HTTPConnection: @unchecked Sendable {
         }
         output.removeAll(keepingCapacity: true)
         outputOffset = 0
-        if let writeSource, !writeSuspended {
-            writeSuspended = true
-            writeSource.suspend()
-        }
         if closeAfterWrite {
             close()
         } else {
@@ -154,31 +151,18 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func waitForWritable() {
-        if writeSource == nil {
-            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: server.queue)
-            source.setEventHandler { [unowned self] in flush() }
-            source.setCancelHandler { [self] in sourceCancelled() }
-            writeSource = source
-            liveSources += 1
-        }
-        if writeSuspended {
-            writeSuspended = false
-            writeSource?.resume()
-        }
-    }
-
     // MARK: Timeout and closing
 
     private func armTimer() {
-        timer?.schedule(deadline: .now() + server.configuration.requestTimeout, repeating: .never)
+        deadline = HTTPServer.monotonicNow() + server.configuration.requestTimeout
     }
 
     private func disarmTimer() {
-        timer?.schedule(deadline: .distantFuture, repeating: .never)
+        deadline = .infinity
     }
 
-    private func timedOut() {
+    /// Called by the server's sweep once `deadline` has passed.
+    func timedOut() {
         guard !closed else { return }
         if pending == nil && output.isEmpty && !input.isEmpty && !closeAfterWrite {
             // A request started but did not arrive in time: tell the client, then close.
@@ -192,29 +176,12 @@ final class HTTPConnection: @unchecked Sendable {
         close()
     }
 
-    /// Cancels every source; the descriptor is closed when the last cancellation lands.
+    /// Stops watching the descriptor and closes it.
     func close() {
         guard !closed else { return }
         closed = true
-        timer?.cancel()
-        if let readSource {
-            if readSuspended { readSource.resume() }
-            readSource.cancel()
-        }
-        if let writeSource {
-            if writeSuspended { writeSource.resume() }
-            writeSource.cancel()
-        }
+        server.loop.unregister(fd)
+        Glibc.close(fd)
         server.closed(self)
-    }
-
-    private func sourceCancelled() {
-        liveSources -= 1
-        if liveSources == 0 {
-            Glibc.close(fd)
-            readSource = nil
-            writeSource = nil
-            timer = nil
-        }
     }
 }

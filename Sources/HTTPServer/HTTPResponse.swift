@@ -20,15 +20,27 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, contentType: "application/json", text: "{\"error\":\"\(code)\"}")
     }
 
-    /// The bytes on the wire; `close` adds `Connection: close`.
+    /// The bytes on the wire; `close` adds `Connection: close`. Built byte by byte (this is on
+    /// every request's path).
     func serialized(close: Bool) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        head += "Content-Length: \(body.count)\r\n"
-        if close { head += "Connection: close\r\n" }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        bytes.reserveCapacity(bytes.count + body.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128 + body.count)
+        bytes += "HTTP/1.1 ".utf8
+        bytes += String(status).utf8
+        bytes.append(0x20)
+        bytes += Self.reason(status).utf8
+        bytes += [13, 10]
+        for (name, value) in headers {
+            bytes += name.utf8
+            bytes += [0x3A, 0x20]
+            bytes += value.utf8
+            bytes += [13, 10]
+        }
+        bytes += "Content-Length: ".utf8
+        bytes += String(body.count).utf8
+        bytes += [13, 10]
+        if close { bytes += "Connection: close\r\n".utf8 }
+        bytes += [13, 10]
         bytes += body
         return bytes
     }

@@ -1,15 +1,17 @@
+import CLinux
 import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// An HTTP/1.1 server on non-blocking sockets driven by Dispatch sources: no thread per
-/// connection, strict request limits, a timeout that cuts slow clients, a cap on open
+/// An HTTP/1.1 server on non-blocking sockets and one epoll thread (`EventLoop`): no thread
+/// per connection, strict request limits, a timeout that cuts slow clients, a cap on open
 /// connections, keep-alive, and responses in request order.
 ///
-/// All state lives on one serial queue; `@unchecked Sendable` because every mutable member is
-/// touched only there. The handler runs on that queue and must not block; it answers through
-/// the `HTTPResponder` it is given, at once or later, from any thread.
+/// All state lives on the loop thread; `@unchecked Sendable` because every mutable member is
+/// touched only there. The handler runs on that thread and must not block; it answers through
+/// the `HTTPResponder` it is given: `respondNow` before returning, or `respond` later from any
+/// thread.
 public final class HTTPServer: @unchecked Sendable {
     /// Limits and timeouts for untrusted clients.
     public struct Configuration: Sendable {
@@ -26,16 +28,27 @@ public final class HTTPServer: @unchecked Sendable {
     public typealias Handler = @Sendable (HTTPRequest, HTTPResponder) -> Void
 
     let configuration: Configuration
-    let queue: DispatchQueue
+    let loop: EventLoop
     let handler: Handler
     private var listeners: [ObjectIdentifier: Listener] = [:]
     var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    /// One read buffer for every connection: they all read on the loop thread, one at a time.
+    var readBuffer = [UInt8](repeating: 0, count: 16384)
 
-    /// A server whose handler is called on a serial queue labelled `label`.
+    /// A server whose handler runs on a loop thread named `label`.
     public init(label: String, configuration: Configuration = Configuration(), handler: @escaping Handler) {
         self.configuration = configuration
         self.handler = handler
-        queue = DispatchQueue(label: label)
+        loop = EventLoop(name: label)
+    }
+
+    deinit {
+        let listeners = self.listeners, connections = self.connections
+        loop.sync {
+            for listener in listeners.values { listener.stop() }
+            for connection in connections.values { connection.close() }
+        }
+        loop.stop()
     }
 
     /// Starts listening on `address`; returns the TCP port bound (the one asked for, or the free
@@ -48,9 +61,9 @@ public final class HTTPServer: @unchecked Sendable {
         case .tcp(let host, let requested): (fd, port) = try ListeningSocket.tcp(host: host, port: requested)
         case .unix(let path, let mode): fd = try ListeningSocket.unix(path: path, mode: mode)
         }
-        queue.sync {
+        loop.sync {
             let listener = Listener(fd: fd, address: address, server: self)
-            listeners[ObjectIdentifier(listener)] = listener
+            self.listeners[ObjectIdentifier(listener)] = listener
             listener.start()
         }
         return port
@@ -58,22 +71,22 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Stops accepting on every listener (new connections are refused); open connections stay.
     public func stopListening() {
-        queue.sync {
-            for listener in listeners.values { listener.stop() }
-            listeners.removeAll()
+        loop.sync {
+            for listener in self.listeners.values { listener.stop() }
+            self.listeners.removeAll()
         }
     }
 
     /// Stops listening and closes every connection.
     public func shutdown() {
         stopListening()
-        queue.sync {
-            for connection in connections.values { connection.close() }
+        loop.sync {
+            for connection in self.connections.values { connection.close() }
         }
     }
 
     /// Number of open client connections (for tests and metrics).
-    public var connectionCount: Int { queue.sync { connections.count } }
+    public var connectionCount: Int { loop.sync { self.connections.count } }
 
     func accepted(_ fd: Int32) {
         guard connections.count < configuration.maximumConnections else {
@@ -83,30 +96,53 @@ public final class HTTPServer: @unchecked Sendable {
         let connection = HTTPConnection(fd: fd, server: self)
         connections[ObjectIdentifier(connection)] = connection
         connection.start()
+        if connections.count == 1 {
+            // Deadlines are checked by a tick that runs only while connections are open, so an
+            // idle server wakes nobody and a request costs no timer syscalls.
+            loop.setTick(max(0.05, min(1, configuration.requestTimeout / 4))) { [unowned self] in sweepConnections() }
+        }
     }
 
     func closed(_ connection: HTTPConnection) {
         connections[ObjectIdentifier(connection)] = nil
+        if connections.isEmpty { loop.setTick(nil, nil) }
+    }
+
+    private func sweepConnections() {
+        let now = Self.monotonicNow()
+        for connection in connections.values where connection.deadline <= now { connection.timedOut() }
+    }
+
+    static func monotonicNow() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 }
 
-/// Answers one request. Call `respond` exactly once, from any thread; later calls are ignored.
+/// Answers one request. Call it exactly once; later calls are ignored. A handler that answers
+/// before returning uses `respondNow`; one that answers later, from any thread, `respond`.
 public struct HTTPResponder: Sendable {
     let connection: HTTPConnection
     let sequence: UInt64
 
     public func respond(_ response: HTTPResponse) {
-        connection.server.queue.async { connection.send(response, for: sequence) }
+        connection.server.loop.execute { connection.send(response, for: sequence) }
+    }
+
+    /// Answers synchronously. Only from inside the handler, on the server's loop thread.
+    public func respondNow(_ response: HTTPResponse) {
+        precondition(connection.server.loop.inLoop, "respondNow outside the server's loop thread")
+        connection.send(response, for: sequence)
     }
 }
 
-/// One listening socket and the read source that accepts on it. Confined to the server's queue.
+/// One listening socket, watched by the loop. Confined to the loop thread.
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let address: ListenAddress
     unowned let server: HTTPServer
-    private var source: DispatchSourceRead?
-    private var paused = false
+    private var active = false
 
     init(fd: Int32, address: ListenAddress, server: HTTPServer) {
         self.fd = fd
@@ -115,26 +151,20 @@ final class Listener: @unchecked Sendable {
     }
 
     func start() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: server.queue)
-        let fd = self.fd
-        source.setEventHandler { [unowned self] in acceptAll() }
-        source.setCancelHandler { Glibc.close(fd) }
-        self.source = source
-        source.resume()
+        active = true
+        server.loop.register(fd, events: EPOLLIN.rawValue) { [unowned self] _ in acceptAll() }
     }
 
     func stop() {
-        if paused {
-            paused = false
-            source?.resume()
-        }
-        source?.cancel()
-        source = nil
+        guard active else { return }
+        active = false
+        server.loop.unregister(fd)
+        Glibc.close(fd)
         if case .unix(let path, _) = address { unlink(path) }
     }
 
     private func acceptAll() {
-        while true {
+        while active {
             let client = accept(fd, nil, nil)
             if client >= 0 {
                 // accept4 is not exported to Swift by Glibc; set the flags just after.
@@ -146,15 +176,10 @@ final class Listener: @unchecked Sendable {
             switch errno {
             case EINTR, ECONNABORTED: continue
             case EMFILE, ENFILE:
-                // Out of descriptors: pause accepting briefly instead of spinning on the event.
-                guard let source, !paused else { return }
-                paused = true
-                source.suspend()
-                server.queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
-                    if paused, let source = self.source {
-                        paused = false
-                        source.resume()
-                    }
+                // Out of descriptors: stop watching for 100 ms instead of spinning on the event.
+                server.loop.modify(fd, events: 0)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
+                    server.loop.execute { if self.active { self.server.loop.modify(self.fd, events: EPOLLIN.rawValue) } }
                 }
                 return
             default: return

@@ -9,6 +9,7 @@ import WeChatPaySimulator
 /// RSA-2048 sign cost on this machine.
 /// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
 /// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down.
+/// `authinfod-bench http [--seconds S] [--rounds R]`: GET authinfo over TCP with wrk, next to nginx.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
 
 func processCPUSeconds() -> Double {
@@ -26,6 +27,7 @@ let mchid = "1900000109"
 let serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+do {
 switch arguments.first {
 case "simulator":
     guard let keyFile = option("--merchant-key-file", arguments), let out = option("--out", arguments) else {
@@ -89,10 +91,17 @@ case "client":
     print("signed + verified authinfo call: \(ms(callCost)) CPU (client process), \(String(format: "%.2f", callCost / signCost))× the sign cost")
     print("wall time per call:             \(ms(wall / Double(calls)))")
 
+case "http":
+    try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3)
+
 case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
+}
+} catch {
+    FileHandle.standardError.write(Data("authinfod-bench: \(error)\n".utf8))
+    exit(1)
 }

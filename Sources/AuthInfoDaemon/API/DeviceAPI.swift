@@ -7,8 +7,20 @@ import WeChatPay
 extension Daemon {
     static let maximumRawDataBytes = 16 * 1024
 
-    /// Answers `request` from `caller`; hops onto the daemon's queue.
+    /// Answers `request` from `caller`. `GET …/authinfo`, the hot path, is answered at once on the
+    /// listener's queue from `served`; everything else hops onto the daemon's queue.
     func serve(_ request: HTTPRequest, caller: Caller, _ responder: HTTPResponder) {
+        if request.method == "GET", let id = Self.authinfoDevice(request.path) {
+            guard caller.mayAccess(id) else { return responder.respondNow(.error(403, "forbidden")) }
+            switch served.lookup(id) {
+            case nil: responder.respondNow(.error(404, "unknown_device"))
+            case .some(nil): responder.respondNow(.error(503, "no_authinfo_yet"))
+            case .some(let entry?):
+                responder.respondNow(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                                                  body: entry.body(at: clock.wall())))
+            }
+            return
+        }
         queue.async {
             if let response = self.route(request, caller: caller, responder) { responder.respond(response) }
         }
@@ -35,6 +47,15 @@ extension Daemon {
         default:
             return .error(404, "not_found")
         }
+    }
+
+    /// The device id of a `/v1/devices/{id}/authinfo` path.
+    static func authinfoDevice(_ path: String) -> String? {
+        let bytes = path.utf8
+        guard bytes.count > 21, bytes.starts(with: "/v1/devices/".utf8), bytes.reversed().starts(with: "/authinfo".utf8.reversed()) else { return nil }
+        let id = bytes.dropFirst(12).dropLast(9)
+        guard !id.contains(UInt8(ascii: "/")) else { return nil }
+        return String(id)
     }
 
     private func device(_ id: String, action: String, _ request: HTTPRequest, caller: Caller) -> HTTPResponse {

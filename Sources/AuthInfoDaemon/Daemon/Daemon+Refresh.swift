@@ -78,6 +78,7 @@ extension Daemon {
             }
         }
         expiries.set(id, mono + lifetime)
+        updateServed(id)
         logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
         if wasFailing { logger.info("recovered", ["device": id, "after_failures": failures]) }
         tick()
@@ -112,6 +113,7 @@ extension Daemon {
         records[id] = record
         recordMetrics(id, result: outcome == .rejected ? "rejected" : "failure", code: error.code, mono: mono)
         persist(record)
+        updateServed(id)
         let retryIn = max(0, retryAt - mono)
         if outcome == .rejected {
             logger.error("rejected", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
@@ -130,6 +132,17 @@ extension Daemon {
     private func recordMetrics(_ id: String, result: String, code: String, mono: Double) {
         metrics.recordRefresh(result: result, code: code)
         if let started = startedAt.removeValue(forKey: id) { metrics.recordLatency(mono - started) }
+    }
+
+    /// Re-renders what the socket API serves for `id` from its record and plan.
+    func updateServed(_ id: String) {
+        guard let record = records[id], let document = AuthInfoDocument(record), let expiresAt = record.expiresAt else {
+            served.set(id, nil)
+            return
+        }
+        let wall = clock.wall(), mono = clock.monotonic()
+        let due = scheduler.nextAttempt(of: id, now: mono).map { wall + ($0 - mono) } ?? expiresAt
+        served.set(id, .init(prefix: Array(document.json().dropLast()), expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0))
     }
 
     func persist(_ record: DeviceRecord) {

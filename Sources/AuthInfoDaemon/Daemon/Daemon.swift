@@ -38,6 +38,7 @@ public final class Daemon: @unchecked Sendable {
     /// When each in-flight refresh started (monotonic), for the latency histogram.
     var startedAt: [String: Double] = [:]
     var servers: [HTTPServer] = []
+    let served = ServedDocuments()
     var hook: ChangeHook?
 
     public init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock = .system,
@@ -49,6 +50,7 @@ public final class Daemon: @unchecked Sendable {
         publisher = Publisher(directory: configuration.storage.publishDirectory)
         scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
         for device in configuration.devices { devices[device.id] = device }
+        served.configure(devices: Set(devices.keys))
     }
 
     /// Opens the cache, republishes every valid value, and starts refreshing. Returns once the
@@ -92,6 +94,7 @@ public final class Daemon: @unchecked Sendable {
             scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
             record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
             records[device.id] = record
+            updateServed(device.id)
         }
         do {
             let (written, removed) = try publisher.reconcile(documents)

@@ -1,0 +1,53 @@
+import Foundation
+import Synchronization
+
+/// The documents `GET /v1/devices/{id}/authinfo` answers with, pre-rendered, readable from the
+/// listeners' queues without a hop onto the daemon's queue (the hot path of the socket API).
+///
+/// `Mutex` rather than queue confinement because readers are the server queues and the only
+/// writer is the daemon's queue; each access is a dictionary lookup or store.
+final class ServedDocuments: Sendable {
+    struct Entry: Sendable {
+        /// The document's JSON without its closing brace, ready for `,"state":"…"}`.
+        let prefix: [UInt8]
+        let expiresAt: Double
+        /// Wall time after which the refresh is overdue.
+        let dueAt: Double
+        let failing: Bool
+
+        func state(at now: Double) -> AuthInfoDocument.State {
+            if now >= expiresAt { return .expired }
+            return failing || now >= dueAt + 1 ? .stale : .fresh
+        }
+
+        func body(at now: Double) -> [UInt8] {
+            var body = prefix
+            body += Array(",\"state\":\"\(state(at: now).rawValue)\"}".utf8)
+            return body
+        }
+    }
+
+    private struct State {
+        var devices = Set<String>()
+        var entries: [String: Entry] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// The configured device ids (unknown ones get 404).
+    func configure(devices: Set<String>) {
+        state.withLock { $0.devices = devices }
+    }
+
+    func set(_ id: String, _ entry: Entry?) {
+        state.withLock { $0.entries[id] = entry }
+    }
+
+    /// nil: unknown device; `.some(nil)`: configured but no value yet.
+    func lookup(_ id: String) -> Entry?? {
+        state.withLock { state in
+            guard state.devices.contains(id) else { return nil }
+            return .some(state.entries[id])
+        }
+    }
+}
