@@ -224,9 +224,11 @@ struct APISite {
         #expect(cached.stdout.contains("(from the cache)"))
     }
 
-    @Test func hostileInputIsRefusedWithoutDisturbingOtherClients() throws {
-        let api = try APISite()
+    @Test func hostileInputIsRefusedWithoutDisturbingOtherClientsOrLeakingDescriptors() throws {
+        let api = try APISite(extra: ["log": ["level": "info"]])
         defer { _ = api.daemon.terminate() }
+        let descriptors = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(api.daemon.process.processIdentifier)/fd").count) ?? -1 }
+        let baseline = descriptors()
         let auth = "Authorization: Bearer \(APISite.kioskToken)\r\n"
         #expect(Wire.raw(port: api.port, [0x00, 0xFF, 0x13, 0x37] + Array("\r\n\r\n".utf8)).hasPrefix("HTTP/1.1 400 "))
         #expect(Wire.raw(port: api.port, Array(("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 200_000) + "\r\n\r\n").utf8)).hasPrefix("HTTP/1.1 431 "))
@@ -238,11 +240,13 @@ struct APISite {
             #expect(!answer.contains("authinfo\":"), "\(path) must not serve a document")
         }
         let stalled = (0..<50).map { _ in Wire.stall(port: api.port, "GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: x") }
-        defer { stalled.forEach { close($0) } }
         let start = Date()
         let answer = try api.tcp("/v1/devices/dev-0001/authinfo", token: APISite.kioskToken)
         #expect(answer.status == 200)
         #expect(Date().timeIntervalSince(start) < 1, "a device still reads in time while 50 connections stall")
+        #expect(descriptors() >= baseline + 50)
+        stalled.forEach { close($0) }
+        api.daemon.wait(5, "every client descriptor closed") { descriptors() <= baseline }
     }
 
     @Test func onChangeHookRunsWithTheDeviceAndFileAndAHangingHookBlocksNothing() throws {
