@@ -37,7 +37,7 @@ extension Commands {
         }
         let logger = Logger(level: configuration.log.level)
         let daemon = Daemon(configuration: configuration, credentials: credentials, logger: logger)
-        control.attach(daemon, logger: logger)
+        control.attach(daemon, logger: logger, configPath: options.value("config"))
         do {
             try daemon.start()
         } catch {
@@ -212,16 +212,18 @@ final class DaemonControl: @unchecked Sendable {
     private let lock = NSLock()
     private var daemon: Daemon?
     private var logger: Logger?
+    private var configPath: String?
 
-    func attach(_ daemon: Daemon, logger: Logger) {
+    func attach(_ daemon: Daemon, logger: Logger, configPath: String?) {
         lock.withLock {
             self.daemon = daemon
             self.logger = logger
+            self.configPath = configPath
         }
     }
 
     func handle(_ number: Int32) {
-        let (daemon, logger) = lock.withLock { (self.daemon, self.logger) }
+        let (daemon, logger, configPath) = lock.withLock { (self.daemon, self.logger, self.configPath) }
         switch number {
         case SIGTERM, SIGINT:
             // stop() waits for the daemon's queue (a start in progress finishes first), closes
@@ -232,7 +234,15 @@ final class DaemonControl: @unchecked Sendable {
         case SIGUSR1:
             daemon?.logSummary()
         default:
-            logger?.warning("reload", ["result": "ignored", "hint": "config reload on SIGHUP is not available in this build; restart the service to apply changes"])
+            guard let daemon, let logger else { return }
+            // An invalid new config is logged and the running one kept.
+            switch Commands.loadConfiguration(configPath) {
+            case .success(let (configuration, credentials)):
+                daemon.reload(configuration, credentials: credentials)
+            case .failure(let result):
+                let reason = if case .failure(let message) = result { message } else { "invalid configuration" }
+                logger.error("reload", ["result": "refused", "error": reason, "hint": "the running configuration is kept; fix the file and send SIGHUP again"])
+            }
         }
     }
 }

@@ -16,7 +16,13 @@ final class DaemonProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["JOURNAL_STREAM"] = nil
         env["NOTIFY_SOCKET"] = nil
+        env["WATCHDOG_USEC"] = nil
         for (key, value) in environment { env[key] = value }
+        if env["JOURNAL_STREAM"] == "log-file" {
+            var status = stat()
+            fstat(log.fileDescriptor, &status)
+            env["JOURNAL_STREAM"] = "\(status.st_dev):\(status.st_ino)"
+        }
         process.environment = env
         process.standardError = log
         process.standardOutput = log
@@ -71,8 +77,8 @@ extension Site {
         ])
     }
 
-    func start() throws -> DaemonProcess {
-        try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"))
+    func start(environment: [String: String] = [:]) throws -> DaemonProcess {
+        try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"), environment: environment)
     }
 
     /// The published document of `device`, parsed, or nil.

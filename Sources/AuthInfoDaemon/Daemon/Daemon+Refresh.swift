@@ -81,6 +81,7 @@ extension Daemon {
         updateServed(id)
         logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
         if wasFailing { logger.info("recovered", ["device": id, "after_failures": failures]) }
+        notifyStatusIfDue()
         tick()
     }
 
@@ -126,6 +127,7 @@ extension Daemon {
             logger.warning("outage", ["probe_in": max(0, outage.nextProbeAt - mono),
                                       "hint": "the gateway is unreachable; cached authinfo stays served until it expires; probing with backoff"])
         }
+        notifyStatusIfDue()
         tick()
     }
 

@@ -16,8 +16,12 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
 /// Dispatch timer is armed for the next deadline (a refresh, a retry, a probe or an expiry).
 public final class Daemon: @unchecked Sendable {
     let queue = DispatchQueue(label: "authinfod.daemon")
-    let configuration: Configuration
-    let credentials: MerchantCredentials
+    var configuration: Configuration
+    var credentials: MerchantCredentials
+    let notifier: SystemdNotifier
+    var watchdogTimer: DispatchSourceTimer?
+    /// When STATUS= was last sent (monotonic), to send it at most every 2 s.
+    var lastStatusNotification = -Double.infinity
     let logger: Logger
     let clock: DaemonClock
 
@@ -42,7 +46,8 @@ public final class Daemon: @unchecked Sendable {
     var hook: ChangeHook?
 
     public init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock = .system,
-                random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+                notifier: SystemdNotifier = SystemdNotifier(), random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+        self.notifier = notifier
         self.configuration = configuration
         self.credentials = credentials
         self.logger = logger
@@ -79,6 +84,7 @@ public final class Daemon: @unchecked Sendable {
         }
         self.store = store
         client = WeChatPayClient(configuration: clientConfiguration(store))
+        hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
         var documents: [String: [UInt8]] = [:]
@@ -104,22 +110,44 @@ public final class Daemon: @unchecked Sendable {
             logger.error("publish_failed", ["error": error.description, "hint": "devices cannot read files until publish_dir is writable"])
         }
         try startListeners()
-        hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
         queue.async { self.tick() }
         startSummaryTimer()
+        startWatchdog()
         logger.info("ready", ["devices": devices.count, "valid": valid, "due_now": devices.count - valid])
+        notifier.notify("READY=1\nSTATUS=\(statusReportOnQueue().summaryLine)")
+        lastStatusNotification = clock.monotonic()
+    }
+
+    /// WATCHDOG=1 every WATCHDOG_USEC/2, from the daemon's own queue: a stuck queue stops the
+    /// keep-alives and systemd restarts the service.
+    private func startWatchdog() {
+        guard let interval = notifier.watchdogInterval else { return }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(Int(interval * 100)))
+        timer.setEventHandler { [weak self] in self?.notifier.notify("WATCHDOG=1") }
+        timer.resume()
+        watchdogTimer = timer
+    }
+
+    /// Sends STATUS= with the summary line when it is at least 2 s old.
+    func notifyStatusIfDue() {
+        guard notifier.isActive else { return }
+        let mono = clock.monotonic()
+        guard mono - lastStatusNotification >= 2 else { return }
+        lastStatusNotification = mono
+        notifier.notify("STATUS=\(statusReportOnQueue().summaryLine)")
     }
 
     /// Seconds from now until a device loaded from the cache should be refreshed: at once
     /// without a valid value, otherwise at its persisted plan (never later than one jittered
     /// interval from now, so a clock change cannot postpone it indefinitely).
-    private func initialDelay(_ record: DeviceRecord, wall: Double) -> Double {
+    func initialDelay(_ record: DeviceRecord, wall: Double) -> Double {
         guard record.isValid(at: wall) || record.rejected else { return 0 }
         let planned = (record.nextAttemptAt ?? wall) - wall
         return min(max(0, planned), configuration.refresh.interval * (1 + configuration.refresh.jitterFraction))
     }
 
-    private func clientConfiguration(_ store: AuthInfoStore) -> ClientConfiguration {
+    func clientConfiguration(_ store: AuthInfoStore) -> ClientConfiguration {
         var client = credentials.clientConfiguration(configuration)
         if credentials.apiV3Key != nil, let persisted = try? store.loadCertificates() {
             client.platformCertificates = persisted.pems.compactMap { try? X509Certificate(pem: $0) }
@@ -149,6 +177,7 @@ public final class Daemon: @unchecked Sendable {
     /// Stops refreshing and closes the cache. Refreshes in flight are abandoned; every completed
     /// one is already committed. Safe to call more than once.
     public func stop() {
+        notifier.notify("STOPPING=1")
         // Listeners first, outside the queue: a request in progress may be waiting to hop onto it.
         let servers = queue.sync { () -> [HTTPServer] in
             let servers = self.servers
@@ -161,8 +190,10 @@ public final class Daemon: @unchecked Sendable {
             stopped = true
             timer?.cancel()
             summaryTimer?.cancel()
+            watchdogTimer?.cancel()
             timer = nil
             summaryTimer = nil
+            watchdogTimer = nil
             logger.info("stop", ["devices": devices.count])
             store = nil
         }
@@ -232,6 +263,10 @@ public final class Daemon: @unchecked Sendable {
 
     func logSummaryOnQueue() {
         let report = statusReportOnQueue()
+        if notifier.isActive {
+            lastStatusNotification = clock.monotonic()
+            notifier.notify("STATUS=\(report.summaryLine)")
+        }
         logger.info("summary", ["devices": report.devices.count, "fresh": report.count(.fresh), "stale": report.count(.stale),
                                 "expired": report.count(.expired), "rejected": report.count(.rejected), "pending": report.count(.pending),
                                 "runway": report.runway, "storage_fault": storageFault])

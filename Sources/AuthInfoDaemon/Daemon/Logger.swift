@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One event per line on stderr in logfmt (`level=info event=refreshed device=dev-0001`), with
 /// a syslog priority prefix (`<6>`) when stderr is the journal (`JOURNAL_STREAM` matches it),
@@ -8,7 +9,7 @@ import Foundation
 public final class Logger: Sendable {
     public typealias Level = Configuration.Log.Level
 
-    private let minimum: Level
+    private let minimum: Atomic<Int>
     private let journal: Bool
     private let fd: Int32
     private let clock: @Sendable () -> Double
@@ -16,7 +17,7 @@ public final class Logger: Sendable {
     /// A logger writing to `fd` (stderr by default) at `level` and above.
     public init(level: Level, fd: Int32 = 2, environment: [String: String] = ProcessInfo.processInfo.environment,
                 clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        minimum = level
+        minimum = Atomic(Self.rank(level))
         self.fd = fd
         self.clock = clock
         journal = Self.isJournal(fd: fd, environment: environment)
@@ -32,11 +33,16 @@ public final class Logger: Sendable {
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
-    public func isEnabled(_ level: Level) -> Bool { level >= minimum }
+    public func isEnabled(_ level: Level) -> Bool { Self.rank(level) >= minimum.load(ordering: .relaxed) }
+
+    /// Changes the level (config reload).
+    public func setLevel(_ level: Level) { minimum.store(Self.rank(level), ordering: .relaxed) }
+
+    private static func rank(_ level: Level) -> Int { Level.allCases.firstIndex(of: level)! }
 
     /// Logs `event` with `fields` in order. Values are quoted when they need it.
     public func log(_ level: Level, _ event: String, _ fields: KeyValuePairs<String, Any?> = [:]) {
-        guard level >= minimum else { return }
+        guard isEnabled(level) else { return }
         var line = ""
         if journal {
             line += "<\(Self.priority(level))>"
