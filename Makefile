@@ -1,6 +1,6 @@
 # authinfod — build, test and run. `make demo` and `make test` are the quick start.
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libssl-dev pkg-config curl
+APT_PACKAGES := libsqlite3-dev libssl-dev pkg-config curl systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build release test demo clean
