@@ -3,7 +3,21 @@ SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libssl-dev pkg-config curl systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release test demo clean
+VERSION := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/WeChatPay/BuildInfo.swift)
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+DOCDIR := $(PREFIX)/share/doc/authinfod
+CONFDIR := /etc/authinfod
+ifeq ($(PREFIX),/usr)
+UNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+else
+UNITDIR ?= /etc/systemd/system
+SYSUSERSDIR ?= /etc/sysusers.d
+endif
+
+.PHONY: all deps build release static test demo install uninstall deb clean
 
 all: build
 
@@ -23,6 +37,45 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product authinfod
 
+## static: release binary with the Swift runtime linked in, for hosts without a Swift toolchain.
+static: deps
+	@dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcurl4-openssl-dev; }
+	$(SWIFT) build -c release --static-swift-stdlib --product authinfod
+
+## install: binary, unit, sysusers file, docs, and the example config (never over an existing one).
+install: static
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 -s .build/release/authinfod $(DESTDIR)$(BINDIR)/authinfod
+	sed -e 's|/usr/local/bin/authinfod|$(BINDIR)/authinfod|' -e 's|/usr/local/share/doc/authinfod|$(DOCDIR)|' \
+		systemd/authinfod.service > $(DESTDIR)$(UNITDIR)/authinfod.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/authinfod.service
+	install -m 0644 systemd/authinfod.sysusers $(DESTDIR)$(SYSUSERSDIR)/authinfod.conf
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 config/authinfod.json $(DESTDIR)$(DOCDIR)/authinfod.json.example
+	install -d -m 0750 $(DESTDIR)$(CONFDIR)
+	@if [ -e $(DESTDIR)$(CONFDIR)/authinfod.json ]; then echo "kept the existing $(CONFDIR)/authinfod.json"; \
+	else install -m 0640 config/authinfod.json $(DESTDIR)$(CONFDIR)/authinfod.json; fi
+	@echo "installed. Next: systemd-sysusers, edit $(CONFDIR)/authinfod.json, put apiclient_key.pem there (chmod 600), authinfod check-config, systemctl enable --now authinfod"
+
+## uninstall: removes what install put down; keeps $(CONFDIR) (config and keys) and /var/lib/authinfod (the cache).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/authinfod $(DESTDIR)$(UNITDIR)/authinfod.service $(DESTDIR)$(SYSUSERSDIR)/authinfod.conf
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "kept $(CONFDIR) (configuration and keys) and /var/lib/authinfod (the cache)"
+
+## deb: build/authinfod_VERSION_amd64.deb with dpkg-deb.
+deb: static
+	rm -rf build/deb
+	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/build/deb
+	install -m 0644 systemd/debian/copyright build/deb/usr/share/doc/authinfod/copyright
+	printf 'authinfod ($(VERSION)) unstable; urgency=medium\n\n  * Release $(VERSION).\n\n -- authinfod maintainers <maintainers@users.noreply.b-seed-25868820.example>  %s\n' \
+		"$$(date -R)" | gzip -9n > build/deb/usr/share/doc/authinfod/changelog.gz
+	install -d -m 0755 build/deb/DEBIAN
+	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk build/deb --exclude=DEBIAN | cut -f1)/" systemd/debian/control.in > build/deb/DEBIAN/control
+	echo /etc/authinfod/authinfod.json > build/deb/DEBIAN/conffiles
+	install -m 0755 systemd/debian/postinst systemd/debian/prerm systemd/debian/postrm build/deb/DEBIAN/
+	dpkg-deb --root-owner-group --build build/deb build/authinfod_$(VERSION)_amd64.deb
+
 ## test: every unit and end-to-end test (the end-to-end ones run the real binary).
 test: build
 	$(SWIFT) build --build-tests
@@ -33,4 +86,4 @@ demo: build
 	$(SWIFT) run --skip-build authinfod demo
 
 clean:
-	rm -rf .build
+	rm -rf .build build
