@@ -15,7 +15,7 @@ enum Commands {
     static func checkConfig(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "check-config", valued: ["config"])
         guard options.positionals.isEmpty else { throw UsageError("check-config: unexpected argument \(options.positionals[0])", command: "check-config") }
-        switch loadConfigurationOnly(options.value("config")) {
+        switch loadConfigurationOnly(options.value("config"), checkingSecrets: true) {
         case .success(let configuration): print(ConfigSummary.text(configuration))
         case .failure(let result): return result
         }

@@ -49,10 +49,11 @@ extension Commands {
         }
     }
 
-    /// Loads the config alone, or the one-line failure.
-    static func loadConfigurationOnly(_ path: String?) -> Result<Configuration, CommandResult> {
+    /// Loads the config alone, or the one-line failure. `checkingSecrets: false` for commands
+    /// that need no keys (status, get, refresh), so members of the authinfod group can run them.
+    static func loadConfigurationOnly(_ path: String?, checkingSecrets: Bool = false) -> Result<Configuration, CommandResult> {
         do {
-            return .success(try ConfigLoader.load(path: ConfigLoader.path(explicit: path)))
+            return .success(try ConfigLoader.load(path: ConfigLoader.path(explicit: path), checkingSecrets: checkingSecrets))
         } catch {
             return .failure(.failure("invalid configuration: \(error)"))
         }

@@ -244,3 +244,17 @@ import Testing
         #expect(config.devices[1].subMchID == "1900000888")
     }
 }
+
+@Suite struct KeylessCommandTests {
+    @Test func statusNeedsNoReadableKeyButCheckConfigDoes() throws {
+        let site = try Site()
+        try site.writeConfig(site.config())
+        try FileManager.default.removeItem(atPath: site.directory.file("apiclient_key.pem"))
+        let status = try Binary.run(["status", "--config", site.configPath])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("no cache yet"))
+        let check = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(check.status == 1)
+        #expect(check.stderr.contains("merchant.private_key_file"))
+    }
+}

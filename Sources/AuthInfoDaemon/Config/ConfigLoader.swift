@@ -13,9 +13,11 @@ public enum ConfigLoader {
         explicit ?? environment["AUTHINFOD_CONFIG"] ?? Configuration.defaultPath
     }
 
-    /// Loads and validates `path`. Key files are checked (present, private, the right PEM) but
-    /// their secrets are not kept; `MerchantCredentials.load` reads them for use.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Configuration {
+    /// Loads and validates `path`. Key and token files are checked (present, private, the right
+    /// PEM) unless `checkingSecrets` is false (commands that only talk to the daemon or read the
+    /// cache, run by users who may not read the keys); their secrets are not kept either way.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            checkingSecrets: Bool = true) throws(ConfigError) -> Configuration {
         let file = absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
         let bytes: [UInt8]
         do {
@@ -32,6 +34,7 @@ public enum ConfigLoader {
         let context = Context(file: file, directory: (file as NSString).deletingLastPathComponent,
                               credentialsDirectory: environment["CREDENTIALS_DIRECTORY"])
         let configuration = try parse(document, context)
+        guard checkingSecrets else { return configuration }
         try MerchantCredentials.check(configuration.merchant, file: file)
         for (index, client) in configuration.listen.tcpClients.enumerated() {
             _ = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
