@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import AuthInfoDaemon
 
 /// A fake systemd notification socket: a datagram socket that records every message.
 final class NotifySocket: @unchecked Sendable {
@@ -104,5 +105,33 @@ final class NotifySocket: @unchecked Sendable {
         for line in lines { #expect(line.hasPrefix("<6>") || line.hasPrefix("<4>") || line.hasPrefix("<3>") || line.hasPrefix("<7>"), "\(line)") }
         #expect(lines.contains { $0.hasPrefix("<3>level=error event=rejected") })
         #expect(!daemon.log.contains("ts="), "journald adds its own timestamps")
+    }
+}
+
+@Suite struct SystemdNotifierTests {
+    @Test func notifiesAnAbstractSocketAndHonoursWatchdogPID() throws {
+        let name = "authinfod-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw[0] = 0
+            for (index, byte) in name.utf8.enumerated() { raw[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + name.utf8.count)
+        #expect(withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0)
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": String(getpid())])
+        #expect(notifier.watchdogInterval == 1)
+        notifier.notify("READY=1\nSTATUS=ok")
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        #expect(count > 0 && String(decoding: buffer[0..<max(0, count)], as: UTF8.self) == "READY=1\nSTATUS=ok")
+
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"]).watchdogInterval == nil, "the watchdog belongs to another process")
+        #expect(!SystemdNotifier(environment: [:]).isActive)
     }
 }
