@@ -91,7 +91,6 @@ public final class Daemon: @unchecked Sendable {
         var valid = 0
         for device in configuration.devices {
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-            if record.pushedRawData == nil, records[device.id] == nil { records[device.id] = record }
             if record.isValid(at: wall), let document = AuthInfoDocument(record) {
                 documents[device.id] = document.json()
                 expiries.set(device.id, mono + (record.expiresAt! - wall))
