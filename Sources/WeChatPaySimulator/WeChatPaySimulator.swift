@@ -40,6 +40,8 @@ public final class WeChatPaySimulator: Sendable {
         var seenNonces: [String: Double] = [:]
         var listening = true
         var counter = 0
+        var inFlight = 0
+        var maxInFlight = 0
     }
 
     public let merchant: Merchant
@@ -140,6 +142,8 @@ public final class WeChatPaySimulator: Sendable {
     fileprivate func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let now = Date().timeIntervalSince1970
         let (fault, answer) = state.withLock { state -> (SimulatorFault, Answer) in
+            state.inFlight += 1
+            state.maxInFlight = max(state.maxInFlight, state.inFlight)
             let (answer, deviceID) = self.answer(request, now: now, state: &state)
             let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
             state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
@@ -147,12 +151,22 @@ public final class WeChatPaySimulator: Sendable {
             return (state.fault, answer)
         }
         let response = sign(answer, fault: fault)
-        if case .slow(let seconds) = fault {
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { responder.respond(response) }
-        } else {
+        let finish: @Sendable () -> Void = { [self] in
+            self.state.withLock { $0.inFlight -= 1 }
             responder.respond(response)
         }
+        if case .slow(let seconds) = fault {
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: finish)
+        } else {
+            finish()
+        }
     }
+
+    /// The most requests this simulator has had in hand at once (observable with `.slow`).
+    public var maximumConcurrentRequests: Int { state.withLock { $0.maxInFlight } }
+
+    /// Forgets the concurrency high-water mark.
+    public func resetConcurrency() { state.withLock { $0.maxInFlight = $0.inFlight } }
 
     struct Answer {
         var status: Int

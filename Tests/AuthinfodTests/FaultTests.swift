@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import WeChatPaySimulator
+
+/// Fault injection against the real binary (issue 6): each test fails if the guarantee breaks.
+@Suite struct FaultTests {
+    /// Requests in the busiest one-second sliding window of `times`.
+    func busiestSecond(_ times: [Double]) -> Int {
+        let sorted = times.sorted()
+        var best = 0
+        for (index, start) in sorted.enumerated() { best = max(best, sorted[index...].prefix { $0 < start + 1 }.count) }
+        return best
+    }
+
+    @Test func anOutageLongerThanTheLifetimeExpiresValuesProbesGentlyAndRecoversWithinTheLimits() throws {
+        let site = try Site()
+        site.simulator.expiresIn = 4
+        let devices = 10, rate = 5.0, concurrency = 2
+        try site.writeConfig(site.fastConfig(devices: devices, interval: 2, ttl: 4, backoff: (0.5, 1), rate: rate, concurrency: concurrency))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(15, "first fill") { site.allPublished(devices) }
+
+        site.simulator.fault = .serverError
+        let outageStart = Date().timeIntervalSince1970
+        daemon.wait(10, "every value expired and unpublished") { site.deviceIDs(devices).allSatisfy { site.published($0) == nil } }
+        Thread.sleep(forTimeInterval: max(0, outageStart + 7 - Date().timeIntervalSince1970))
+        let outageEnd = Date().timeIntervalSince1970
+        let duringOutage = site.simulator.requests(path: "/v3/offlineface/authinfo").filter { $0.at >= outageStart && $0.at < outageEnd }.count
+        // One probe per backoff period (0.5–1 s) plus the wave in flight when it began; not one per device.
+        #expect(duringOutage >= 4 && Double(duringOutage) <= 7 / 0.5 + Double(concurrency) + 2, "\(duringOutage) requests in 7 s of outage")
+
+        let status = try Binary.run(["status", "--json", "--config", site.configPath])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect((report["summary"] as? [String: Any])?["expired"] as? Int == devices)
+        #expect(report["runway_seconds"] as? Int == 0)
+        let metrics = try Wire.curl(["--unix-socket", site.directory.file("authinfod.sock"), "http://localhost/metrics"]).body
+        #expect(metrics.contains("authinfod_devices{state=\"expired\"} \(devices)"))
+        #expect(metrics.contains("authinfod_runway_seconds 0"))
+        #expect(daemon.log.components(separatedBy: "event=expired").count - 1 == devices)
+
+        // Recovery: every device valid again within devices / rate + one backoff period (plus
+        // slack for process scheduling), never over the rate or the concurrency cap.
+        site.simulator.fault = .slow(seconds: 0.3)
+        site.simulator.resetConcurrency()
+        let recoveryStart = Date().timeIntervalSince1970
+        daemon.wait(Double(devices) / rate + 1 + 3, "every device valid after the outage") { site.allPublished(devices) }
+        let recovered = Date().timeIntervalSince1970 - recoveryStart
+        #expect(recovered <= Double(devices) / rate + 1 + 1.5, "recovered in \(recovered) s")
+        let recoveryTimes = site.simulator.requests(path: "/v3/offlineface/authinfo").map(\.at).filter { $0 >= recoveryStart }
+        #expect(busiestSecond(recoveryTimes) <= Int(rate), "rate limit held: \(busiestSecond(recoveryTimes)) in one second")
+        #expect(site.simulator.maximumConcurrentRequests <= concurrency, "at most \(concurrency) in flight")
+    }
+
+    @Test(arguments: [SimulatorFault.forgedSignature, .signTest, .garbageBody, .missingSignature, .staleTimestamp])
+    func unverifiableAnswersAreNeverPublishedAndRetriedWithBackoff(fault: SimulatorFault) throws {
+        let site = try Site()
+        site.simulator.fault = fault
+        try site.writeConfig(site.fastConfig(devices: 2, backoff: (0.2, 0.8)))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        Thread.sleep(forTimeInterval: 2.5)
+        let attempts = site.simulator.requests(path: "/v3/offlineface/authinfo").count
+        #expect(attempts >= 4, "retried: \(attempts)")
+        #expect(Double(attempts) <= 2 * 2.5 / 0.2 + 2, "with backoff, not in a loop: \(attempts)")
+        #expect(site.published("dev-0001") == nil && site.published("dev-0002") == nil, "nothing unverified is published")
+        #expect(try Binary.run(["get", "dev-0001", "--config", site.configPath]).status == 1)
+        #expect(daemon.log.contains("code=signature") || daemon.log.contains("code=malformed_answer"))
+        site.simulator.fault = .none
+        daemon.wait(10, "published once answers verify") { site.allPublished(2) }
+    }
+
+    @Test func aMissingRawDataFileAffectsOnlyItsDevice() throws {
+        let site = try Site()
+        try site.directory.write("raw/dev-0002.txt", "RAW-FROM-FILE\n")
+        var config = site.fastConfig(devices: 3, interval: 1, ttl: 60, backoff: (0.2, 0.5))
+        var devices = config["devices"] as! [[String: Any]]
+        devices[1] = ["device_id": "dev-0002", "raw_data_file": "raw/dev-0002.txt"]
+        config["devices"] = devices
+        try site.writeConfig(config)
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "all three") { site.allPublished(3) }
+        #expect(site.simulator.requests().contains { $0.deviceID == "dev-0002" && $0.rawData == "RAW-FROM-FILE" })
+
+        try FileManager.default.removeItem(atPath: site.directory.file("raw/dev-0002.txt"))
+        daemon.wait(5, "the missing file reported for its device") { daemon.log.contains("event=refresh_failed device=dev-0002 code=raw_data_unreadable") }
+        let before = site.simulator.requests().filter { $0.deviceID == "dev-0001" }.count
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(site.simulator.requests().filter { $0.deviceID == "dev-0001" }.count >= before + 1, "other devices keep refreshing")
+        #expect(site.published("dev-0002") != nil, "its cached value stays served")
+
+        try site.directory.write("raw/dev-0002.txt", "RAW-NEW\n")
+        daemon.wait(5, "recovered with the new file") { site.simulator.requests().contains { $0.deviceID == "dev-0002" && $0.rawData == "RAW-NEW" } }
+    }
+}
