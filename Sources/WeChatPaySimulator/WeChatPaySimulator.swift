@@ -42,6 +42,7 @@ public final class WeChatPaySimulator: Sendable {
         var counter = 0
         var inFlight = 0
         var maxInFlight = 0
+        var delays: [String: Double] = [:]
     }
 
     public let merchant: Merchant
@@ -108,6 +109,11 @@ public final class WeChatPaySimulator: Sendable {
         state.withLock { $0.rejections[deviceID] = (status, code, message) }
     }
 
+    /// Answers authinfo requests for `deviceID` only after `seconds` (nil: at once again).
+    public func delay(deviceID: String, seconds: Double?) {
+        state.withLock { $0.delays[deviceID] = seconds }
+    }
+
     /// Undoes `reject(deviceID:)`.
     public func accept(deviceID: String) {
         state.withLock { $0.rejections[deviceID] = nil }
@@ -141,14 +147,14 @@ public final class WeChatPaySimulator: Sendable {
 
     fileprivate func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let now = Date().timeIntervalSince1970
-        let (fault, answer) = state.withLock { state -> (SimulatorFault, Answer) in
+        let (fault, answer, delay) = state.withLock { state -> (SimulatorFault, Answer, Double?) in
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
             let (answer, deviceID) = self.answer(request, now: now, state: &state)
             let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
             state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
                                                     status: answer.status, at: now))
-            return (state.fault, answer)
+            return (state.fault, answer, deviceID.flatMap { state.delays[$0] })
         }
         let response = sign(answer, fault: fault)
         let finish: @Sendable () -> Void = { [self] in
@@ -157,6 +163,8 @@ public final class WeChatPaySimulator: Sendable {
         }
         if case .slow(let seconds) = fault {
             DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: finish)
+        } else if let delay {
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay, execute: finish)
         } else {
             finish()
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeChatPaySimulator
 @testable import AuthInfoDaemon
 
 @Suite struct DaemonEndToEndTests {
@@ -63,9 +64,10 @@ import Testing
         #expect(second.terminate().status == 0)
     }
 
-    @Test func serverErrorsBackOffWithABoundedNumberOfRequests() throws {
+    @Test(arguments: [(SimulatorFault.serverError, "code=SYSTEM_ERROR http_status=500"), (.rateLimited, "code=FREQUENCY_LIMITED http_status=429")])
+    func serverErrorsAndRateLimitStormsBackOffWithABoundedNumberOfRequests(fault: SimulatorFault, logged: String) throws {
         let site = try Site()
-        site.simulator.fault = .serverError
+        site.simulator.fault = fault
         try site.writeConfig(site.fastConfig(devices: 10, backoff: (0.2, 1), concurrency: 4))
         let daemon = try site.start()
         Thread.sleep(forTimeInterval: 4)
@@ -73,7 +75,7 @@ import Testing
         // Without outage probing 10 devices backing off 0.2…1 s would send ~50 requests in 4 s.
         #expect(requests >= 3 && requests <= 16, "\(requests) requests during 4 s of HTTP 500")
         #expect(daemon.log.contains("event=outage"))
-        #expect(daemon.log.contains("code=SYSTEM_ERROR http_status=500"))
+        #expect(daemon.log.contains(logged))
 
         site.simulator.fault = .none
         daemon.wait(10, "recovery") { site.allPublished(10) }

@@ -94,3 +94,41 @@ import WeChatPaySimulator
         daemon.wait(5, "recovered with the new file") { site.simulator.requests().contains { $0.deviceID == "dev-0002" && $0.rawData == "RAW-NEW" } }
     }
 }
+
+@Suite struct MoreFaultTests {
+    @Test func aSlowDeviceTimingOutDoesNotStopTheOthers() throws {
+        let site = try Site()
+        site.simulator.delay(deviceID: "dev-0001", seconds: 8)
+        var config = site.fastConfig(devices: 4, interval: 1, ttl: 60, backoff: (0.2, 0.5), concurrency: 4)
+        config["api"] = ["base_url": site.simulator.baseURL.absoluteString, "timeout_seconds": 1.5]
+        try site.writeConfig(config)
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(20, "the others filled") { ["dev-0002", "dev-0003", "dev-0004"].allSatisfy { site.published($0) != nil } }
+        let before = site.simulator.requests().filter { $0.deviceID == "dev-0003" && $0.status == 200 }.count
+        Thread.sleep(forTimeInterval: 4)
+        let after = site.simulator.requests().filter { $0.deviceID == "dev-0003" && $0.status == 200 }.count
+        #expect(after >= before + 1, "dev-0003 kept being refreshed while dev-0001 timed out")
+        #expect(daemon.log.contains("event=refresh_failed device=dev-0001 code=timeout"))
+        #expect(site.published("dev-0001") == nil)
+        site.simulator.delay(deviceID: "dev-0001", seconds: nil)
+        daemon.wait(20, "the slow device recovers") { site.published("dev-0001") != nil }
+    }
+
+    @Test func reloadsUnderLoadKeepEveryConfiguredDeviceServed() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 30, interval: 0.3, ttl: 60, rate: 200, concurrency: 8))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(15, "first fill") { site.allPublished(30) }
+        for round in 0..<6 {
+            try site.writeConfig(site.fastConfig(devices: round % 2 == 0 ? 20 : 30, interval: 0.3, ttl: 60, rate: 200, concurrency: 8))
+            kill(daemon.process.processIdentifier, SIGHUP)
+            Thread.sleep(forTimeInterval: 0.4)
+        }
+        daemon.wait(5, "all 30 served after the last reload") { site.allPublished(30) }
+        #expect(daemon.process.isRunning)
+        #expect(daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 6)
+        #expect(!daemon.log.contains("level=error"), "no errors: \(daemon.log.split(separator: "\n").filter { $0.contains("level=error") }.prefix(3))")
+    }
+}

@@ -17,7 +17,7 @@ extension Daemon {
             case .some(nil): responder.respondNow(.error(503, "no_authinfo_yet"))
             case .some(let entry?):
                 responder.respondNow(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-                                                  body: entry.body(at: clock.wall())))
+                                                  body: entry.body(at: clock.monotonic())))
             }
             return
         }

@@ -7,11 +7,12 @@ import Synchronization
 /// `Mutex` rather than queue confinement because readers are the server queues and the only
 /// writer is the daemon's queue; each access is a dictionary lookup or store.
 final class ServedDocuments: Sendable {
+    /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired".
     struct Entry: Sendable {
         /// The document's JSON without its closing brace, ready for `,"state":"…"}`.
         let prefix: [UInt8]
         let expiresAt: Double
-        /// Wall time after which the refresh is overdue.
+        /// When the refresh becomes overdue.
         let dueAt: Double
         let failing: Bool
 
@@ -20,6 +21,7 @@ final class ServedDocuments: Sendable {
             return failing || now >= dueAt + 1 ? .stale : .fresh
         }
 
+        /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
             var body = prefix
             body += Array(",\"state\":\"\(state(at: now).rawValue)\"}".utf8)

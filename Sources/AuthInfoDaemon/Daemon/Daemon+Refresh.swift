@@ -136,15 +136,22 @@ extension Daemon {
         if let started = startedAt.removeValue(forKey: id) { metrics.recordLatency(mono - started) }
     }
 
-    /// Re-renders what the socket API serves for `id` from its record and plan.
+    /// Re-renders what the socket API serves for `id` from its record and plan (monotonic deadlines).
     func updateServed(_ id: String) {
-        guard let record = records[id], let document = AuthInfoDocument(record), let expiresAt = record.expiresAt else {
+        let mono = clock.monotonic()
+        guard let record = records[id], let document = AuthInfoDocument(record), let expiresAt = expiresAtMonotonic(id, now: mono) else {
             served.set(id, nil)
             return
         }
-        let wall = clock.wall(), mono = clock.monotonic()
-        let due = scheduler.nextAttempt(of: id, now: mono).map { wall + ($0 - mono) } ?? expiresAt
+        let due = scheduler.nextAttempt(of: id, now: mono) ?? expiresAt
         served.set(id, .init(prefix: Array(document.json().dropLast()), expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0))
+    }
+
+    /// When `id`'s value expires on the monotonic clock: its expiry deadline while it is valid,
+    /// otherwise `now` (expired, or never valid since start); nil without a value.
+    func expiresAtMonotonic(_ id: String, now: Double) -> Double? {
+        guard records[id]?.authinfo != nil else { return nil }
+        return expiries.deadline(of: id) ?? now
     }
 
     func persist(_ record: DeviceRecord) {

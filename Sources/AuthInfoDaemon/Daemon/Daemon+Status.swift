@@ -9,7 +9,9 @@ extension Daemon {
     func statusReportOnQueue() -> StatusReport {
         let wall = clock.wall(), mono = clock.monotonic()
         let rows = configuration.devices.map { device -> DeviceStatus in
-            let record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+            // Expiry as the daemon measures it (monotonic), expressed in today's wall time.
+            if let expires = expiresAtMonotonic(device.id, now: mono) { record.expiresAt = wall + (expires - mono) }
             let next = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
             return DeviceStatus(record, nextAttemptAt: next, now: wall)
         }
@@ -24,9 +26,9 @@ extension Daemon {
     }
 
     func documentOnQueue(_ id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record) else { return nil }
-        let wall = clock.wall(), mono = clock.monotonic()
-        if !record.isValid(at: wall) { return (document, .expired) }
+        guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record),
+              case let mono = clock.monotonic(), let expires = expiresAtMonotonic(id, now: mono) else { return nil }
+        if mono >= expires { return (document, .expired) }
         let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
         return (document, record.consecutiveFailures > 0 || next <= mono - 1 ? .stale : .fresh)
     }

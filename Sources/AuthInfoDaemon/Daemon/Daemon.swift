@@ -235,11 +235,12 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func expireDue(_ mono: Double) {
-        let wall = clock.wall()
         while let next = expiries.peek(), next.deadline <= mono {
             _ = expiries.pop()
-            guard let record = records[next.key], !record.isValid(at: wall) else { continue }
+            guard let record = records[next.key] else { continue }
+            // The lifetime is measured on the monotonic clock; a wall-clock jump changes nothing here.
             publisher.remove(next.key)
+            updateServed(next.key)
             logger.error("expired", ["device": next.key, "failures": record.consecutiveFailures,
                                      "last_error": record.lastError?.code,
                                      "hint": "the device cannot take payments until a refresh succeeds"])
