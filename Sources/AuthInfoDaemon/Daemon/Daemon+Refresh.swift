@@ -68,14 +68,19 @@ extension Daemon {
         record.nextAttemptAt = wall + (next - mono)
         records[id] = record
         recordMetrics(id, result: "success", code: "", mono: mono)
-        persist(record)
+        var stored = persist(record)
         if let document = AuthInfoDocument(record) {
             do {
                 try publisher.write(id, document.json())
                 hook?.changed(device: id, file: publisher.path(of: id))
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
+                stored = false
             }
+        }
+        if stored && storageFault != nil {
+            storageFault = nil
+            logger.info("storage_recovered", ["database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory])
         }
         expiries.set(id, mono + lifetime)
         updateServed(id)
@@ -154,15 +159,15 @@ extension Daemon {
         return expiries.deadline(of: id) ?? now
     }
 
-    func persist(_ record: DeviceRecord) {
+    /// Commits `record`; false (and the fault noted) when the database cannot be written.
+    @discardableResult
+    func persist(_ record: DeviceRecord) -> Bool {
         do {
             try store?.save([record])
-            if storageFault != nil {
-                storageFault = nil
-                logger.info("storage_recovered", ["database": configuration.storage.database])
-            }
+            return true
         } catch {
             noteStorageFault("storage_error", error.description, device: record.deviceID)
+            return false
         }
     }
 
