@@ -60,9 +60,3 @@ struct CertificateList: Codable, Sendable {
         return result
     }
 }
-
-/// Why a 2xx answer's body was not accepted.
-struct WeChatPayAnswerProblem: Error {
-    let reason: String
-    init(_ reason: String) { self.reason = reason }
-}

@@ -27,18 +27,7 @@ public final class WeChatPayClient: Sendable {
     public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
         let endpoint = "POST \(Self.authInfoPath)"
         let answer = try await call(method: "POST", path: Self.authInfoPath, body: try encode(request, endpoint))
-        struct Body: Decodable {
-            let authinfo: String
-            let expires_in: Int?
-        }
-        let body = try decode(Body.self, answer, endpoint)
-        guard !body.authinfo.isEmpty, body.authinfo.utf8.count <= 16384 else {
-            throw WeChatPayError(kind: .malformedAnswer("authinfo is empty or longer than 16 KiB"), endpoint: endpoint, requestID: answer.requestID)
-        }
-        if let expiresIn = body.expires_in, !(1...604_800).contains(expiresIn) {
-            throw WeChatPayError(kind: .malformedAnswer("expires_in \(expiresIn) is not between 1 s and 7 days"), endpoint: endpoint, requestID: answer.requestID)
-        }
-        return AuthInfo(value: body.authinfo, expiresIn: body.expires_in)
+        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
     }
 
     /// `POST /v3/offlinefacemch/tokens` (scene WEBSESSION): a face-pay signing token for one user.
@@ -46,12 +35,7 @@ public final class WeChatPayClient: Sendable {
         let endpoint = "POST \(Self.tokensPath)"
         let request = TokenRequest(outUserID: outUserID, organizationID: organizationID)
         let answer = try await call(method: "POST", path: Self.tokensPath, body: try encode(request, endpoint))
-        struct Body: Decodable { let token: String }
-        let body = try decode(Body.self, answer, endpoint)
-        guard !body.token.isEmpty else {
-            throw WeChatPayError(kind: .malformedAnswer("token is empty"), endpoint: endpoint, requestID: answer.requestID)
-        }
-        return body.token
+        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.token() }
     }
 
     /// `GET /v3/certificates`: downloads, decrypts (APIv3 key) and verifies the platform
@@ -65,15 +49,8 @@ public final class WeChatPayClient: Sendable {
         let serial = await certificates.newestValidSerial(at: configuration.clock())
         let answer = try await transport.send(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial))
         try checkStatus(answer, endpoint)
-        let downloaded: [X509Certificate]
-        do {
-            downloaded = try decode(CertificateList.self, answer, endpoint).certificates(apiV3Key: apiV3Key)
-        } catch let problem as WeChatPayAnswerProblem {
-            throw WeChatPayError(kind: .malformedAnswer(problem.reason), endpoint: endpoint, requestID: answer.requestID)
-        } catch let error as WeChatPayError {
-            throw error
-        } catch {
-            throw WeChatPayError(kind: .malformedAnswer("\(error)"), endpoint: endpoint, requestID: answer.requestID)
+        let downloaded = try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in
+            try answer.decoded(CertificateList.self).certificates(apiV3Key: apiV3Key)
         }
         let now = configuration.clock()
         // The answer is signed by one of the certificates it carries; they are authentic because
@@ -139,18 +116,8 @@ public final class WeChatPayClient: Sendable {
 
     private func checkStatus(_ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) {
         guard !(200...299).contains(answer.status) else { return }
-        var code: String?
-        var message: String?
-        var detail: String?
-        if let object = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any] {
-            code = object["code"] as? String
-            message = object["message"] as? String
-            if let value = object["detail"], JSONSerialization.isValidJSONObject(value),
-               let text = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) {
-                detail = String(decoding: text, as: UTF8.self)
-            }
-        }
-        throw WeChatPayError(kind: .http(status: answer.status, code: code, message: message, detail: detail),
+        let fields = answer.errorFields
+        throw WeChatPayError(kind: .http(status: answer.status, code: fields.code, message: fields.message, detail: fields.detail),
                              endpoint: endpoint, requestID: answer.requestID, serverDate: answer.date)
     }
 
@@ -208,22 +175,13 @@ public final class WeChatPayClient: Sendable {
         }
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) -> T {
+    /// What `read` makes of a verified answer's body; a refusal is a malformed answer.
+    private func accepted<T>(_ answer: GatewayAnswer, _ endpoint: String,
+                             _ read: (GatewayAnswer) throws(WeChatPayAnswerProblem) -> T) throws(WeChatPayError) -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(answer.body))
+            return try read(answer)
         } catch {
-            throw WeChatPayError(kind: .malformedAnswer("body is not the expected JSON (\(Self.describe(error)))"),
-                                 endpoint: endpoint, requestID: answer.requestID)
-        }
-    }
-
-    private static func describe(_ error: Error) -> String {
-        switch error as? DecodingError {
-        case .keyNotFound(let key, _): "missing \"\(key.stringValue)\""
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
-        case .dataCorrupted: "not JSON"
-        default: "unreadable"
+            throw WeChatPayError(kind: .malformedAnswer(error.reason), endpoint: endpoint, requestID: answer.requestID)
         }
     }
 }

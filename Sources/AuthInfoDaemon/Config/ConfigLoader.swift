@@ -25,6 +25,19 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: file, key: nil, message: "cannot read the config file: \(error)")
         }
+        let configuration = try parse(bytes, file: file, environment: environment)
+        guard checkingSecrets else { return configuration }
+        try MerchantCredentials.check(configuration.merchant, file: file)
+        for (index, client) in configuration.listen.tcpClients.enumerated() {
+            _ = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
+        }
+        return configuration
+    }
+
+    /// Validates the configuration in `bytes` as if read from `file` (its folder anchors relative
+    /// paths) without touching key or token files. Pure apart from looking up credential files
+    /// in `$CREDENTIALS_DIRECTORY`: what the config fuzzer drives.
+    public static func parse(_ bytes: [UInt8], file: String, environment: [String: String] = [:]) throws(ConfigError) -> Configuration {
         let document: JSONValue
         do {
             document = try JSONParser.parse(bytes)
@@ -33,13 +46,7 @@ public enum ConfigLoader {
         }
         let context = Context(file: file, directory: (file as NSString).deletingLastPathComponent,
                               credentialsDirectory: environment["CREDENTIALS_DIRECTORY"])
-        let configuration = try parse(document, context)
-        guard checkingSecrets else { return configuration }
-        try MerchantCredentials.check(configuration.merchant, file: file)
-        for (index, client) in configuration.listen.tcpClients.enumerated() {
-            _ = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
-        }
-        return configuration
+        return try parse(document, context)
     }
 
     struct Context {

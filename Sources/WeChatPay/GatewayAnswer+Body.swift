@@ -1,0 +1,73 @@
+import Foundation
+
+/// The fields of a gateway error body: `{"code": "...", "message": "...", "detail": {...}}`.
+public struct GatewayErrorFields: Sendable, Equatable {
+    public var code: String?
+    public var message: String?
+    /// `detail` re-encoded as compact JSON with sorted keys.
+    public var detail: String?
+}
+
+extension GatewayAnswer {
+    /// Largest authinfo accepted; the gateway's are a few hundred bytes.
+    public static let maximumAuthInfoBytes = 16 * 1024
+    /// Range of `expires_in` accepted: 1 s to 7 days.
+    public static let acceptedExpiresIn = 1...604_800
+
+    /// What an error body says; every field is nil when the body is not the gateway's error JSON.
+    /// Never throws: an error answer is reported whatever its body holds.
+    public var errorFields: GatewayErrorFields {
+        var fields = GatewayErrorFields()
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return fields }
+        fields.code = object["code"] as? String
+        fields.message = object["message"] as? String
+        if let value = object["detail"], JSONSerialization.isValidJSONObject(value),
+           let text = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) {
+            fields.detail = String(decoding: text, as: UTF8.self)
+        }
+        return fields
+    }
+
+    /// The body of `POST /v3/offlineface/authinfo`: `{"authinfo": "…", "expires_in": N}` with
+    /// `expires_in` optional. Refuses anything else, an empty authinfo or one over
+    /// `maximumAuthInfoBytes`, and an `expires_in` outside `acceptedExpiresIn`.
+    public func authInfo() throws(WeChatPayAnswerProblem) -> AuthInfo {
+        struct Body: Decodable {
+            let authinfo: String
+            let expires_in: Int?
+        }
+        let body = try decoded(Body.self)
+        guard !body.authinfo.isEmpty, body.authinfo.utf8.count <= Self.maximumAuthInfoBytes else {
+            throw WeChatPayAnswerProblem("authinfo is empty or longer than 16 KiB")
+        }
+        if let expiresIn = body.expires_in, !Self.acceptedExpiresIn.contains(expiresIn) {
+            throw WeChatPayAnswerProblem("expires_in \(expiresIn) is not between 1 s and 7 days")
+        }
+        return AuthInfo(value: body.authinfo, expiresIn: body.expires_in)
+    }
+
+    /// The body of `POST /v3/offlinefacemch/tokens`: `{"token": "…"}` with a non-empty token.
+    public func token() throws(WeChatPayAnswerProblem) -> String {
+        struct Body: Decodable { let token: String }
+        let token = try decoded(Body.self).token
+        guard !token.isEmpty else { throw WeChatPayAnswerProblem("token is empty") }
+        return token
+    }
+
+    /// The body decoded as `type`; a problem that names what is missing or of the wrong type.
+    func decoded<T: Decodable>(_ type: T.Type) throws(WeChatPayAnswerProblem) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            let what: String
+            switch error as? DecodingError {
+            case .keyNotFound(let key, _): what = "missing \"\(key.stringValue)\""
+            case .typeMismatch(_, let context), .valueNotFound(_, let context):
+                what = "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+            case .dataCorrupted: what = "not JSON"
+            default: what = "unreadable"
+            }
+            throw WeChatPayAnswerProblem("body is not the expected JSON (\(what))")
+        }
+    }
+}
