@@ -227,6 +227,18 @@ import Testing
         #expect(bad.stderr.contains("refresh.jitter_fraction"))
         #expect(bad.stderr.split(separator: "\n").count == 1)
     }
+
+    /// Found by the config fuzzer: a key spelled with an escaped newline made a two-line error.
+    @Test func aKeyWithControlCharactersStillGivesAOneLineError() throws {
+        let site = try Site()
+        var config = site.config()
+        config["typo\nlevel=error event=forged"] = 1
+        try site.writeConfig(config)
+        let bad = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+        #expect(bad.stderr.contains("typo\\u{a}level=error"))
+    }
 }
 
 @Suite struct ExampleConfigTests {

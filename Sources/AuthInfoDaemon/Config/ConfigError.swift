@@ -11,8 +11,19 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `file: key: message` on one line: control characters quoted from the config (a key
+    /// spelled with `\n`, say) are shown escaped, so the error cannot spill onto more lines.
     public var description: String {
-        if let key { return "\(file): \(key): \(message)" }
-        return "\(file): \(message)"
+        let text = key.map { "\(file): \($0): \(message)" } ?? "\(file): \(message)"
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var escaped = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                escaped.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+            } else {
+                escaped.append(scalar)
+            }
+        }
+        return String(escaped)
     }
 }
