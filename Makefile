@@ -17,7 +17,7 @@ UNITDIR ?= /etc/systemd/system
 SYSUSERSDIR ?= /etc/sysusers.d
 endif
 
-.PHONY: all deps build release static test demo install uninstall deb clean
+.PHONY: all deps build release static test demo fuzz soak install uninstall deb clean
 
 all: build
 
@@ -85,5 +85,24 @@ test: build
 demo: build
 	$(SWIFT) run --skip-build authinfod demo
 
+## fuzz: libFuzzer (with AddressSanitizer) on the HTTP parser, the config loader and the gateway-answer
+## parser, FUZZ_SECONDS each (default 120), from the seeds in Tests/FuzzCorpus. New inputs collect in
+## .build-fuzz/corpus; a crash stops the run and leaves its input in .build-fuzz/artifacts.
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := http config answer
+fuzz: deps
+	@mkdir -p .build-fuzz/artifacts
+	@echo '{"schemaVersion":"1.0","linker":{"path":"$(dir $(shell readlink -f $$(command -v $(SWIFT))))ld.lld"}}' > .build-fuzz/toolset.json
+	$(SWIFT) build --toolset .build-fuzz/toolset.json --scratch-path .build-fuzz -c release --product authinfod-fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p .build-fuzz/corpus/$$t; \
+		echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		SWIFT_BACKTRACE=enable=no AUTHINFOD_FUZZ_TARGET=$$t .build-fuzz/release/authinfod-fuzz .build-fuzz/corpus/$$t Tests/FuzzCorpus/$$t \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 -artifact_prefix=.build-fuzz/artifacts/$$t- \
+			2> .build-fuzz/$$t.log || { tail -40 .build-fuzz/$$t.log; echo "fuzz: $$t found a crash: .build-fuzz/artifacts/"; exit 1; }; \
+		grep -E '^#[0-9]+.*DONE|number_of_executed_units|peak_rss' .build-fuzz/$$t.log; \
+	done
+
 clean:
-	rm -rf .build build
+	rm -rf .build build .build-fuzz

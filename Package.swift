@@ -11,6 +11,8 @@ import PackageDescription
 /// - `WeChatPaySimulator`: a loopback stand-in for the gateway, for tests and the demo.
 /// - `AuthInfoDaemon`: configuration and the daemon itself.
 /// - `authinfod`: the command line.
+/// - `authinfod-bench`, `authinfod-fuzz`: benchmarks and soak; fuzz targets (libFuzzer with
+///   `make fuzz`, a corpus replay otherwise).
 let package = Package(
     name: "authinfod",
     products: [
@@ -37,6 +39,7 @@ let package = Package(
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
         ),
         .executableTarget(name: "authinfod-bench", dependencies: ["WeChatPay", "WeChatPaySimulator"]),
+        .executableTarget(name: "authinfod-fuzz", dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "CLinux"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(
             name: "WeChatPayTests",

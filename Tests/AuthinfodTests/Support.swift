@@ -105,10 +105,17 @@ enum Binary {
         return root.appendingPathComponent(".build/debug/authinfod").path
     }()
 
-    /// Runs the binary to completion with `arguments` (and `environment` added), at most `timeout` seconds.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> ProcessResult {
+    /// Another product built beside `authinfod` (`authinfod-fuzz`, `authinfod-bench`).
+    static func sibling(_ name: String) -> String {
+        URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// Runs the binary (or `executable`) to completion with `arguments` (and `environment`
+    /// added), at most `timeout` seconds.
+    static func run(_ arguments: [String], executable: String = path, environment: [String: String] = [:],
+                    timeout: Double = 60) throws -> ProcessResult {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["AUTHINFOD_CONFIG"] = nil
@@ -126,7 +133,7 @@ enum Binary {
         DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         if group.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
-            Issue.record("authinfod \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+            Issue.record("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
         }
         process.waitUntilExit()
         return ProcessResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
