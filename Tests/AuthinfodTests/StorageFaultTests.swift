@@ -50,4 +50,70 @@ let canMountTmpfs: Bool = {
         let records = try Binary.run(["get", "dev-0003", "--config", site.configPath])
         #expect(records.status == 0, "the cache is usable after the fault: \(records.stderr)")
     }
+
+    /// Makes `folder` a small tmpfs, read-only when `readOnly`; `remount` switches it.
+    func mountTmpfs(_ folder: String, readOnly: Bool) -> Bool {
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return mount("tmpfs", folder, "tmpfs", readOnly ? UInt(MS_RDONLY) : 0, "size=1m,mode=0750") == 0
+    }
+
+    func remount(_ folder: String, readOnly: Bool) -> Bool {
+        mount("tmpfs", folder, "tmpfs", UInt(MS_REMOUNT) | (readOnly ? UInt(MS_RDONLY) : 0), "size=1m,mode=0750") == 0
+    }
+
+    @Test(.enabled(if: canMountTmpfs, "needs permission to mount a tmpfs"))
+    func aReadOnlyPublishDirIsReportedWhileTheSocketServesAndEveryFileIsRewrittenWhenItClears() throws {
+        let site = try Site()
+        let folder = site.directory.file("devices")
+        #expect(mountTmpfs(folder, readOnly: false))
+        defer { umount2(folder, Int32(MNT_DETACH)) }
+        try site.writeConfig(site.fastConfig(devices: 3, interval: 0.5, ttl: 60))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "filled") { site.allPublished(3) }
+
+        #expect(remount(folder, readOnly: true))
+        daemon.wait(5, "the read-only folder reported") { daemon.log.contains("event=publish_failed") && daemon.log.contains("Read-only file system") }
+        let status = try Binary.run(["status", "--config", site.configPath])
+        #expect(status.stdout.contains("storage fault:") && status.stdout.contains("Read-only"), "\(status.stdout)")
+        let socket = site.directory.file("authinfod.sock")
+        #expect(try Wire.curl(["--unix-socket", socket, "http://localhost/metrics"]).body.contains("authinfod_storage_fault 1"))
+        #expect(try Wire.curl(["--unix-socket", socket, "http://localhost/v1/devices/dev-0001/authinfo"]).status == 200)
+        #expect(site.allPublished(3), "the last files written stay readable")
+
+        #expect(remount(folder, readOnly: false))
+        daemon.wait(8, "recovered") { daemon.log.contains("event=storage_recovered") }
+        #expect(try Wire.curl(["--unix-socket", socket, "http://localhost/metrics"]).body.contains("authinfod_storage_fault 0"))
+        #expect(!(try Binary.run(["status", "--config", site.configPath]).stdout.contains("storage fault:")))
+        #expect(site.allPublished(3))
+    }
+
+    /// The repair does not wait for a refresh: with the gateway down, the files appear as soon
+    /// as the folder is writable again.
+    @Test(.enabled(if: canMountTmpfs, "needs permission to mount a tmpfs"))
+    func aPublishDirUnwritableAtStartIsFilledFromTheCacheOnceWritableEvenWithTheGatewayDown() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 3, interval: 30, ttl: 60))
+        let filler = try site.start()
+        filler.wait(10, "filled") { site.allPublished(3) }
+        #expect(filler.terminate().status == 0)
+        let folder = site.directory.file("devices")
+        try FileManager.default.removeItem(atPath: folder)
+        #expect(mountTmpfs(folder, readOnly: true))
+        defer { umount2(folder, Int32(MNT_DETACH)) }
+        site.simulator.fault = .down
+
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "ready despite the folder") { daemon.log.contains("event=ready") }
+        #expect(daemon.log.contains("event=publish_failed"))
+        let socket = site.directory.file("authinfod.sock")
+        #expect(try Wire.curl(["--unix-socket", socket, "http://localhost/v1/devices/dev-0002/authinfo"]).status == 200, "served from the cache")
+        #expect(site.published("dev-0002") == nil)
+
+        #expect(remount(folder, readOnly: false))
+        daemon.wait(8, "every file published from the cache") { site.allPublished(3) }
+        #expect(daemon.log.contains("event=storage_recovered"))
+        #expect(!daemon.log.contains("event=refreshed device=dev-0002"), "no refresh was needed")
+    }
 }

@@ -78,10 +78,7 @@ extension Daemon {
                 stored = false
             }
         }
-        if stored && storageFault != nil {
-            storageFault = nil
-            logger.info("storage_recovered", ["database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory])
-        }
+        if stored && storageFault != nil { repairStorage() }
         expiries.set(id, mono + lifetime)
         updateServed(id)
         logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
@@ -171,8 +168,4 @@ extension Daemon {
         }
     }
 
-    func noteStorageFault(_ event: String, _ message: String, device: String) {
-        storageFault = message
-        logger.error(event, ["device": device, "error": message, "hint": "values stay served from memory; fix the disk or permissions"])
-    }
 }

@@ -38,6 +38,8 @@ public final class Daemon: @unchecked Sendable {
     var stopped = false
     /// The last storage problem (database or publish folder), shown in status until it clears.
     var storageFault: String?
+    /// While `storageFault` is set: retries writing the cache and the files (Daemon+Storage).
+    var storageRepairTimer: DispatchSourceTimer?
     var metrics = Metrics()
     /// When each in-flight refresh started (monotonic), for the latency histogram.
     var startedAt: [String: Double] = [:]
@@ -105,8 +107,7 @@ public final class Daemon: @unchecked Sendable {
             let (written, removed) = try publisher.reconcile(documents)
             logger.info("published", ["files": documents.count, "rewritten": written, "removed": removed])
         } catch {
-            storageFault = error.description
-            logger.error("publish_failed", ["error": error.description, "hint": "devices cannot read files until publish_dir is writable"])
+            noteStorageFault("publish_failed", error.description, device: nil)
         }
         try startListeners()
         queue.async { self.tick() }
@@ -190,6 +191,8 @@ public final class Daemon: @unchecked Sendable {
             timer?.cancel()
             summaryTimer?.cancel()
             watchdogTimer?.cancel()
+            storageRepairTimer?.cancel()
+            storageRepairTimer = nil
             timer = nil
             summaryTimer = nil
             watchdogTimer = nil

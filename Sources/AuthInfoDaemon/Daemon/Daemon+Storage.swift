@@ -1,0 +1,49 @@
+import Dispatch
+
+extension Daemon {
+    /// Seconds between attempts to write the cache and the files again while storage is failing.
+    static let storageRepairInterval = 5.0
+
+    /// Records a database or publish_dir failure: logged, shown in status and metrics, and
+    /// retried every `storageRepairInterval` until the cache and every file are written again.
+    /// Values stay served from memory meanwhile.
+    func noteStorageFault(_ event: String, _ message: String, device: String?) {
+        storageFault = message
+        logger.error(event, ["device": device, "error": message,
+                             "hint": "values stay served from memory and on the socket; free disk space or fix permissions, authinfod retries by itself"])
+        guard storageRepairTimer == nil, !stopped else { return }
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        source.schedule(deadline: .now() + Self.storageRepairInterval, repeating: Self.storageRepairInterval, leeway: .milliseconds(500))
+        source.setEventHandler { [weak self] in self?.repairStorage() }
+        source.resume()
+        storageRepairTimer = source
+    }
+
+    /// Writes every record to the cache in one transaction and makes publish_dir match the valid
+    /// values; when both succeed the fault is cleared and `storage_recovered` logged. A failure
+    /// keeps the fault (with its newest message) for the next attempt.
+    func repairStorage() {
+        guard storageFault != nil, !stopped else { return }
+        do {
+            try store?.save(Array(records.values))
+            _ = try publisher.reconcile(validDocuments())
+        } catch {
+            storageFault = "\(error)"
+            return
+        }
+        storageFault = nil
+        storageRepairTimer?.cancel()
+        storageRepairTimer = nil
+        logger.info("storage_recovered", ["database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory,
+                                          "devices": records.count])
+    }
+
+    /// The published document of every configured device whose value is valid now (monotonic clock).
+    func validDocuments() -> [String: [UInt8]] {
+        var documents: [String: [UInt8]] = [:]
+        for id in devices.keys where expiries.deadline(of: id) != nil {
+            if let record = records[id], let document = AuthInfoDocument(record) { documents[id] = document.json() }
+        }
+        return documents
+    }
+}
