@@ -85,6 +85,16 @@ test: build
 demo: build
 	$(SWIFT) run --skip-build authinfod demo
 
+## soak: the release daemon, SOAK_DEVICES devices with a SOAK_LIFETIME s lifetime, SOAK_MINUTES of random
+## gateway faults and reloads (not part of make test; about 11 minutes by default).
+SOAK_DEVICES ?= 1000
+SOAK_LIFETIME ?= 20
+SOAK_MINUTES ?= 10
+soak: deps
+	$(SWIFT) build -c release --product authinfod
+	$(SWIFT) build -c release --product authinfod-bench
+	.build/release/authinfod-bench soak --devices $(SOAK_DEVICES) --lifetime $(SOAK_LIFETIME) --minutes $(SOAK_MINUTES)
+
 ## fuzz: libFuzzer (with AddressSanitizer) on the HTTP parser, the config loader and the gateway-answer
 ## parser, FUZZ_SECONDS each (default 120), from the seeds in Tests/FuzzCorpus. New inputs collect in
 ## .build-fuzz/corpus; a crash stops the run and leaves its input in .build-fuzz/artifacts.

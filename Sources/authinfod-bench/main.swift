@@ -9,6 +9,7 @@ import WeChatPaySimulator
 /// RSA-2048 sign cost on this machine.
 /// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
 /// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down.
+/// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
 /// `authinfod-bench http [--seconds S] [--rounds R]`: GET authinfo over TCP with wrk, next to nginx.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
 
@@ -94,11 +95,15 @@ case "client":
 case "http":
     try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3)
 
+case "soak":
+    try SoakBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 1000, lifetime: Int(option("--lifetime", arguments) ?? "") ?? 20,
+                      minutes: Double(option("--minutes", arguments) ?? "") ?? 10)
+
 case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }
 } catch {

@@ -54,6 +54,15 @@ public final class AuthInfoStore {
         if !readOnly { try prepareForWriting() }
     }
 
+    /// `PRAGMA integrity_check` in full: "ok", or SQLite's first problem.
+    public func integrityCheck() throws(StoreError) -> String {
+        do {
+            return try connection.scalarText("PRAGMA integrity_check") ?? "no answer"
+        } catch {
+            throw StoreError(path, error)
+        }
+    }
+
     private func checkIntegrity() throws(StoreError) {
         let result: String?
         do {
