@@ -17,7 +17,7 @@ UNITDIR ?= /etc/systemd/system
 SYSUSERSDIR ?= /etc/sysusers.d
 endif
 
-.PHONY: all deps build release static test demo fuzz soak install uninstall deb clean
+.PHONY: all deps build release static test demo bench fuzz soak install uninstall deb clean
 
 all: build
 
@@ -84,6 +84,19 @@ test: build
 ## demo: the whole story against the built-in simulator, in a temporary folder.
 demo: build
 	$(SWIFT) run --skip-build authinfod demo
+
+## bench: every figure of the README's Performance table beside its reference and target, in one run
+## (not part of make test; about 10 minutes). Installs wrk, nginx and the wechatpayv3 reference client.
+BENCH_DEVICES ?= 10000
+BENCH_LARGE ?= 100000
+bench: deps
+	@command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light; }
+	@python3 -c 'import wechatpayv3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check wechatpayv3
+	$(SWIFT) build -c release --product authinfod
+	$(SWIFT) build -c release --product authinfod-bench
+	.build/release/authinfod-bench report --devices $(BENCH_DEVICES) --large $(BENCH_LARGE) \
+		--python-client Sources/authinfod-bench/wechatpayv3-client.py
 
 ## soak: the release daemon, SOAK_DEVICES devices with a SOAK_LIFETIME s lifetime, SOAK_MINUTES of random
 ## gateway faults and reloads (not part of make test; about 11 minutes by default).

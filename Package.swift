@@ -38,7 +38,11 @@ let package = Package(
             name: "authinfod",
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
         ),
-        .executableTarget(name: "authinfod-bench", dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]),
+        .executableTarget(
+            name: "authinfod-bench",
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"],
+            exclude: ["wechatpayv3-client.py"]
+        ),
         .executableTarget(name: "authinfod-fuzz", dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "CLinux"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(

@@ -42,6 +42,11 @@ final class HTTPTransport: Sendable {
 
     deinit { session.finishTasksAndInvalidate() }
 
+    /// Whether this transport sends to these URLs with this timeout (so a new client may share it).
+    func serves(baseURL: URL, backupBaseURL: URL?, timeout: TimeInterval) -> Bool {
+        self.baseURL == baseURL && self.backupBaseURL == backupBaseURL && self.timeout == timeout
+    }
+
     /// Sends `request` to the primary base URL, and once more to the backup when the primary
     /// could not be connected to. HTTP error statuses are answers, never failed over.
     func send(_ request: SignedRequest) async throws(WeChatPayError) -> GatewayAnswer {

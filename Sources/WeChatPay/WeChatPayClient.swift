@@ -15,9 +15,16 @@ public final class WeChatPayClient: Sendable {
     private let transport: HTTPTransport
     private let certificates: PlatformCertificates
 
-    public init(configuration: ClientConfiguration) {
+    /// A client for `configuration`. With `previous` (a reload), its connections are kept when the
+    /// base URLs and timeout are unchanged: a new HTTP session per reload would grow the process.
+    public init(configuration: ClientConfiguration, reusingConnectionsOf previous: WeChatPayClient? = nil) {
         self.configuration = configuration
-        transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout)
+        if let previous, previous.transport.serves(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL,
+                                                   timeout: configuration.timeout) {
+            transport = previous.transport
+        } else {
+            transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout)
+        }
         certificates = PlatformCertificates(initial: configuration.platformCertificates,
                                             downloadedAt: configuration.platformCertificatesDownloadedAt,
                                             minimumAttemptInterval: configuration.certificateAttemptInterval)

@@ -10,7 +10,26 @@ enum DaemonBench {
         let keyID: String
     }
 
-    static func run(devices: Int) throws {
+    /// What one run measured.
+    struct Figures {
+        let devices: Int
+        let fillSeconds: Double
+        /// Daemon CPU from `ready` to the last file, divided by the refreshes it logged.
+        let cpuPerRefresh: Double
+        let rssAfterFillMB: Double
+        /// Voluntary and involuntary switches of every daemon thread in 10 s with nothing due.
+        let idleContextSwitches: Int
+        let readySeconds: Double
+        let allFilesSeconds: Double
+        let restartRSSMB: Double
+        /// The wechatpayv3 client's CPU per call against the same gateway, when measured.
+        var pythonCPUPerCall: Double?
+    }
+
+    /// Fills `devices` devices, idles, then restarts with the gateway down and the publish dir
+    /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it.
+    @discardableResult
+    static func run(devices: Int, pythonClient: String? = nil, quiet: Bool = false) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -34,16 +53,34 @@ enum DaemonBench {
         ]
         try write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o640)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+        func say(_ text: String) { if !quiet { print(text) } }
 
-        print("devices: \(devices); authinfod: \(binary); gateway: simulator in a separate process; publish_dir \(publishDirectory)")
+        say("devices: \(devices); authinfod: \(binary); gateway: simulator in a separate process; publish_dir \(publishDirectory)")
         var daemon = try startDaemon(binary, directory, log: "fill.log")
         var start = Date()
-        try waitFor(files: devices, in: publishDirectory, timeout: 600)
+        try waitFor(log: directory + "/fill.log", contains: "event=ready", timeout: 60)
+        let cpuAtReady = usage(daemon.processIdentifier).cpu
+        try waitFor(files: devices, in: publishDirectory, timeout: 1800)
         let fill = Date().timeIntervalSince(start)
         let (cpu, rss) = usage(daemon.processIdentifier)
-        print(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.2f ms daemon CPU per refresh (incl. start-up)", fill, Double(devices) / fill, cpu / Double(devices) * 1000))
-        print(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
+        let fillLog = (try? String(contentsOfFile: directory + "/fill.log", encoding: .utf8)) ?? ""
+        let refreshes = max(1, fillLog.components(separatedBy: "event=refreshed").count - 1)
+        let cpuPerRefresh = (cpu - cpuAtReady) / Double(refreshes)
+        say(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.2f ms daemon CPU per refresh (%d refreshes)",
+                   fill, Double(devices) / fill, cpuPerRefresh * 1000, refreshes))
+        say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
+        Thread.sleep(forTimeInterval: 3)
+        let switchesBefore = contextSwitches(daemon.processIdentifier)
+        Thread.sleep(forTimeInterval: 10)
+        let idleSwitches = contextSwitches(daemon.processIdentifier) - switchesBefore
+        say("idle, nothing due: \(idleSwitches) context switches in 10 s")
         stop(daemon)
+
+        var python: Double?
+        if let pythonClient {
+            python = try runPython(pythonClient, gateway: gateway, directory: directory)
+            say(String(format: "wechatpayv3 (Python) client: %.2f ms CPU per call", (python ?? 0) * 1000))
+        }
 
         gateway.process.terminate()
         gateway.process.waitUntilExit()
@@ -55,8 +92,39 @@ enum DaemonBench {
         try waitFor(files: devices, in: publishDirectory, timeout: 60)
         let allFiles = Date().timeIntervalSince(start)
         let (_, restartRSS) = usage(daemon.processIdentifier)
-        print(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
+        say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
+        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, rssAfterFillMB: rss, idleContextSwitches: idleSwitches,
+                       readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
+    }
+
+    /// Context switches (voluntary and not) of every thread of `pid` so far.
+    static func contextSwitches(_ pid: Int32) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.reduce(0) { total, task in
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+            return total + status.split(separator: "\n").filter { $0.contains("ctxt_switches:") }
+                .reduce(0) { $0 + (Int($1.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0) }
+        }
+    }
+
+    /// CPU seconds per call of the wechatpayv3 reference client against `gateway`.
+    static func runPython(_ script: String, gateway: Gateway, directory: String) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "http://127.0.0.1:\(gateway.port)", directory + "/apiclient_key.pem",
+                             directory + "/pub_key.pem", gateway.keyID, "300"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let seconds = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw BenchFailure(description: "the wechatpayv3 client failed (pip install wechatpayv3?): \(errors.suffix(400))")
+        }
+        return seconds
     }
 
     static func startGateway(_ directory: String) throws -> Gateway {

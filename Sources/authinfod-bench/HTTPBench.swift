@@ -4,7 +4,16 @@ import WeChatPay
 /// `authinfod-bench http`: GET authinfo over TCP loopback with `wrk -t1 -c32`, side by side with
 /// nginx (one worker) serving the same published file. Needs `wrk` and `nginx` installed.
 enum HTTPBench {
-    static func run(seconds: Int, rounds: Int) throws {
+    /// Medians of `rounds` wrk runs against each server.
+    struct Figures {
+        let daemonRate: Double
+        let daemonP99: Double
+        let nginxRate: Double
+        let nginxP99: Double
+    }
+
+    @discardableResult
+    static func run(seconds: Int, rounds: Int, quiet: Bool = false) throws -> Figures {
         for tool in ["/usr/bin/wrk", "/usr/sbin/nginx"] where !FileManager.default.fileExists(atPath: tool) {
             throw DaemonBench.BenchFailure(description: "\(tool) is missing: apt-get install wrk nginx-light")
         }
@@ -65,10 +74,14 @@ enum HTTPBench {
         }
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let daemonRate = median(daemonRuns.map(\.0)), nginxRate = median(nginxRuns.map(\.0))
-        print("wrk -t1 -c32, \(seconds) s × \(rounds) rounds each (medians), loopback")
-        print(String(format: "authinfod GET /v1/devices/{id}/authinfo (bearer token): %8.0f req/s, p99 %.2f ms", daemonRate, median(daemonRuns.map(\.1))))
-        print(String(format: "nginx (1 worker) GET /{id}.json (same file):           %8.0f req/s, p99 %.2f ms", nginxRate, median(nginxRuns.map(\.1))))
-        print(String(format: "ratio authinfod/nginx: %.2f×", daemonRate / nginxRate))
+        let figures = Figures(daemonRate: daemonRate, daemonP99: median(daemonRuns.map(\.1)), nginxRate: nginxRate, nginxP99: median(nginxRuns.map(\.1)))
+        if !quiet {
+            print("wrk -t1 -c32, \(seconds) s × \(rounds) rounds each (medians), loopback")
+            print(String(format: "authinfod GET /v1/devices/{id}/authinfo (bearer token): %8.0f req/s, p99 %.2f ms", daemonRate, figures.daemonP99))
+            print(String(format: "nginx (1 worker) GET /{id}.json (same file):           %8.0f req/s, p99 %.2f ms", nginxRate, figures.nginxP99))
+            print(String(format: "ratio authinfod/nginx: %.2f×", daemonRate / nginxRate))
+        }
+        return figures
     }
 
     /// Runs wrk and returns (requests/s, p99 latency in ms).

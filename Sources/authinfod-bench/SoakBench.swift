@@ -8,9 +8,10 @@ import WeChatPaySimulator
 /// a value the gateway issued to that device and has not expired; at the end the cache passes
 /// `integrity_check` and holds a valid value for every device. Exits 1 when a check fails.
 ///
-/// Faults are 2–4 s long with at least 20 s of healthy gateway between them, shorter than the
-/// margin between a refresh (interval 13 s) and expiry (20 s): a device that expires at all is a
-/// failure. RSS is sampled every 10 s; "flat" means the last sample is within 10 % of the
+/// Faults are 2–4 s long with at least 20 s of healthy gateway between them. Refreshes come at
+/// half the lifetime (±10 %), so the margin before expiry (at least 9 s of a 20 s lifetime) holds
+/// a whole fault plus the longest backoff (2 s) with room to spare: a device that expires at all
+/// is a failure. RSS is sampled every 10 s; "flat" means the last sample is within 10 % of the
 /// sample after the first two minutes.
 enum SoakBench {
     static let faults: [(String, SimulatorFault)] = [
@@ -18,10 +19,11 @@ enum SoakBench {
         ("SIGNTEST", .signTest), ("garbage", .garbageBody), ("unsigned", .missingSignature), ("down", .down),
     ]
 
-    static func run(devices: Int, lifetime: Int, minutes: Double) throws {
+    static func run(devices: Int, lifetime: Int, minutes: Double, reloadEvery: Double = 60) throws {
         let directory = NSTemporaryDirectory() + "/authinfod-soak-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var keep = false
+        defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
         let merchantKey = try RSAPrivateKey(generatingBits: 2048)
         try DaemonBench.write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: try merchantKey.publicKey()),
@@ -30,7 +32,7 @@ enum SoakBench {
         let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-soak-\(getpid())" : directory + "/devices"
         defer { try? FileManager.default.removeItem(atPath: publishDirectory) }
         let ids = (1...devices).map { String(format: "soak-%05d", $0) }
-        let interval = Double(lifetime) * 0.65
+        let interval = Double(lifetime) * 0.5
         let config: [String: Any] = [
             "merchant": ["mchid": mchid, "serial_no": serial, "private_key_file": "apiclient_key.pem",
                          "wechatpay_public_key_id": simulator.credentials.publicKeyID, "wechatpay_public_key_file": "pub_key.pem"],
@@ -59,7 +61,7 @@ enum SoakBench {
         let end = start.addingTimeInterval(minutes * 60)
         var nextFault = start.addingTimeInterval(Double.random(in: 20...40, using: &random))
         var faultEnds: Date?
-        var nextReload = start.addingTimeInterval(60)
+        var nextReload = start.addingTimeInterval(reloadEvery)
         var faultCounts: [String: Int] = [:]
         var samples = 0, violations: [String] = [], rss: [(Double, Double)] = [], reloads = 0
         while Date() < end {
@@ -77,7 +79,7 @@ enum SoakBench {
             if now >= nextReload {
                 kill(daemon.processIdentifier, SIGHUP)
                 reloads += 1
-                nextReload = now.addingTimeInterval(60)
+                nextReload = now.addingTimeInterval(reloadEvery)
             }
             let wall = now.timeIntervalSince1970
             for id in ids {
@@ -124,8 +126,10 @@ enum SoakBench {
         print("cache: integrity_check \(integrity); \(records.count) records; devices without an issued value: \(lost.count)")
         print(String(format: "daemon: RSS %.1f MB after 2 min, %.1f MB at the end (%+.1f %%), max %.1f MB; CPU %.1f s",
                      baseline, finalRSS, growth * 100, rss.map(\.1).max() ?? finalRSS, cpu))
+        print("RSS (MB) every minute: " + rss.filter { Int($0.0) % 60 < 10 }.map { String(format: "%.1f", $0.1) }.joined(separator: " "))
         for violation in violations.prefix(10) { print("  violation: \(violation)") }
-        print(violations.isEmpty ? "soak: PASS" : "soak: FAIL")
+        print(violations.isEmpty ? "soak: PASS" : "soak: FAIL (the daemon's log and cache are kept in \(directory))")
+        keep = !violations.isEmpty
         if !violations.isEmpty { exit(1) }
     }
 }

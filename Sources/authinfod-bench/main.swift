@@ -9,6 +9,8 @@ import WeChatPaySimulator
 /// RSA-2048 sign cost on this machine.
 /// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
 /// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down.
+/// `authinfod-bench report [--devices N] [--large N] [--python-client F]`: `make bench`, every
+/// figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
 /// `authinfod-bench http [--seconds S] [--rounds R]`: GET authinfo over TCP with wrk, next to nginx.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
@@ -22,6 +24,15 @@ func processCPUSeconds() -> Double {
 func option(_ name: String, _ arguments: [String]) -> String? {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
     return arguments[index + 1]
+}
+
+/// CPU seconds of one RSA-2048 PKCS#1 v1.5 SHA-256 signature of a 300-byte message, over `calls`.
+func signCPUSeconds(_ key: RSAPrivateKey, calls: Int) throws -> Double {
+    let message = Array(String(repeating: "m", count: 300).utf8)
+    for _ in 0..<50 { _ = try key.sign(message) }
+    let start = processCPUSeconds()
+    for _ in 0..<calls { _ = try key.sign(message) }
+    return (processCPUSeconds() - start) / Double(calls)
 }
 
 let mchid = "1900000109"
@@ -43,21 +54,27 @@ case "simulator":
 
 case "client":
     let calls = Int(option("--calls", arguments) ?? "") ?? 2000
-    let directory = NSTemporaryDirectory() + "/authinfod-bench-\(getpid())"
+    // `--gateway DIR`: a simulator already running with DIR/apiclient_key.pem as the merchant
+    // key, its port and key in DIR/gateway (for profilers that cannot follow a child process).
+    let given = option("--gateway", arguments)
+    let directory = given ?? NSTemporaryDirectory() + "/authinfod-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    let merchantKey = try RSAPrivateKey(generatingBits: 2048)
+    defer { if given == nil { try? FileManager.default.removeItem(atPath: directory) } }
+    let merchantKey = given == nil ? try RSAPrivateKey(generatingBits: 2048)
+        : try RSAPrivateKey(pem: String(contentsOfFile: directory + "/apiclient_key.pem", encoding: .utf8))
     try merchantKey.publicKeyPEM().write(toFile: directory + "/merchant.pub", atomically: true, encoding: .utf8)
 
     let child = Process()
-    child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-    child.arguments = ["simulator", "--merchant-key-file", directory + "/merchant.pub", "--out", directory + "/gateway"]
-    try child.run()
-    defer { child.terminate() }
+    if given == nil {
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["simulator", "--merchant-key-file", directory + "/merchant.pub", "--out", directory + "/gateway"]
+        try child.run()
+    }
+    defer { if given == nil { child.terminate() } }
     var gateway: [String] = []
     for _ in 0..<200 where gateway.count < 3 {
-        usleep(50_000)
         gateway = ((try? String(contentsOfFile: directory + "/gateway", encoding: .utf8)) ?? "").components(separatedBy: "\n")
+        if gateway.count < 3 { usleep(50_000) }
     }
     let publicKey = WeChatPayPublicKey(id: gateway[1], key: try RSAPublicKey(pem: gateway[2...].joined(separator: "\n")))
     let client = WeChatPayClient(configuration: ClientConfiguration(
@@ -67,14 +84,11 @@ case "client":
                                   rawData: String(repeating: "R", count: 512), organizationID: "org-1")
 
     let message = Array(String(repeating: "m", count: 300).utf8)
-    for _ in 0..<50 { _ = try merchantKey.sign(message) }
-    var start = processCPUSeconds()
-    for _ in 0..<calls { _ = try merchantKey.sign(message) }
-    let signCost = (processCPUSeconds() - start) / Double(calls)
+    let signCost = try signCPUSeconds(merchantKey, calls: calls)
 
     let verifyKey = try merchantKey.publicKey()
     let signature = try merchantKey.sign(message)
-    start = processCPUSeconds()
+    var start = processCPUSeconds()
     for _ in 0..<calls { _ = verifyKey.isValidSignature(signature, for: message) }
     let verifyCost = (processCPUSeconds() - start) / Double(calls)
 
@@ -95,15 +109,20 @@ case "client":
 case "http":
     try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3)
 
+case "report":
+    try BenchReport.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, large: Int(option("--large", arguments) ?? "") ?? 100_000,
+                        pythonClient: option("--python-client", arguments))
+
 case "soak":
     try SoakBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 1000, lifetime: Int(option("--lifetime", arguments) ?? "") ?? 20,
-                      minutes: Double(option("--minutes", arguments) ?? "") ?? 10)
+                      minutes: Double(option("--minutes", arguments) ?? "") ?? 10,
+                      reloadEvery: Double(option("--reload-every", arguments) ?? "") ?? 60)
 
 case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench client [--calls N] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }
 } catch {

@@ -146,6 +146,12 @@ import WeChatPaySimulator
             if round == 0 { daemon.wait(20, "first fill") { site.allPublished(30) } }
             Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8, using: &generator))
             daemon.sigkill()
+            // What a device reads while the daemon is dead: never a torn or foreign value.
+            for id in site.deviceIDs(30) {
+                guard FileManager.default.fileExists(atPath: site.directory.file("devices/\(id).json")) else { continue }
+                let value = site.published(id)?["authinfo"] as? String
+                #expect(value.map { site.simulator.didIssue($0, to: id) } == true, "round \(round): \(id)'s file is whole and issued to it")
+            }
         }
         // A clean start reconciles the files with the cache, which is the source of truth.
         let daemon = try site.start()

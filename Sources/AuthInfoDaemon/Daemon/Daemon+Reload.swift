@@ -26,7 +26,7 @@ extension Daemon {
         credentials = newCredentials
         logger.setLevel(new.log.level)
         scheduler.update(.init(new.refresh))
-        if let store { client = WeChatPayClient(configuration: clientConfiguration(store)) }
+        if let store { client = WeChatPayClient(configuration: clientConfiguration(store), reusingConnectionsOf: client) }
         hook = new.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
