@@ -4,7 +4,7 @@ import PackageDescription
 /// authinfod: keeps WeChat Pay face-pay `authinfo` credentials fresh, cached and served.
 ///
 /// Targets, bottom up:
-/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto); `CLinux`: epoll
+/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto and libssl); `CLinux`: epoll
 ///   and eventfd, which the Glibc module does not export.
 /// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and one epoll thread.
 /// - `WeChatPay`: the APIv3 client (signing, answer verification, certificates, transport).
@@ -26,7 +26,7 @@ let package = Package(
         ),
         .systemLibrary(
             name: "COpenSSL",
-            pkgConfig: "libcrypto",
+            pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(
             name: "WeChatPayTests",
-            dependencies: ["WeChatPay", "WeChatPaySimulator"],
+            dependencies: ["WeChatPay", "WeChatPaySimulator", "COpenSSL"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

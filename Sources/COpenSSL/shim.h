@@ -8,6 +8,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509.h>
 
 /* Function-like macros and variadic functions Swift cannot import. */
@@ -54,5 +56,17 @@ static inline EVP_PKEY *authinfod_read_public_key(BIO *bio) {
 
 static inline X509 *authinfod_read_x509(BIO *bio) {
     return PEM_read_bio_X509(bio, NULL, authinfod_no_passphrase, NULL);
+}
+
+/* TLS client: the SNI macro, and the option that lets a close-delimited body end without
+   close_notify (answers are signature-verified, so a truncated one fails verification anyway). */
+static inline long authinfod_ssl_set_sni(SSL *ssl, const char *name) {
+    return SSL_set_tlsext_host_name(ssl, name);
+}
+
+static inline int authinfod_ssl_ctx_configure(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 }
 #endif

@@ -35,6 +35,9 @@ public struct ClientConfiguration: Sendable {
     public var backupBaseURL: URL?
     /// Per-request timeout in seconds (connect to last byte).
     public var timeout: TimeInterval = 10
+    /// A PEM bundle that replaces the system's trusted roots for https (nil: the system's, which
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR` may point elsewhere).
+    public var trustedCertificatesFile: String?
     /// Fewest seconds between two certificate downloads.
     public var certificateAttemptInterval: TimeInterval = 60
     /// The wall clock, for timestamps and answer skew checks; injectable for tests.

@@ -20,10 +20,11 @@ public final class WeChatPayClient: Sendable {
     public init(configuration: ClientConfiguration, reusingConnectionsOf previous: WeChatPayClient? = nil) {
         self.configuration = configuration
         if let previous, previous.transport.serves(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL,
-                                                   timeout: configuration.timeout) {
+                                                   timeout: configuration.timeout, trustedCertificatesFile: configuration.trustedCertificatesFile) {
             transport = previous.transport
         } else {
-            transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout)
+            transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout,
+                                      trustedCertificatesFile: configuration.trustedCertificatesFile)
         }
         certificates = PlatformCertificates(initial: configuration.platformCertificates,
                                             downloadedAt: configuration.platformCertificatesDownloadedAt,

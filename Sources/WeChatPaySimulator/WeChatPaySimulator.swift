@@ -140,6 +140,9 @@ public final class WeChatPaySimulator: Sendable {
         state.withLock { $0.issued[deviceID]?.contains(value) ?? false }
     }
 
+    /// Client connections open now (keep-alive ones included).
+    public var openConnections: Int { server.connectionCount }
+
     /// Stops listening and closes every connection.
     public func stop() { server.shutdown() }
 

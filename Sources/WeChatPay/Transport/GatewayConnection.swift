@@ -1,0 +1,165 @@
+import COpenSSL
+import Glibc
+
+/// Seconds on the monotonic clock, for request deadlines.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// One TCP connection to a gateway host, TLS when `tls` is given. Owns the socket and the `SSL`;
+/// every operation is bounded by a deadline (monotonic seconds) and reports a `TransportFailure`.
+///
+/// `@unchecked Sendable` only so the pool can hand it between exchange threads: one exchange
+/// uses it at a time, and the hand-over goes through the pool's lock.
+final class GatewayConnection: @unchecked Sendable {
+    let host: String
+    private let fd: Int32
+    private var ssl: OpaquePointer?
+    /// When the connection was last handed back (monotonic), to retire idle ones.
+    var idleSince = 0.0
+    /// Requests this connection has carried; a failure on a reused one may be a server-side close.
+    var uses = 0
+
+    /// Resolves `host`, connects to its first address that answers before `deadline`, and
+    /// completes the TLS handshake (peer certificate and host name verified).
+    init(host: String, port: UInt16, tls: TLSClientContext?, deadline: Double) throws(TransportFailure) {
+        self.host = host
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(host, String(port), &hints, &list)
+        guard resolved == 0, let list else {
+            throw TransportFailure(.connect, "cannot resolve \(host): \(String(cString: gai_strerror(resolved)))", host: host)
+        }
+        defer { freeaddrinfo(list) }
+        var lastError = "no address"
+        var connected: Int32 = -1
+        var entry: UnsafeMutablePointer<addrinfo>? = list
+        while let address = entry, connected < 0 {
+            entry = address.pointee.ai_next
+            let candidate = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard candidate >= 0 else { lastError = String(cString: strerror(errno)); continue }
+            if Glibc.connect(candidate, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 || errno == EINPROGRESS {
+                do throws(TransportFailure) {
+                    try Self.wait(candidate, events: Int16(POLLOUT), until: deadline, host: host, stage: .connect)
+                    var code: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(candidate, SOL_SOCKET, SO_ERROR, &code, &length)
+                    if code == 0 { connected = candidate; break }
+                    lastError = code == ECONNREFUSED ? "connection refused" : String(cString: strerror(code))
+                } catch {
+                    Glibc.close(candidate)
+                    throw error
+                }
+            } else {
+                lastError = errno == ECONNREFUSED ? "connection refused" : String(cString: strerror(errno))
+            }
+            Glibc.close(candidate)
+        }
+        guard connected >= 0 else { throw TransportFailure(.connect, lastError, host: host) }
+        fd = connected
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if let tls { try handshake(tls, deadline: deadline) }
+    }
+
+    deinit {
+        if let ssl { SSL_free(ssl) }
+        Glibc.close(fd)
+    }
+
+    private func handshake(_ tls: TLSClientContext, deadline: Double) throws(TransportFailure) {
+        guard let ssl = SSL_new(tls.context) else { throw TransportFailure(.connect, "TLS: \(CryptoError.openSSL("SSL_new"))", host: host) }
+        self.ssl = ssl
+        guard SSL_set_fd(ssl, fd) == 1, authinfod_ssl_set_sni(ssl, host) == 1, SSL_set1_host(ssl, host) == 1 else {
+            throw TransportFailure(.connect, "TLS: \(CryptoError.openSSL("SSL_set1_host"))", host: host)
+        }
+        while true {
+            let result = SSL_connect(ssl)
+            if result == 1 { return }
+            let code = SSL_get_error(ssl, result)
+            switch code {
+            case SSL_ERROR_WANT_READ: try Self.wait(fd, events: Int16(POLLIN), until: deadline, host: host, stage: .connect)
+            case SSL_ERROR_WANT_WRITE: try Self.wait(fd, events: Int16(POLLOUT), until: deadline, host: host, stage: .connect)
+            default:
+                let verify = SSL_get_verify_result(ssl)
+                let reason = verify != X509_V_OK ? "certificate not trusted: " + String(cString: X509_verify_cert_error_string(verify))
+                    : drainErrorQueue() ?? "handshake failed"
+                throw TransportFailure(.connect, "TLS handshake failed (\(reason))", host: host)
+            }
+        }
+    }
+
+    /// Sends all of `bytes` before `deadline`.
+    func write(_ bytes: [UInt8], deadline: Double) throws(TransportFailure) {
+        var offset = 0
+        while offset < bytes.count {
+            let written: Int = bytes.withUnsafeBytes { raw in
+                let start = raw.baseAddress! + offset
+                if let ssl { return Int(SSL_write(ssl, start, Int32(min(raw.count - offset, Int(Int32.max))))) }
+                return send(fd, start, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                offset += written
+                continue
+            }
+            try waitAfterFailure(written, deadline: deadline, reading: false)
+        }
+    }
+
+    /// Reads what is available into `buffer` (appending), waiting until `deadline`; returns the
+    /// byte count, 0 at the end of the stream.
+    func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count: Int = chunk.withUnsafeMutableBytes { raw in
+                if let ssl { return Int(SSL_read(ssl, raw.baseAddress, Int32(raw.count))) }
+                return recv(fd, raw.baseAddress, raw.count, 0)
+            }
+            if count > 0 {
+                buffer += chunk[0..<count]
+                return count
+            }
+            if count == 0 && ssl == nil { return 0 }
+            if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_ZERO_RETURN { return 0 }
+            if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_SYSCALL, errno == 0 { return 0 }
+            try waitAfterFailure(count, deadline: deadline, reading: true)
+        }
+    }
+
+    /// After a read or write that moved nothing: waits for the socket when it would block,
+    /// otherwise throws what went wrong.
+    private func waitAfterFailure(_ result: Int, deadline: Double, reading: Bool) throws(TransportFailure) {
+        if let ssl {
+            switch SSL_get_error(ssl, Int32(result)) {
+            case SSL_ERROR_WANT_READ: return try Self.wait(fd, events: Int16(POLLIN), until: deadline, host: host, stage: .exchange)
+            case SSL_ERROR_WANT_WRITE: return try Self.wait(fd, events: Int16(POLLOUT), until: deadline, host: host, stage: .exchange)
+            case SSL_ERROR_SYSCALL where errno != 0:
+                throw TransportFailure(.exchange, "connection failed: \(String(cString: strerror(errno)))", host: host)
+            default:
+                throw TransportFailure(.exchange, "TLS failed: \(drainErrorQueue() ?? "connection closed")", host: host)
+            }
+        }
+        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
+            return try Self.wait(fd, events: Int16(reading ? POLLIN : POLLOUT), until: deadline, host: host, stage: .exchange)
+        }
+        throw TransportFailure(.exchange, "connection failed: \(String(cString: strerror(errno)))", host: host)
+    }
+
+    /// Waits for `events` on `fd` until `deadline`; a timeout throws `.timeout`.
+    private static func wait(_ fd: Int32, events: Int16, until deadline: Double, host: String, stage: TransportFailure.Stage) throws(TransportFailure) {
+        while true {
+            let remaining = deadline - monotonicSeconds()
+            guard remaining > 0 else { throw TransportFailure(.timeout, "timed out", host: host) }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let ready = poll(&entry, 1, Int32(min(remaining * 1000 + 1, Double(Int32.max))))
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR {
+                throw TransportFailure(stage, "poll: \(String(cString: strerror(errno)))", host: host)
+            }
+        }
+    }
+}

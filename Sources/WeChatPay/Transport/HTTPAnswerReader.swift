@@ -1,0 +1,143 @@
+/// Reads one HTTP/1.1 answer from a connection: the status line, header fields, and a body framed
+/// by `Content-Length`, `chunked` transfer coding, or the end of the stream. Refuses oversized
+/// headers or bodies and anything that is not HTTP.
+struct HTTPAnswerReader {
+    static let maximumHeaderBytes = 64 * 1024
+
+    let connection: GatewayConnection
+    let deadline: Double
+    let maximumBodyBytes: Int
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    init(connection: GatewayConnection, deadline: Double, maximumBodyBytes: Int) {
+        self.connection = connection
+        self.deadline = deadline
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+
+    /// The answer, and whether the connection may carry another request.
+    mutating func read() throws(TransportFailure) -> (GatewayAnswer, reusable: Bool) {
+        while true {
+            let head = try line(limit: Self.maximumHeaderBytes, what: "status line")
+            let parts = head.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let status = Int(parts[1]), (100...599).contains(status) else {
+                throw malformed("not an HTTP answer")
+            }
+            var headers: [String: String] = [:]
+            var headerBytes = head.utf8.count
+            while true {
+                let field = try line(limit: Self.maximumHeaderBytes - headerBytes, what: "header block")
+                headerBytes += field.utf8.count + 2
+                if field.isEmpty { break }
+                guard let colon = field.firstIndex(of: ":") else { throw malformed("header field without a colon") }
+                let name = field[..<colon].lowercased()
+                let value = field[field.index(after: colon)...].trimmingCharacters(in: [" ", "\t"])
+                headers[name] = headers[name].map { $0 + ", " + value } ?? value
+            }
+            if (100...199).contains(status) { continue }
+            let keepAlive = parts[0] == "HTTP/1.1" ? headers["connection"]?.lowercased() != "close"
+                : headers["connection"]?.lowercased() == "keep-alive"
+            let body: [UInt8]
+            var reusable = keepAlive
+            if status == 204 || status == 304 {
+                body = []
+            } else if let coding = headers["transfer-encoding"] {
+                guard coding.lowercased().hasSuffix("chunked") else { throw malformed("unsupported Transfer-Encoding \(coding)") }
+                body = try chunkedBody()
+            } else if let length = headers["content-length"] {
+                guard let count = Int(length), count >= 0, length.utf8.allSatisfy({ (48...57).contains($0) }) else {
+                    throw malformed("invalid Content-Length \(length)")
+                }
+                guard count <= maximumBodyBytes else { throw oversized(count) }
+                body = try bytes(count)
+            } else {
+                body = try bodyToEnd()
+                reusable = false
+            }
+            reusable = reusable && start == buffer.count
+            return (GatewayAnswer(status: status, headers: headers, body: body), reusable)
+        }
+    }
+
+    private mutating func chunkedBody() throws(TransportFailure) -> [UInt8] {
+        var body: [UInt8] = []
+        while true {
+            let sizeLine = try line(limit: 1024, what: "chunk size")
+            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: [" ", "\t"]) } ?? ""
+            guard !digits.isEmpty, digits.count <= 8, let size = Int(digits, radix: 16) else { throw malformed("invalid chunk size") }
+            if size == 0 { break }
+            guard body.count + size <= maximumBodyBytes else { throw oversized(body.count + size) }
+            body += try bytes(size)
+            guard try line(limit: 2, what: "chunk end").isEmpty else { throw malformed("chunk longer than its size") }
+        }
+        var trailerBytes = 0
+        while true {
+            let trailer = try line(limit: Self.maximumHeaderBytes - trailerBytes, what: "trailer")
+            if trailer.isEmpty { return body }
+            trailerBytes += trailer.utf8.count + 2
+        }
+    }
+
+    private mutating func bodyToEnd() throws(TransportFailure) -> [UInt8] {
+        while try connection.read(into: &buffer, deadline: deadline) > 0 {
+            guard buffer.count - start <= maximumBodyBytes else { throw oversized(buffer.count - start) }
+        }
+        defer { start = buffer.count }
+        return Array(buffer[start...])
+    }
+
+    /// The next CRLF-terminated line (without the CRLF), read within `limit` bytes.
+    private mutating func line(limit: Int, what: String) throws(TransportFailure) -> String {
+        var searchFrom = start
+        while true {
+            if let end = indexOfCRLF(from: searchFrom) {
+                defer { start = end + 2 }
+                return String(decoding: buffer[start..<end], as: UTF8.self)
+            }
+            guard buffer.count - start <= max(0, limit) else { throw malformed("\(what) too long") }
+            searchFrom = max(start, buffer.count - 1)
+            try more()
+        }
+    }
+
+    private mutating func bytes(_ count: Int) throws(TransportFailure) -> [UInt8] {
+        while buffer.count - start < count { try more() }
+        defer { start += count }
+        return Array(buffer[start..<(start + count)])
+    }
+
+    private mutating func more() throws(TransportFailure) {
+        if start > 64 * 1024 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let before = buffer.count
+        guard try connection.read(into: &buffer, deadline: deadline) > 0 else {
+            var failure = TransportFailure(.exchange, "connection closed before the answer was complete", host: connection.host)
+            failure.answerBegan = before > 0 || start > 0
+            throw failure
+        }
+    }
+
+    private func indexOfCRLF(from index: Int) -> Int? {
+        var position = index
+        while position + 1 < buffer.count {
+            if buffer[position] == 13 && buffer[position + 1] == 10 { return position }
+            position += 1
+        }
+        return nil
+    }
+
+    private func malformed(_ reason: String) -> TransportFailure {
+        var failure = TransportFailure(.exchange, "invalid HTTP answer: \(reason)", host: connection.host)
+        failure.answerBegan = true
+        return failure
+    }
+
+    private func oversized(_ count: Int) -> TransportFailure {
+        var failure = TransportFailure(.oversized, "answer of \(count) bytes is larger than \(maximumBodyBytes)", host: connection.host)
+        failure.answerBegan = true
+        return failure
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import Synchronization
+
+/// A signed request ready to send: the same bytes and headers go to the primary and, on a
+/// connection-level failure, to the backup domain (the signature covers no host).
+struct SignedRequest: Sendable {
+    let method: String
+    let pathAndQuery: String
+    let headers: [String: String]
+    let body: [UInt8]
+
+    var endpoint: String { "\(method) \(pathAndQuery.split(separator: "?", maxSplits: 1).first.map(String.init) ?? pathAndQuery)" }
+}
+
+/// Sends signed requests over HTTP/1.1 on its own sockets (TLS through libssl for https):
+/// keep-alive connections reused per host, a deadline per request covering connect, TLS, send
+/// and answer, no cookies, caches, redirects or proxies, and one failover to the backup base URL
+/// when the primary cannot be connected to. (URLSession on Linux cost about a millisecond of CPU
+/// and kept a few hundred bytes per request; a daemon refreshing thousands of devices cannot.)
+///
+/// Each exchange blocks one thread of its own, never a Swift concurrency thread.
+final class HTTPTransport: Sendable {
+    /// Answers larger than this are refused as malformed (the face-pay answers are a few KiB).
+    static let maximumAnswerBytes = 1 << 20
+    /// Idle connections older than this are closed rather than reused (servers drop them too).
+    static let maximumIdleSeconds = 20.0
+
+    private let baseURL: URL
+    private let backupBaseURL: URL?
+    private let timeout: TimeInterval
+    private let trustedCertificatesFile: String?
+    private let tls: Result<TLSClientContext, CryptoError>?
+    private let pool = ConnectionPool()
+
+    /// `trustedCertificatesFile` replaces the system's trusted roots (tests).
+    init(baseURL: URL, backupBaseURL: URL?, timeout: TimeInterval, trustedCertificatesFile: String? = nil) {
+        self.baseURL = baseURL
+        self.backupBaseURL = backupBaseURL
+        self.timeout = timeout
+        self.trustedCertificatesFile = trustedCertificatesFile
+        let needsTLS = [baseURL, backupBaseURL].contains { $0?.scheme?.lowercased() == "https" }
+        tls = needsTLS ? Result { () throws(CryptoError) in try TLSClientContext(trustedCertificatesFile: trustedCertificatesFile) } : nil
+    }
+
+    /// Whether this transport sends the same way (so a new client may share its connections).
+    func serves(baseURL: URL, backupBaseURL: URL?, timeout: TimeInterval, trustedCertificatesFile: String?) -> Bool {
+        self.baseURL == baseURL && self.backupBaseURL == backupBaseURL && self.timeout == timeout
+            && self.trustedCertificatesFile == trustedCertificatesFile
+    }
+
+    /// Sends `request` to the primary base URL, and once more to the backup when the primary
+    /// could not be connected to. HTTP error statuses are answers, never failed over.
+    func send(_ request: SignedRequest) async throws(WeChatPayError) -> GatewayAnswer {
+        do {
+            return try await send(request, to: baseURL)
+        } catch let error where error.isConnectionFailure {
+            guard let backupBaseURL else { throw error.wrapped(request) }
+            do {
+                return try await send(request, to: backupBaseURL)
+            } catch let backupError {
+                throw WeChatPayError(
+                    kind: backupError.kind(request).failedOver(primary: error.reason),
+                    endpoint: request.endpoint)
+            }
+        } catch {
+            throw error.wrapped(request)
+        }
+    }
+
+    private func send(_ request: SignedRequest, to base: URL) async throws(TransportFailure) -> GatewayAnswer {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<GatewayAnswer, TransportFailure>, Never>) in
+            Thread.detachNewThread {
+                continuation.resume(returning: Result { () throws(TransportFailure) in try self.exchange(request, with: base) })
+            }
+        }
+        return try result.get()
+    }
+
+    /// One blocking exchange: on an idle keep-alive connection when there is one (retried once on
+    /// a new connection if the server had closed it before answering), otherwise on a new one.
+    private func exchange(_ request: SignedRequest, with base: URL) throws(TransportFailure) -> GatewayAnswer {
+        let deadline = monotonicSeconds() + timeout
+        let target = try Target(base)
+        let bytes = target.requestBytes(request)
+        let now = monotonicSeconds()
+        while let idle = pool.take(target.key) {
+            guard now - idle.idleSince < Self.maximumIdleSeconds else { continue }
+            do {
+                return try exchange(bytes, on: idle, target: target, deadline: deadline)
+            } catch let failure where failure.stage == .exchange && !failure.answerBegan {
+                break
+            }
+        }
+        let connection = try GatewayConnection(host: target.host, port: target.port, tls: target.secure ? try tlsContext(target) : nil, deadline: deadline)
+        return try exchange(bytes, on: connection, target: target, deadline: deadline)
+    }
+
+    private func exchange(_ bytes: [UInt8], on connection: GatewayConnection, target: Target, deadline: Double) throws(TransportFailure) -> GatewayAnswer {
+        connection.uses += 1
+        try connection.write(bytes, deadline: deadline)
+        var reader = HTTPAnswerReader(connection: connection, deadline: deadline, maximumBodyBytes: Self.maximumAnswerBytes)
+        let (answer, reusable) = try reader.read()
+        if reusable {
+            connection.idleSince = monotonicSeconds()
+            pool.put(connection, key: target.key)
+        }
+        return answer
+    }
+
+    private func tlsContext(_ target: Target) throws(TransportFailure) -> TLSClientContext {
+        switch tls {
+        case .success(let context): return context
+        case .failure(let error): throw TransportFailure(.connect, "TLS: cannot load the trusted certificates (\(error))", host: target.host)
+        case nil: throw TransportFailure(.connect, "TLS is not set up for \(target.key)", host: target.host)
+        }
+    }
+
+    /// Where a base URL points, and the bytes of a request to it.
+    struct Target {
+        let secure: Bool
+        let host: String
+        let port: UInt16
+        let pathPrefix: String
+        var key: String { "\(secure ? "https" : "http")://\(host):\(port)" }
+
+        init(_ base: URL) throws(TransportFailure) {
+            let scheme = base.scheme?.lowercased() ?? ""
+            guard scheme == "https" || scheme == "http", let host = base.host, !host.isEmpty else {
+                throw TransportFailure(.connect, "cannot send to \(base): not an http(s) URL", host: base.host ?? "")
+            }
+            secure = scheme == "https"
+            self.host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            port = UInt16(base.port ?? (secure ? 443 : 80))
+            pathPrefix = base.path.trimmingSuffix("/")
+        }
+
+        func requestBytes(_ request: SignedRequest) -> [UInt8] {
+            let hostField = host.contains(":") ? "[\(host)]" : host
+            let defaultPort: UInt16 = secure ? 443 : 80
+            var head = "\(request.method) \(pathPrefix)\(request.pathAndQuery) HTTP/1.1\r\nHost: \(hostField)\(port == defaultPort ? "" : ":\(port)")\r\n"
+            for (name, value) in request.headers.sorted(by: { $0.key < $1.key }) {
+                precondition(!name.contains("\r") && !name.contains("\n") && !value.contains("\r") && !value.contains("\n"), "header \(name) holds a line break")
+                head += "\(name): \(value)\r\n"
+            }
+            if !request.body.isEmpty || request.method != "GET" { head += "Content-Length: \(request.body.count)\r\n" }
+            head += "\r\n"
+            return Array(head.utf8) + request.body
+        }
+    }
+}
+
+/// Idle keep-alive connections by host. Shared by the exchange threads, so it sits behind a
+/// `Mutex`; a connection is in the pool or in one exchange, never both.
+final class ConnectionPool: Sendable {
+    static let maximumIdlePerHost = 32
+    private let idle = Mutex<[String: [GatewayConnection]]>([:])
+
+    func take(_ key: String) -> GatewayConnection? {
+        idle.withLock { $0[key]?.popLast() }
+    }
+
+    func put(_ connection: GatewayConnection, key: String) {
+        idle.withLock { idle in
+            if idle[key, default: []].count < Self.maximumIdlePerHost { idle[key, default: []].append(connection) }
+        }
+    }
+}
+
+/// A failure before a complete answer, kept apart from `WeChatPayError` so failover can tell
+/// connection-level failures (the request never reached the gateway) from the rest.
+struct TransportFailure: Error {
+    enum Stage {
+        /// Resolving, connecting or the TLS handshake: nothing was sent, so resending is safe.
+        case connect
+        /// Sending the request or reading the answer.
+        case exchange
+        case timeout
+        /// The answer was larger than `HTTPTransport.maximumAnswerBytes`.
+        case oversized
+    }
+
+    let stage: Stage
+    let reason: String
+    let host: String
+    /// Whether any byte of an answer had arrived when the exchange failed.
+    var answerBegan = false
+
+    init(_ stage: Stage, _ reason: String, host: String) {
+        self.stage = stage
+        self.reason = reason
+        self.host = host
+    }
+
+    var isConnectionFailure: Bool { stage == .connect }
+
+    func kind(_ request: SignedRequest) -> WeChatPayError.Kind {
+        switch stage {
+        case .oversized: .malformedAnswer(reason)
+        case .timeout: .timeout
+        case .connect, .exchange: .transport("\(host): \(reason)")
+        }
+    }
+
+    func wrapped(_ request: SignedRequest) -> WeChatPayError {
+        WeChatPayError(kind: kind(request), endpoint: request.endpoint)
+    }
+}
+
+extension WeChatPayError.Kind {
+    func failedOver(primary: String) -> Self {
+        if case .transport(let reason) = self { return .transport("primary: \(primary); backup \(reason)") }
+        return self
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}

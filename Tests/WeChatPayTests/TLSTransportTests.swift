@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+import WeChatPay
+
+/// The https path of the client against a real TLS server: the certificate chain and host name
+/// are checked, keep-alive works over TLS, and a certificate that does not check out is a
+/// connection failure (so it fails over to the backup, never sends the request).
+@Suite struct TLSTransportTests {
+    @Test func httpsCallsVerifyTheCertificateAndReuseTheConnection() async throws {
+        var fixture = try GatewayFixture()
+        let relay = try TLSRelay(commonName: "localhost", backendPort: fixture.simulator.port)
+        defer { relay.stop() }
+        fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
+        fixture.configuration.trustedCertificatesFile = relay.certificateFile
+        let client = fixture.client()
+        for _ in 0..<3 {
+            let info = try await client.authinfo(GatewayFixture.device)
+            #expect(fixture.simulator.didIssue(info.value, to: "dev-0001"))
+        }
+        #expect(fixture.simulator.openConnections == 1, "three calls on one kept-alive TLS connection")
+    }
+
+    @Test func anUntrustedCertificateIsRefusedAndFailsOverWithoutSendingTheRequest() async throws {
+        var fixture = try GatewayFixture()
+        let relay = try TLSRelay(commonName: "localhost", backendPort: fixture.simulator.port)
+        defer { relay.stop() }
+        fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
+        let error = await expectFailure { try await fixture.client().authinfo(GatewayFixture.device) }
+        #expect(error?.description.contains("certificate not trusted") == true, "\(String(describing: error))")
+        #expect(fixture.simulator.requests().isEmpty, "nothing reached the gateway")
+
+        fixture.configuration.backupBaseURL = fixture.simulator.baseURL
+        let info = try await fixture.client().authinfo(GatewayFixture.device)
+        #expect(fixture.simulator.didIssue(info.value, to: "dev-0001"), "failed over to the backup")
+    }
+
+    @Test func aCertificateForAnotherHostIsRefused() async throws {
+        var fixture = try GatewayFixture()
+        let relay = try TLSRelay(commonName: "api.example.invalid", backendPort: fixture.simulator.port)
+        defer { relay.stop() }
+        fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
+        fixture.configuration.trustedCertificatesFile = relay.certificateFile
+        let error = await expectFailure { try await fixture.client().authinfo(GatewayFixture.device) }
+        #expect(error?.description.contains("TLS handshake failed") == true, "\(String(describing: error))")
+        #expect(fixture.simulator.requests().isEmpty)
+    }
+}
+
+@Suite struct KeepAliveTests {
+    /// The server dropping an idle kept-alive connection is not a failure: the request goes out
+    /// again on a new connection, once.
+    @Test func aKeptAliveConnectionTheServerClosedIsReplacedTransparently() async throws {
+        let fixture = try GatewayFixture()
+        let client = fixture.client()
+        _ = try await client.authinfo(GatewayFixture.device)
+        for _ in 0..<100 where fixture.simulator.openConnections != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(fixture.simulator.openConnections == 1, "the connection is kept alive")
+        fixture.simulator.fault = .down
+        fixture.simulator.fault = .none
+        #expect(fixture.simulator.openConnections == 0, "the server closed the idle connection")
+        let info = try await client.authinfo(GatewayFixture.device)
+        #expect(fixture.simulator.didIssue(info.value, to: "dev-0001"))
+        #expect(fixture.simulator.requests(path: WeChatPayClient.authInfoPath).count == 2, "sent once more, not twice")
+    }
+}
