@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer"]),
         .executableTarget(
             name: "authinfod",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "CLinux"]
         ),
         .executableTarget(
             name: "authinfod-bench",

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <stddef.h>
+#include <malloc.h>
 
 /* libFuzzer's driver; defined only in the `make fuzz` build of authinfod-fuzz (-sanitize=fuzzer). */
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const unsigned char *data, size_t size));

@@ -1,4 +1,5 @@
 import AuthInfoDaemon
+import CLinux
 import Dispatch
 import Foundation
 import WeChatPay
@@ -35,6 +36,9 @@ extension Commands {
         case .success(let loaded): (configuration, credentials) = loaded
         case .failure(let result): return result
         }
+        // Each gateway exchange runs on a thread of its own, and glibc would give many of them a
+        // malloc arena each; two arenas keep the resident size down at no measurable cost.
+        mallopt(M_ARENA_MAX, 2)
         let logger = Logger(level: configuration.log.level)
         let daemon = Daemon(configuration: configuration, credentials: credentials, logger: logger)
         control.attach(daemon, logger: logger, configPath: options.value("config"))

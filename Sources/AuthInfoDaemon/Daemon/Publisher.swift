@@ -7,6 +7,8 @@ import Foundation
 final class Publisher {
     static let temporaryPrefix = ".tmp-"
     let directory: String
+    /// Makes temporary names unique within this process (O_EXCL guards against the rest).
+    private var temporaryCounter: UInt64 = 0
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -30,7 +32,8 @@ final class Publisher {
     /// Atomically replaces the device's file with `bytes`.
     func write(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
         let target = path(of: deviceID)
-        let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        temporaryCounter &+= 1
+        let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(temporaryCounter)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o640)
         guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var ok = fchmod(fd, 0o640) == 0
@@ -78,6 +81,7 @@ final class Publisher {
         try prepare()
         var removed = 0
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let present = Set(entries)
         for name in entries {
             if name.hasPrefix(Self.temporaryPrefix) {
                 unlink(directory + "/" + name)
@@ -88,7 +92,7 @@ final class Publisher {
             }
         }
         var written = 0
-        for (deviceID, bytes) in documents where read(deviceID) != bytes {
+        for (deviceID, bytes) in documents where !present.contains(deviceID + ".json") || read(deviceID) != bytes {
             try write(deviceID, bytes)
             written += 1
         }
