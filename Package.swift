@@ -4,8 +4,8 @@ import PackageDescription
 /// authinfod: keeps WeChat Pay face-pay `authinfo` credentials fresh, cached and served.
 ///
 /// Targets, bottom up:
-/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto and libssl); `CLinux`: epoll
-///   and eventfd, which the Glibc module does not export.
+/// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto and libssl); `CLinux`: epoll,
+///   eventfd, mallopt and the libFuzzer driver, which the Glibc module does not export.
 /// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and one epoll thread.
 /// - `WeChatPay`: the APIv3 client (signing, answer verification, certificates, transport).
 /// - `WeChatPaySimulator`: a loopback stand-in for the gateway, for tests and the demo.
