@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["CLinux"]),
         .target(name: "WeChatPay", dependencies: ["COpenSSL"]),
         .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
-        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer"]),
+        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer", "CLinux"]),
         .executableTarget(
             name: "authinfod",
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "CLinux"]

@@ -17,6 +17,8 @@ enum DaemonBench {
         /// Daemon CPU from `ready` to the last file, divided by the refreshes it logged.
         let cpuPerRefresh: Double
         let rssAfterFillMB: Double
+        /// RSS once the fill's burst is over (18 s of nothing due): the steady state.
+        let rssIdleMB: Double
         /// Voluntary and involuntary switches of every daemon thread in 10 s with nothing due.
         let idleContextSwitches: Int
         let readySeconds: Double
@@ -69,10 +71,12 @@ enum DaemonBench {
         say(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.2f ms daemon CPU per refresh (%d refreshes)",
                    fill, Double(devices) / fill, cpuPerRefresh * 1000, refreshes))
         say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
-        Thread.sleep(forTimeInterval: 3)
+        Thread.sleep(forTimeInterval: 8)
         let switchesBefore = contextSwitches(daemon.processIdentifier)
         Thread.sleep(forTimeInterval: 10)
-        let idleSwitches = contextSwitches(daemon.processIdentifier) - switchesBefore
+        let idleSwitches = switches(from: switchesBefore, to: contextSwitches(daemon.processIdentifier))
+        let idleRSS = usage(daemon.processIdentifier).rssMB
+        say(String(format: "RSS after 18 s idle: %.1f MB", idleRSS))
         say("idle, nothing due: \(idleSwitches) context switches in 10 s")
         stop(daemon)
 
@@ -94,18 +98,27 @@ enum DaemonBench {
         let (_, restartRSS) = usage(daemon.processIdentifier)
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
-        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, rssAfterFillMB: rss, idleContextSwitches: idleSwitches,
+        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, idleContextSwitches: idleSwitches,
                        readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
     }
 
-    /// Context switches (voluntary and not) of every thread of `pid` so far.
-    static func contextSwitches(_ pid: Int32) -> Int {
+    /// Context switches (voluntary and not) so far of each thread of `pid`, by thread id.
+    static func contextSwitches(_ pid: Int32) -> [String: Int] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.reduce(0) { total, task in
+        var result: [String: Int] = [:]
+        for task in tasks {
             let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
-            return total + status.split(separator: "\n").filter { $0.contains("ctxt_switches:") }
+            result[task] = status.split(separator: "\n").filter { $0.contains("ctxt_switches:") }
                 .reduce(0) { $0 + (Int($1.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0) }
         }
+        return result
+    }
+
+    /// Switches between two samples: each surviving thread's increase, plus every switch of the
+    /// threads that appeared meanwhile (those that came and went unseen are missed; the idle
+    /// window starts only after the fill's threads have wound down).
+    static func switches(from before: [String: Int], to after: [String: Int]) -> Int {
+        after.reduce(0) { $0 + $1.value - (before[$1.key] ?? 0) }
     }
 
     /// CPU seconds per call of the wechatpayv3 reference client against `gateway`.
@@ -167,11 +180,15 @@ enum DaemonBench {
         return (cpu, rss / 1024)
     }
 
+    /// Waits until `folder` holds `count` JSON files. Listing a large folder is not free, so the
+    /// pause between listings grows with what a listing costs (the bench must not steal the CPU
+    /// it measures).
     static func waitFor(files count: Int, in folder: String, timeout: Double) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
+            let started = processCPUSeconds()
             if ((try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasSuffix(".json") }.count ?? 0) >= count { return }
-            usleep(20_000)
+            usleep(useconds_t(max(0.005, (processCPUSeconds() - started) * 20) * 1e6))
         }
         throw BenchFailure(description: "\(folder) did not reach \(count) files in \(timeout) s")
     }

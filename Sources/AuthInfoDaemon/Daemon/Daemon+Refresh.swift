@@ -134,6 +134,7 @@ extension Daemon {
     }
 
     private func recordMetrics(_ id: String, result: String, code: String, mono: Double) {
+        refreshesSinceTrim += 1
         metrics.recordRefresh(result: result, code: code)
         if let started = startedAt.removeValue(forKey: id) { metrics.recordLatency(mono - started) }
     }

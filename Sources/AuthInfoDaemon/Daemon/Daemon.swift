@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import CLinux
 import HTTPServer
 import WeChatPay
 
@@ -43,6 +44,8 @@ public final class Daemon: @unchecked Sendable {
     var metrics = Metrics()
     /// When each in-flight refresh started (monotonic), for the latency histogram.
     var startedAt: [String: Double] = [:]
+    /// Refreshes finished since the allocator was last trimmed (see `tick`).
+    var refreshesSinceTrim = 0
     var servers: [HTTPServer] = []
     let served = ServedDocuments()
     var hook: ChangeHook?
@@ -214,6 +217,12 @@ public final class Daemon: @unchecked Sendable {
         let (starts, wake) = scheduler.take(now: mono)
         pendingWake = wake
         for id in starts { begin(id) }
+        if starts.isEmpty && startedAt.isEmpty && refreshesSinceTrim >= 100 {
+            // A wave of refreshes is over: hand the allocator's free pages back to the system,
+            // so the resident size after a fill or a recovery is what the cache needs.
+            refreshesSinceTrim = 0
+            malloc_trim(0)
+        }
         rearm()
     }
 
