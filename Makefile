@@ -39,7 +39,6 @@ release: deps
 
 ## static: release binary with the Swift runtime linked in, for hosts without a Swift toolchain.
 static: deps
-	@dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcurl4-openssl-dev; }
 	$(SWIFT) build -c release --static-swift-stdlib --product authinfod
 
 ## install: binary, unit, sysusers file, docs, and the example config (never over an existing one).

@@ -63,3 +63,23 @@ import WeChatPay
         #expect(fixture.simulator.requests(path: WeChatPayClient.authInfoPath).count == 2, "sent once more, not twice")
     }
 }
+
+@Suite struct ReloadedClientTests {
+    /// A reload builds a new client; it keeps the old one's connections when the base URLs and
+    /// timeout are unchanged, and opens its own when they differ.
+    @Test func aClientBuiltOnReloadSharesConnectionsOnlyWhenTheEndpointsAreUnchanged() async throws {
+        var fixture = try GatewayFixture()
+        let first = fixture.client()
+        _ = try await first.authinfo(GatewayFixture.device)
+        let reloaded = WeChatPayClient(configuration: fixture.configuration, reusingConnectionsOf: first)
+        _ = try await reloaded.authinfo(GatewayFixture.device)
+        for _ in 0..<100 where fixture.simulator.openConnections != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(fixture.simulator.openConnections == 1, "the reloaded client used the same connection")
+
+        fixture.configuration.timeout = 3
+        let retimed = WeChatPayClient(configuration: fixture.configuration, reusingConnectionsOf: reloaded)
+        _ = try await retimed.authinfo(GatewayFixture.device)
+        for _ in 0..<100 where fixture.simulator.openConnections != 2 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(fixture.simulator.openConnections == 2, "a changed timeout gets a transport of its own")
+    }
+}
