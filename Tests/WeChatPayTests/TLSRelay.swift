@@ -27,16 +27,10 @@ final class TLSRelay: @unchecked Sendable {
               SSL_CTX_use_PrivateKey_file(context, directory + "/relay.key", SSL_FILETYPE_PEM) == 1 else {
             throw CryptoError(function: "SSL_CTX_use_certificate_file", reason: "relay certificate refused")
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let (fd, port) = loopbackSocket()
         listen(fd, 16)
         listener = fd
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = port
         Thread.detachNewThread { [self] in
             while true {
                 let client = accept(listener, nil, nil)

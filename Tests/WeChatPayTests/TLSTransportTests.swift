@@ -6,12 +6,19 @@ import WeChatPay
 /// are checked, keep-alive works over TLS, and a certificate that does not check out is a
 /// connection failure (so it fails over to the backup, never sends the request).
 @Suite struct TLSTransportTests {
-    @Test func httpsCallsVerifyTheCertificateAndReuseTheConnection() async throws {
+    /// A simulator behind a TLS relay whose certificate names `commonName`; the client speaks
+    /// https to `localhost` and trusts the relay's certificate when `trusted`.
+    func relayed(commonName: String, trusted: Bool) throws -> (GatewayFixture, TLSRelay) {
         var fixture = try GatewayFixture()
-        let relay = try TLSRelay(commonName: "localhost", backendPort: fixture.simulator.port)
-        defer { relay.stop() }
+        let relay = try TLSRelay(commonName: commonName, backendPort: fixture.simulator.port)
         fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
-        fixture.configuration.trustedCertificatesFile = relay.certificateFile
+        fixture.configuration.trustedCertificatesFile = trusted ? relay.certificateFile : nil
+        return (fixture, relay)
+    }
+
+    @Test func httpsCallsVerifyTheCertificateAndReuseTheConnection() async throws {
+        let (fixture, relay) = try relayed(commonName: "localhost", trusted: true)
+        defer { relay.stop() }
         let client = fixture.client()
         for _ in 0..<3 {
             let info = try await client.authinfo(GatewayFixture.device)
@@ -21,10 +28,8 @@ import WeChatPay
     }
 
     @Test func anUntrustedCertificateIsRefusedAndFailsOverWithoutSendingTheRequest() async throws {
-        var fixture = try GatewayFixture()
-        let relay = try TLSRelay(commonName: "localhost", backendPort: fixture.simulator.port)
+        var (fixture, relay) = try relayed(commonName: "localhost", trusted: false)
         defer { relay.stop() }
-        fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
         let error = await expectFailure { try await fixture.client().authinfo(GatewayFixture.device) }
         #expect(error?.description.contains("certificate not trusted") == true, "\(String(describing: error))")
         #expect(fixture.simulator.requests().isEmpty, "nothing reached the gateway")
@@ -35,11 +40,8 @@ import WeChatPay
     }
 
     @Test func aCertificateForAnotherHostIsRefused() async throws {
-        var fixture = try GatewayFixture()
-        let relay = try TLSRelay(commonName: "api.example.invalid", backendPort: fixture.simulator.port)
+        let (fixture, relay) = try relayed(commonName: "api.example.invalid", trusted: true)
         defer { relay.stop() }
-        fixture.configuration.baseURL = URL(string: "https://localhost:\(relay.port)")!
-        fixture.configuration.trustedCertificatesFile = relay.certificateFile
         let error = await expectFailure { try await fixture.client().authinfo(GatewayFixture.device) }
         #expect(error?.description.contains("TLS handshake failed") == true, "\(String(describing: error))")
         #expect(fixture.simulator.requests().isEmpty)

@@ -44,17 +44,23 @@ struct GatewayFixture {
                                         deviceID: "dev-0001", rawData: "RAWDATA-FROM-FACE-SDK", organizationID: "org-1")
 }
 
-/// A loopback TCP port nothing listens on (bound, then closed at once).
-func closedPort() throws -> UInt16 {
+/// A TCP socket bound to a free port on 127.0.0.1, and that port.
+func loopbackSocket() -> (fd: Int32, port: UInt16) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+/// A loopback TCP port nothing listens on (bound, then closed at once).
+func closedPort() throws -> UInt16 {
+    let (fd, port) = loopbackSocket()
+    close(fd)
+    return port
 }
 
 /// Runs `body` and returns the WeChatPayError it throws (failing the test when it succeeds).
