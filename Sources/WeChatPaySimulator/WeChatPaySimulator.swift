@@ -37,7 +37,10 @@ public final class WeChatPaySimulator: Sendable {
         var expiresIn: Int?
         var log: [SimulatorRequestRecord] = []
         var issued: [String: [String]] = [:]
-        var seenNonces: [String: Double] = [:]
+        var seenNonces: Set<String> = []
+        /// `seenNonces` in arrival order from `nonceHead`, so expired ones leave in O(1) each.
+        var nonceOrder: [(at: Double, nonce: String)] = []
+        var nonceHead = 0
         var listening = true
         var counter = 0
         var inFlight = 0
@@ -219,15 +222,23 @@ public final class WeChatPaySimulator: Sendable {
         guard authorization.nonce.utf8.count == 32, authorization.nonce.utf8.allSatisfy(Self.isAlphanumeric) else {
             return error(401, "SIGN_ERROR", "nonce_str must be 32 characters of [0-9A-Za-z]")
         }
-        state.seenNonces = state.seenNonces.filter { now - $0.value <= 600 }
-        guard state.seenNonces[authorization.nonce] == nil else { return error(401, "SIGN_ERROR", "nonce_str was already used (replay)") }
+        while state.nonceHead < state.nonceOrder.count, now - state.nonceOrder[state.nonceHead].at > 600 {
+            state.seenNonces.remove(state.nonceOrder[state.nonceHead].nonce)
+            state.nonceHead += 1
+        }
+        if state.nonceHead > 4096, state.nonceHead * 2 > state.nonceOrder.count {
+            state.nonceOrder.removeFirst(state.nonceHead)
+            state.nonceHead = 0
+        }
+        guard !state.seenNonces.contains(authorization.nonce) else { return error(401, "SIGN_ERROR", "nonce_str was already used (replay)") }
         let message = RequestSigner.message(method: request.method, pathAndQuery: request.target, timestamp: Int(timestamp),
                                             nonce: authorization.nonce, body: request.body)
         guard let signature = Data(base64Encoded: authorization.signature),
               merchant.publicKey.isValidSignature(Array(signature), for: message) else {
             return error(401, "SIGN_ERROR", "签名错误，请检查后再试 (signature does not verify with the merchant certificate)")
         }
-        state.seenNonces[authorization.nonce] = now
+        state.seenNonces.insert(authorization.nonce)
+        state.nonceOrder.append((now, authorization.nonce))
         return nil
     }
 

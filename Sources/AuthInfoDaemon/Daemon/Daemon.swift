@@ -113,6 +113,8 @@ public final class Daemon: @unchecked Sendable {
             noteStorageFault("publish_failed", error.description, device: nil)
         }
         try startListeners()
+        // Loading and republishing the whole cache leaves garbage behind; return it now.
+        malloc_trim(0)
         queue.async { self.tick() }
         startSummaryTimer()
         startWatchdog()
