@@ -7,17 +7,18 @@ import CLinux
 /// which feeds inputs to the target named by `AUTHINFOD_FUZZ_TARGET`.
 @main
 struct Fuzz {
+    /// Read once: the driver's callback cannot capture, and the environment is not re-read per input.
+    static let target = FuzzTarget(rawValue: ProcessInfo.processInfo.environment["AUTHINFOD_FUZZ_TARGET"] ?? "")
+
     static func main() {
-        let name = ProcessInfo.processInfo.environment["AUTHINFOD_FUZZ_TARGET"] ?? ""
-        guard FuzzTarget(rawValue: name) != nil else {
+        guard target != nil else {
             FileHandle.standardError.write(Data("authinfod-fuzz: set AUTHINFOD_FUZZ_TARGET to one of \(FuzzTarget.allCases.map(\.rawValue))\n".utf8))
             exit(2)
         }
         var argc = CommandLine.argc
         var argv = Optional(CommandLine.unsafeArgv)
         exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            let target = FuzzTarget(rawValue: ProcessInfo.processInfo.environment["AUTHINFOD_FUZZ_TARGET"] ?? "")!
-            target.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+            Fuzz.target!.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
             return 0
         })
     }
