@@ -34,16 +34,21 @@ final class TLSRelay: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             while true {
                 let client = accept(listener, nil, nil)
-                guard client >= 0 else { return }
+                guard client >= 0 else {
+                    // Closed here, by the only thread that uses it: closing it in `stop()` could
+                    // let this thread accept on a descriptor number another test reused.
+                    close(listener)
+                    return
+                }
                 Thread.detachNewThread { [self] in Self.relay(client, context: context, backendPort: backendPort) }
             }
         }
     }
 
-    /// Stops accepting (connections in progress end when either side closes).
+    /// Stops accepting (connections in progress end when either side closes): the shutdown
+    /// wakes the accepting thread, which closes the listener.
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
         try? FileManager.default.removeItem(atPath: directory)
     }
 
