@@ -31,6 +31,9 @@ public final class WeChatPayClient: Sendable {
                                             minimumAttemptInterval: configuration.certificateAttemptInterval)
     }
 
+    /// Whether this client sends through the same connections as `other` (a reload's reuse).
+    func sharesConnections(with other: WeChatPayClient) -> Bool { transport === other.transport }
+
     /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device.
     public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
         let endpoint = "POST \(Self.authInfoPath)"
