@@ -1,5 +1,6 @@
 import COpenSSL
 import Foundation
+import Synchronization
 import WeChatPay
 
 /// A TLS front for a plain-HTTP simulator on loopback: terminates TLS with a self-signed
@@ -10,6 +11,9 @@ final class TLSRelay: @unchecked Sendable {
     /// The relay's certificate, to trust (or not) on the client side.
     let certificateFile: String
     private let listener: Int32
+    private let accepted = Mutex(0)
+    /// TLS connections accepted so far.
+    var connectionsAccepted: Int { accepted.withLock { $0 } }
     private let context: OpaquePointer
     private let directory: String
 
@@ -40,6 +44,7 @@ final class TLSRelay: @unchecked Sendable {
                     close(listener)
                     return
                 }
+                accepted.withLock { $0 += 1 }
                 Thread.detachNewThread { [self] in Self.relay(client, context: context, backendPort: backendPort) }
             }
         }

@@ -24,7 +24,7 @@ import Testing
             let info = try await client.authinfo(GatewayFixture.device)
             #expect(fixture.simulator.didIssue(info.value, to: "dev-0001"))
         }
-        #expect(fixture.simulator.openConnections == 1, "three calls on one kept-alive TLS connection")
+        #expect(relay.connectionsAccepted == 1, "three calls on one kept-alive TLS connection")
     }
 
     @Test func anUntrustedCertificateIsRefusedAndFailsOverWithoutSendingTheRequest() async throws {
