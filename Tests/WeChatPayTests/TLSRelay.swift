@@ -79,6 +79,8 @@ final class TLSRelay: @unchecked Sendable {
             if SSL_pending(ssl) == 0 { guard poll(&fds, 2, 10_000) > 0 else { return } } else { fds[0].revents = Int16(POLLIN) }
             if fds[0].revents != 0 {
                 let count = SSL_read(ssl, &buffer, Int32(buffer.count))
+                // A record that arrived in part, or one with no application data, is not the end.
+                if count <= 0, SSL_get_error(ssl, count) == SSL_ERROR_WANT_READ { continue }
                 guard count > 0, send(backend, buffer, Int(count), Int32(MSG_NOSIGNAL)) == Int(count) else { return }
             }
             if fds[1].revents != 0 {
