@@ -22,8 +22,6 @@ enum SoakBench {
     static func run(devices: Int, lifetime: Int, minutes: Double, reloadEvery: Double = 60) throws {
         let directory = NSTemporaryDirectory() + "/authinfod-soak-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var keep = false
-        defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
         let merchantKey = try RSAPrivateKey(generatingBits: 2048)
         try DaemonBench.write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: try merchantKey.publicKey()),
@@ -129,7 +127,8 @@ enum SoakBench {
         print("RSS (MB) every minute: " + rss.filter { Int($0.0) % 60 < 10 }.map { String(format: "%.1f", $0.1) }.joined(separator: " "))
         for violation in violations.prefix(10) { print("  violation: \(violation)") }
         print(violations.isEmpty ? "soak: PASS" : "soak: FAIL (the daemon's log and cache are kept in \(directory))")
-        keep = !violations.isEmpty
+        // A failed soak keeps its folder (the daemon's log and cache) for a look.
         if !violations.isEmpty { exit(1) }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }

@@ -19,8 +19,6 @@ final class GatewayConnection: @unchecked Sendable {
     private var ssl: OpaquePointer?
     /// When the connection was last handed back (monotonic), to retire idle ones.
     var idleSince = 0.0
-    /// Requests this connection has carried; a failure on a reused one may be a server-side close.
-    var uses = 0
 
     /// Resolves `host`, connects to its first address that answers before `deadline`, and
     /// completes the TLS handshake (peer certificate and host name verified).

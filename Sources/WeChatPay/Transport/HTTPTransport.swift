@@ -59,7 +59,7 @@ final class HTTPTransport: Sendable {
                 return try await send(request, to: backupBaseURL)
             } catch let backupError {
                 throw WeChatPayError(
-                    kind: backupError.kind(request).failedOver(primary: error.reason),
+                    kind: backupError.kind.failedOver(primary: error.reason),
                     endpoint: request.endpoint)
             }
         } catch {
@@ -96,7 +96,6 @@ final class HTTPTransport: Sendable {
     }
 
     private func exchange(_ bytes: [UInt8], on connection: GatewayConnection, target: Target, deadline: Double) throws(TransportFailure) -> GatewayAnswer {
-        connection.uses += 1
         try connection.write(bytes, deadline: deadline)
         var reader = HTTPAnswerReader(connection: connection, deadline: deadline, maximumBodyBytes: Self.maximumAnswerBytes)
         let (answer, reusable) = try reader.read()
@@ -193,7 +192,7 @@ struct TransportFailure: Error {
 
     var isConnectionFailure: Bool { stage == .connect }
 
-    func kind(_ request: SignedRequest) -> WeChatPayError.Kind {
+    var kind: WeChatPayError.Kind {
         switch stage {
         case .oversized: .malformedAnswer(reason)
         case .timeout: .timeout
@@ -202,7 +201,7 @@ struct TransportFailure: Error {
     }
 
     func wrapped(_ request: SignedRequest) -> WeChatPayError {
-        WeChatPayError(kind: kind(request), endpoint: request.endpoint)
+        WeChatPayError(kind: kind, endpoint: request.endpoint)
     }
 }
 
