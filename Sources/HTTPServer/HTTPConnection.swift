@@ -53,6 +53,9 @@ final class HTTPConnection: @unchecked Sendable {
             let count = server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 input.append(contentsOf: server.readBuffer[0..<count])
+                // A short read drained the socket: epoll is level-triggered, so skip the recv
+                // that would only say EAGAIN (one syscall less per request).
+                if count < server.readBuffer.count { break }
                 if input.count > server.configuration.limits.maximumHeaderBytes + server.configuration.limits.maximumBodyBytes + 8192 {
                     break
                 }

@@ -19,9 +19,9 @@ public struct HTTPRequest: Sendable {
         self.minorVersion = minorVersion
         self.headers = headers
         self.body = body
-        if let mark = target.firstIndex(of: "?") {
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(target[..<mark])
-            query = String(target[target.index(after: mark)...])
+            query = String(target[target.utf8.index(after: mark)...])
         } else {
             path = target
             query = nil
@@ -35,15 +35,23 @@ public struct HTTPRequest: Sendable {
 
     /// Whether the client wants the connection kept open after this request.
     public var keepAlive: Bool {
-        let connection = header("Connection")?.lowercased()
-        if minorVersion == 0 { return connection == "keep-alive" }
-        return connection != "close"
+        let connection = header("Connection")
+        if minorVersion == 0 { return connection?.caseInsensitiveEquals("keep-alive") == true }
+        return connection?.caseInsensitiveEquals("close") != true
     }
 }
 
 extension String {
+    /// ASCII case-insensitive equality (header names and tokens), byte by byte.
     func caseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && zip(utf8, other.utf8).allSatisfy { asciiLower($0) == asciiLower($1) }
+        var mine = self, theirs = other
+        return mine.withUTF8 { a in
+            theirs.withUTF8 { b in
+                guard a.count == b.count else { return false }
+                for index in 0..<a.count where asciiLower(a[index]) != asciiLower(b[index]) { return false }
+                return true
+            }
+        }
     }
 }
 

@@ -179,4 +179,29 @@ import Testing
         }
         #expect(popped == 100)
     }
+
+    @Test func deadlineHeapMatchesAReferenceUnderRandomSetsRemovesAndPops() {
+        var heap = DeadlineHeap()
+        var reference: [String: Double] = [:]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let key = "k\(Int.random(in: 0..<300, using: &generator))"
+            switch Int.random(in: 0..<10, using: &generator) {
+            case 0..<6:
+                let deadline = Double(Int.random(in: 0..<1000, using: &generator))
+                heap.set(key, deadline)
+                reference[key] = deadline
+            case 6..<8:
+                heap.remove(key)
+                reference[key] = nil
+            default:
+                let expected = reference.min { ($0.value, $0.key) < ($1.value, $1.key) }
+                let popped = heap.pop()
+                #expect(popped?.key == expected?.key && popped?.deadline == expected?.value)
+                if let expected { reference[expected.key] = nil }
+            }
+            #expect(heap.count == reference.count)
+            #expect(heap.deadline(of: key) == reference[key])
+        }
+    }
 }

@@ -40,18 +40,31 @@ struct TokenAuthenticator {
         let token: SecretBytes
     }
 
-    let entries: [Entry]
+    /// Each client's token and the caller it authenticates (built once, not per request).
+    private let callers: [(token: SecretBytes, caller: Caller)]
+
+    init(entries: [Entry]) {
+        callers = entries.map { entry in
+            let client = entry.client
+            return (entry.token, .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin))
+        }
+    }
 
     func authenticate(_ request: HTTPRequest) -> Caller? {
-        guard let header = request.header("Authorization") else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let presented = Array(parts[1].utf8)
-        var match: Configuration.TCPClient?
-        for entry in entries where entry.token.constantTimeEquals(presented) {
-            match = entry.client
+        guard let header = request.header("Authorization"), let presented = Self.bearerToken(header) else { return nil }
+        var match: Caller?
+        for entry in callers where entry.token.constantTimeEquals(presented) {
+            match = entry.caller
         }
-        guard let client = match else { return nil }
-        return .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin)
+        return match
+    }
+
+    /// The token of `Bearer <token>` (scheme in any case, one or more spaces), or nil.
+    static func bearerToken(_ header: String) -> [UInt8]? {
+        let bytes = Array(header.utf8)
+        guard bytes.count > 7, bytes[6] == 0x20,
+              zip(bytes[0..<6], "bearer".utf8).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else { return nil }
+        guard let start = bytes[7...].firstIndex(where: { $0 != 0x20 }) else { return nil }
+        return Array(bytes[start...])
     }
 }

@@ -68,7 +68,7 @@ extension Daemon {
         }
         guard caller.mayAccess(id) else { return .error(403, "forbidden") }
         if let refusal = only(method, request) { return refusal }
-        guard devices[id] != nil else { return .error(404, "unknown_device") }
+        guard devices.contains(id) else { return .error(404, "unknown_device") }
         switch action {
         case "authinfo":
             guard let (document, state) = documentOnQueue(id) else { return .error(503, "no_authinfo_yet") }

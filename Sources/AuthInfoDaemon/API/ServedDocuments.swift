@@ -9,8 +9,8 @@ import Synchronization
 final class ServedDocuments: Sendable {
     /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired".
     struct Entry: Sendable {
-        /// The document's JSON without its closing brace, ready for `,"state":"…"}`.
-        let prefix: [UInt8]
+        /// Shares its strings with the device's record: no copy of the value per device.
+        let document: AuthInfoDocument
         let expiresAt: Double
         /// When the refresh becomes overdue.
         let dueAt: Double
@@ -23,9 +23,7 @@ final class ServedDocuments: Sendable {
 
         /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
-            var body = prefix
-            body += Array(",\"state\":\"\(state(at: now).rawValue)\"}".utf8)
-            return body
+            document.json(state: state(at: now))
         }
     }
 

@@ -267,7 +267,8 @@ public enum ConfigLoader {
         }
         guard let elements = try root.array("devices") else { throw root.error("devices", "is required (a list of devices)") }
         var devices: [Configuration.Device] = []
-        var seen = Set<String>()
+        devices.reserveCapacity(elements.count)
+        var seen = Set<String>(minimumCapacity: elements.count)
         for (index, element) in elements.enumerated() {
             var object = try ConfigObject(file: context.file, path: "devices[\(index)]", value: element)
             let id = try object.requiredString("device_id")

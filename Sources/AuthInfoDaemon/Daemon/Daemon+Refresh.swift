@@ -53,7 +53,7 @@ extension Daemon {
     }
 
     func succeeded(_ id: String, _ info: AuthInfo) {
-        guard !stopped, devices[id] != nil, var record = records[id] else { return }
+        guard !stopped, devices.contains(id), var record = records[id] else { return }
         let wall = clock.wall(), mono = clock.monotonic()
         let lifetime = Double(info.expiresIn ?? Int(configuration.refresh.authInfoTTL))
         let wasFailing = record.consecutiveFailures > 0 || record.rejected || (record.authinfo != nil && !record.isValid(at: wall))
@@ -88,7 +88,7 @@ extension Daemon {
     }
 
     func failed(_ id: String, _ error: WeChatPayError) {
-        guard !stopped, devices[id] != nil else { return }
+        guard !stopped, devices.contains(id) else { return }
         let outcome: RefreshOutcome
         switch error.kind {
         case .transport, .timeout: outcome = .gatewayUnavailable
@@ -147,7 +147,7 @@ extension Daemon {
             return
         }
         let due = scheduler.nextAttempt(of: id, now: mono) ?? expiresAt
-        served.set(id, .init(prefix: Array(document.json().dropLast()), expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0))
+        served.set(id, .init(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0))
     }
 
     /// When `id`'s value expires on the monotonic clock: its expiry deadline while it is valid,

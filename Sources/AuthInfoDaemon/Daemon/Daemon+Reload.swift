@@ -32,8 +32,9 @@ extension Daemon {
         let wall = clock.wall(), mono = clock.monotonic()
         let newIDs = Set(new.devices.map(\.id))
         var removed = 0, added = 0, changed = 0
-        for id in devices.keys where !newIDs.contains(id) {
-            devices[id] = nil
+        let oldDevices = devices
+        devices = DeviceTable(new.devices)
+        for id in oldDevices.ids where !newIDs.contains(id) {
             scheduler.remove(id)
             expiries.remove(id)
             served.set(id, nil)
@@ -41,8 +42,7 @@ extension Daemon {
             removed += 1
         }
         for device in new.devices {
-            let previous = devices[device.id]
-            devices[device.id] = device
+            let previous = oldDevices[device.id]
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
             if previous == nil {
                 added += 1

@@ -26,7 +26,7 @@ extension Daemon {
     }
 
     func documentOnQueue(_ id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        guard devices[id] != nil, let record = records[id], let document = AuthInfoDocument(record),
+        guard devices.contains(id), let record = records[id], let document = AuthInfoDocument(record),
               case let mono = clock.monotonic(), let expires = expiresAtMonotonic(id, now: mono) else { return nil }
         if mono >= expires { return (document, .expired) }
         let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
@@ -40,7 +40,7 @@ extension Daemon {
 
     func refreshNowOnQueue(_ ids: [String]?) {
         let mono = clock.monotonic()
-        for id in ids ?? Array(devices.keys) where devices[id] != nil {
+        for id in ids ?? devices.ids where devices.contains(id) {
             scheduler.schedule(id, at: mono)
         }
         tick()

@@ -41,7 +41,7 @@ extension Daemon {
     /// The published document of every configured device whose value is valid now (monotonic clock).
     func validDocuments() -> [String: [UInt8]] {
         var documents: [String: [UInt8]] = [:]
-        for id in devices.keys where expiries.deadline(of: id) != nil {
+        for id in devices.ids where expiries.deadline(of: id) != nil {
             if let record = records[id], let document = AuthInfoDocument(record) { documents[id] = document.json() }
         }
         return documents

@@ -31,7 +31,7 @@ public final class Daemon: @unchecked Sendable {
     let publisher: Publisher
     let scheduler: RefreshScheduler
     var records: [String: DeviceRecord] = [:]
-    var devices: [String: Configuration.Device] = [:]
+    var devices: DeviceTable
     /// Monotonic deadlines at which a device's value expires.
     var expiries = DeadlineHeap()
     var timer: DispatchSourceTimer?
@@ -59,8 +59,8 @@ public final class Daemon: @unchecked Sendable {
         self.clock = clock
         publisher = Publisher(directory: configuration.storage.publishDirectory)
         scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
-        for device in configuration.devices { devices[device.id] = device }
-        served.configure(devices: Set(devices.keys))
+        devices = DeviceTable(configuration.devices)
+        served.configure(devices: Set(devices.ids))
     }
 
     /// Opens the cache, republishes every valid value, and starts refreshing. Returns once the

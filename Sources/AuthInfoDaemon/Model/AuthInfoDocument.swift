@@ -24,18 +24,44 @@ public struct AuthInfoDocument: Sendable, Equatable {
         self.init(deviceID: record.deviceID, authinfo: authinfo, fetchedAt: fetchedAt, expiresAt: expiresAt)
     }
 
-    /// Compact JSON in the contract's key order; times as whole Unix seconds.
+    /// Compact JSON in the contract's key order; times as whole Unix seconds. Built byte by
+    /// byte: it is on the path of every socket read.
     public func json(state: State? = nil) -> [UInt8] {
-        var text = "{\"device_id\":\(JSONText.quote(deviceID)),\"authinfo\":\(JSONText.quote(authinfo)),"
-        text += "\"fetched_at\":\(Int(fetchedAt.rounded(.down))),\"expires_at\":\(Int(expiresAt.rounded(.down)))"
-        if let state { text += ",\"state\":\"\(state.rawValue)\"" }
-        text += "}"
-        return Array(text.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 100)
+        bytes += #"{"device_id":"#.utf8
+        JSONText.append(deviceID, to: &bytes)
+        bytes += #","authinfo":"#.utf8
+        JSONText.append(authinfo, to: &bytes)
+        bytes += #","fetched_at":"#.utf8
+        bytes += String(Int(fetchedAt.rounded(.down))).utf8
+        bytes += #","expires_at":"#.utf8
+        bytes += String(Int(expiresAt.rounded(.down))).utf8
+        if let state {
+            bytes += #","state":""#.utf8
+            bytes += state.rawValue.utf8
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
     }
 }
 
 /// JSON string escaping for documents written by hand (fast, and exact about what is emitted).
 enum JSONText {
+    /// Appends `text` as a JSON string. Text with nothing to escape (an authinfo, a device id)
+    /// is copied as is.
+    static func append(_ text: String, to bytes: inout [UInt8]) {
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F && $0 != 0xE2 }
+        if plain {
+            bytes.append(UInt8(ascii: "\""))
+            bytes += text.utf8
+            bytes.append(UInt8(ascii: "\""))
+        } else {
+            bytes += quote(text).utf8
+        }
+    }
+
     static func quote(_ text: String) -> String {
         var result = "\""
         result.reserveCapacity(text.utf8.count + 2)

@@ -9,7 +9,13 @@ public struct DeviceRecord: Sendable, Equatable {
     public var consecutiveFailures = 0
     /// The gateway refused the device with a non-retryable error.
     public var rejected = false
-    public var lastError: RecordedError?
+    /// The last failure, kept behind a reference: most devices have none, and the record of
+    /// every device stays small.
+    public var lastError: RecordedError? {
+        get { lastErrorBox?.error }
+        set { lastErrorBox = newValue.map(RecordedErrorBox.init) }
+    }
+    private var lastErrorBox: RecordedErrorBox?
     /// raw_data pushed by the device over the socket API; preferred over the config's.
     public var pushedRawData: String?
 
@@ -39,4 +45,15 @@ public struct RecordedError: Sendable, Equatable {
         self.requestID = requestID
         self.at = at
     }
+}
+
+/// Holds a `RecordedError` out of line; compared by value.
+private final class RecordedErrorBox: Sendable, Equatable {
+    let error: RecordedError
+
+    init(_ error: RecordedError) {
+        self.error = error
+    }
+
+    static func == (a: RecordedErrorBox, b: RecordedErrorBox) -> Bool { a.error == b.error }
 }

@@ -1,73 +1,71 @@
-/// Keys ordered by deadline: a binary min-heap with lazy deletion, so rescheduling a key is
-/// O(log n) and the earliest deadline is found without scanning every device.
+/// Keys ordered by deadline: an indexed binary min-heap. Each key has exactly one entry (its
+/// position is tracked), so rescheduling or removing a key is O(log n), the earliest deadline is
+/// O(1), and memory is one entry per key however often keys are rescheduled.
 struct DeadlineHeap {
     private struct Entry {
-        let deadline: Double
+        var deadline: Double
         let key: String
-        let generation: UInt64
     }
 
     private var heap: [Entry] = []
-    private var current: [String: (deadline: Double, generation: UInt64)] = [:]
-    private var generation: UInt64 = 0
+    private var positions: [String: Int] = [:]
 
-    var count: Int { current.count }
+    var count: Int { heap.count }
 
-    func deadline(of key: String) -> Double? { current[key]?.deadline }
+    func deadline(of key: String) -> Double? { positions[key].map { heap[$0].deadline } }
 
+    /// Plans `key` at `deadline`, replacing its earlier deadline if it had one.
     mutating func set(_ key: String, _ deadline: Double) {
-        generation += 1
-        current[key] = (deadline, generation)
-        push(Entry(deadline: deadline, key: key, generation: generation))
-        if heap.count > 4 * max(current.count, 16) { rebuild() }
+        if let index = positions[key] {
+            heap[index].deadline = deadline
+            restore(index)
+        } else {
+            heap.append(Entry(deadline: deadline, key: key))
+            positions[key] = heap.count - 1
+            siftUp(heap.count - 1)
+        }
     }
 
     mutating func remove(_ key: String) {
-        current[key] = nil
-    }
-
-    /// The earliest live entry, if any.
-    mutating func peek() -> (key: String, deadline: Double)? {
-        while let top = heap.first {
-            if let live = current[top.key], live.generation == top.generation { return (top.key, top.deadline) }
-            popTop()
+        guard let index = positions.removeValue(forKey: key) else { return }
+        let last = heap.count - 1
+        if index != last {
+            heap[index] = heap[last]
+            positions[heap[index].key] = index
         }
-        return nil
+        heap.removeLast()
+        if index < heap.count { restore(index) }
     }
 
-    /// Removes and returns the earliest live entry.
+    /// The earliest entry, if any.
+    func peek() -> (key: String, deadline: Double)? {
+        heap.first.map { ($0.key, $0.deadline) }
+    }
+
+    /// Removes and returns the earliest entry.
     mutating func pop() -> (key: String, deadline: Double)? {
         guard let top = peek() else { return nil }
-        popTop()
-        current[top.key] = nil
+        remove(top.key)
         return top
     }
 
-    /// Live keys whose deadline is at or before `time`, earliest first (without removing them).
-    func keys(dueBy time: Double) -> [String] {
-        current.filter { $0.value.deadline <= time }.sorted { $0.value.deadline < $1.value.deadline }.map(\.key)
-    }
-
-    private mutating func rebuild() {
-        heap = current.map { Entry(deadline: $0.value.deadline, key: $0.key, generation: $0.value.generation) }
-        for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(index) }
-    }
-
-    private mutating func push(_ entry: Entry) {
-        heap.append(entry)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard less(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
+    /// Moves the entry at `index` up or down to where it belongs.
+    private mutating func restore(_ index: Int) {
+        if index > 0, less(heap[index], heap[(index - 1) / 2]) {
+            siftUp(index)
+        } else {
+            siftDown(index)
         }
     }
 
-    private mutating func popTop() {
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        if !heap.isEmpty { siftDown(0) }
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard less(heap[child], heap[parent]) else { break }
+            swap(child, parent)
+            child = parent
+        }
     }
 
     private mutating func siftDown(_ start: Int) {
@@ -78,11 +76,18 @@ struct DeadlineHeap {
             if left < heap.count, less(heap[left], heap[smallest]) { smallest = left }
             if right < heap.count, less(heap[right], heap[smallest]) { smallest = right }
             guard smallest != parent else { return }
-            heap.swapAt(parent, smallest)
+            swap(parent, smallest)
             parent = smallest
         }
     }
 
+    private mutating func swap(_ a: Int, _ b: Int) {
+        heap.swapAt(a, b)
+        positions[heap[a].key] = a
+        positions[heap[b].key] = b
+    }
+
+    /// Earlier deadline first; equal deadlines by key, so the order is deterministic.
     private func less(_ a: Entry, _ b: Entry) -> Bool {
         a.deadline < b.deadline || (a.deadline == b.deadline && a.key < b.key)
     }

@@ -1,0 +1,24 @@
+/// The configured devices, looked up by id. Holds the configuration's own array (shared, not
+/// copied) and an index into it, so a device's settings are stored once however many devices
+/// there are.
+struct DeviceTable {
+    private(set) var list: [Configuration.Device]
+    private var index: [String: Int]
+
+    init(_ devices: [Configuration.Device]) {
+        list = devices
+        index = Dictionary(minimumCapacity: devices.count)
+        for (position, device) in devices.enumerated() { index[device.id] = position }
+    }
+
+    subscript(id: String) -> Configuration.Device? {
+        index[id].map { list[$0] }
+    }
+
+    func contains(_ id: String) -> Bool { index[id] != nil }
+
+    /// Device ids in configuration order.
+    var ids: [String] { list.map(\.id) }
+
+    var count: Int { list.count }
+}
