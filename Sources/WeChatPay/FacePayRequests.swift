@@ -20,6 +20,27 @@ public struct AuthInfoRequest: Sendable, Codable, Equatable {
         case spAppID = "sp_appid", subAppID = "sub_appid", subMchID = "sub_mchid", deviceID = "device_id"
         case rawData = "raw_data", organizationID = "organization_id"
     }
+
+    /// The request body: compact JSON, keys sorted (what `JSONEncoder` with `.sortedKeys` makes,
+    /// without its cost on every refresh).
+    public func jsonBody() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(rawData.utf8.count + deviceID.utf8.count + 160)
+        func field(_ name: String, _ value: String) {
+            bytes.append(bytes.isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            JSONText.append(name, to: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            JSONText.append(value, to: &bytes)
+        }
+        field("device_id", deviceID)
+        field("organization_id", organizationID)
+        field("raw_data", rawData)
+        field("sp_appid", spAppID)
+        if let subAppID { field("sub_appid", subAppID) }
+        field("sub_mchid", subMchID)
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
 }
 
 /// A fresh authinfo from the gateway. `expiresIn` is the lifetime in seconds, when the answer gave one.

@@ -37,7 +37,7 @@ public final class WeChatPayClient: Sendable {
     /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device.
     public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
         let endpoint = "POST \(Self.authInfoPath)"
-        let answer = try await call(method: "POST", path: Self.authInfoPath, body: try encode(request, endpoint))
+        let answer = try await call(method: "POST", path: Self.authInfoPath, body: request.jsonBody())
         return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
     }
 

@@ -131,4 +131,11 @@ import Testing
         #expect(lines[2].hasPrefix("ts="))
         #expect(lines[2].hasSuffix("level=warning event=refresh_failed error=\"a \\\"quoted\\\" word\""))
     }
+
+    @Test func loggerTimestampsAreRFC3339UTCWithMilliseconds() {
+        #expect(Logger.timestamp(0) == "1970-01-01T00:00:00.000Z")
+        #expect(Logger.timestamp(1_763_800_000.5) == "2025-11-22T08:26:40.500Z")
+        #expect(Logger.timestamp(978_307_199.25) == "2000-12-31T23:59:59.250Z")
+        #expect(Logger.timestamp(253_402_300_799) == "9999-12-31T23:59:59.000Z")
+    }
 }

@@ -46,3 +46,30 @@ import Testing
         #expect(throws: SignatureFailure.unsupportedType("HMAC")) { try AnswerSignature(answer: answer(timestamp: 1_763_800_000, type: "HMAC"), now: now) }
     }
 }
+
+@Suite struct RequestBodyTests {
+    /// The hand-built authinfo body must be the JSON `JSONEncoder` would make: same object, keys
+    /// sorted, and byte for byte the same when nothing needs escaping.
+    @Test(arguments: [
+        ("RAW-dev-0001", nil),
+        ("plain ascii raw data with / slash", "wx1234567890abcdef"),
+        ("quote \" backslash \\ newline \n tab \t bell \u{07} del \u{7F}", nil),
+        ("中文 raw_data ✓ and \u{2028} line separator", "wxsub"),
+    ] as [(String, String?)])
+    func authInfoBodyIsWhatJSONEncoderMakes(rawData: String, subAppID: String?) throws {
+        let request = AuthInfoRequest(spAppID: "wx8888888888888888", subAppID: subAppID, subMchID: "1900000999",
+                                      deviceID: "dev-0001", rawData: rawData, organizationID: "org-1")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let reference = try encoder.encode(request)
+        let body = request.jsonBody()
+        let decoded = try JSONSerialization.jsonObject(with: Data(body)) as? [String: String]
+        #expect(decoded == (try JSONSerialization.jsonObject(with: reference) as? [String: String]))
+        #expect(decoded?["raw_data"] == rawData)
+        let keys = String(decoding: body, as: UTF8.self).components(separatedBy: "\":").dropLast().map { $0.split(separator: "\"").last.map(String.init) ?? "" }
+        #expect(keys == keys.sorted())
+        if rawData.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) {
+            #expect(body == Array(reference))
+        }
+    }
+}

@@ -108,7 +108,19 @@ public final class Logger: Sendable {
         var parts = tm()
         gmtime_r(&time, &parts)
         let millis = Int((seconds - seconds.rounded(.down)) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, millis)
+        var text = ""
+        text.reserveCapacity(24)
+        func digits(_ value: Int, _ width: Int, then separator: String) {
+            let number = String(value)
+            text += String(repeating: "0", count: max(0, width - number.utf8.count)) + number + separator
+        }
+        digits(Int(parts.tm_year) + 1900, 4, then: "-")
+        digits(Int(parts.tm_mon) + 1, 2, then: "-")
+        digits(Int(parts.tm_mday), 2, then: "T")
+        digits(Int(parts.tm_hour), 2, then: ":")
+        digits(Int(parts.tm_min), 2, then: ":")
+        digits(Int(parts.tm_sec), 2, then: ".")
+        digits(millis, 3, then: "Z")
+        return text
     }
 }

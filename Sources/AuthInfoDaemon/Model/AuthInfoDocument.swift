@@ -1,3 +1,5 @@
+import WeChatPay
+
 /// The document every device reads, from a file or a socket:
 /// `{"device_id":"dev-0001","authinfo":"…","fetched_at":1763800000,"expires_at":1763803600,"state":"fresh"}`.
 /// `state` is sent on sockets only.
@@ -44,39 +46,5 @@ public struct AuthInfoDocument: Sendable, Equatable {
         }
         bytes.append(UInt8(ascii: "}"))
         return bytes
-    }
-}
-
-/// JSON string escaping for documents written by hand (fast, and exact about what is emitted).
-enum JSONText {
-    /// Appends `text` as a JSON string. Text with nothing to escape (an authinfo, a device id)
-    /// is copied as is.
-    static func append(_ text: String, to bytes: inout [UInt8]) {
-        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F && $0 != 0xE2 }
-        if plain {
-            bytes.append(UInt8(ascii: "\""))
-            bytes += text.utf8
-            bytes.append(UInt8(ascii: "\""))
-        } else {
-            bytes += quote(text).utf8
-        }
-    }
-
-    static func quote(_ text: String) -> String {
-        var result = "\""
-        result.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}":
-                result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 }

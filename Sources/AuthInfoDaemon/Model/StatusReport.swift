@@ -1,4 +1,5 @@
 import Foundation
+import WeChatPay
 
 /// A device's state as operators see it.
 public enum DeviceState: String, Sendable, CaseIterable {

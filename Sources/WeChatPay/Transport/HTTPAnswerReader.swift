@@ -32,7 +32,7 @@ struct HTTPAnswerReader {
                 if field.isEmpty { break }
                 guard let colon = field.firstIndex(of: ":") else { throw malformed("header field without a colon") }
                 let name = field[..<colon].lowercased()
-                let value = field[field.index(after: colon)...].trimmingCharacters(in: [" ", "\t"])
+                let value = Self.trimmed(field[field.index(after: colon)...])
                 headers[name] = headers[name].map { $0 + ", " + value } ?? value
             }
             if (100...199).contains(status) { continue }
@@ -64,7 +64,7 @@ struct HTTPAnswerReader {
         var body: [UInt8] = []
         while true {
             let sizeLine = try line(limit: 1024, what: "chunk size")
-            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: [" ", "\t"]) } ?? ""
+            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map(Self.trimmed) ?? ""
             guard !digits.isEmpty, digits.count <= 8, let size = Int(digits, radix: 16) else { throw malformed("invalid chunk size") }
             if size == 0 { break }
             guard body.count + size <= maximumBodyBytes else { throw oversized(body.count + size) }
@@ -118,6 +118,14 @@ struct HTTPAnswerReader {
             failure.answerBegan = before > 0 || start > 0
             throw failure
         }
+    }
+
+    /// `text` without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
+    static func trimmed(_ text: Substring) -> String {
+        var bytes = text.utf8[...]
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return String(Substring(bytes))
     }
 
     private func indexOfCRLF(from index: Int) -> Int? {

@@ -18,7 +18,8 @@ struct SignedRequest: Sendable {
 /// when the primary cannot be connected to. (URLSession on Linux cost about a millisecond of CPU
 /// and kept a few hundred bytes per request; a daemon refreshing thousands of devices cannot.)
 ///
-/// Each exchange blocks one thread of its own, never a Swift concurrency thread.
+/// Each exchange blocks a thread of `ExchangeThreads` (reused, never shared by two exchanges at
+/// once), never a Swift concurrency thread.
 final class HTTPTransport: Sendable {
     /// Answers larger than this are refused as malformed (the face-pay answers are a few KiB).
     static let maximumAnswerBytes = 1 << 20
@@ -69,7 +70,7 @@ final class HTTPTransport: Sendable {
 
     private func send(_ request: SignedRequest, to base: URL) async throws(TransportFailure) -> GatewayAnswer {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<GatewayAnswer, TransportFailure>, Never>) in
-            Thread.detachNewThread {
+            ExchangeThreads.shared.run {
                 continuation.resume(returning: Result { () throws(TransportFailure) in try self.exchange(request, with: base) })
             }
         }

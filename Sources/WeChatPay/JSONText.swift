@@ -1,0 +1,38 @@
+import Foundation
+
+/// JSON string escaping for JSON written by hand (request bodies, the documents devices read):
+/// fast, and exact about what is emitted.
+public enum JSONText {
+    /// Appends `text` as a JSON string. Text with nothing to escape (an authinfo, a device id)
+    /// is copied as is.
+    public static func append(_ text: String, to bytes: inout [UInt8]) {
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F && $0 != 0xE2 }
+        if plain {
+            bytes.append(UInt8(ascii: "\""))
+            bytes += text.utf8
+            bytes.append(UInt8(ascii: "\""))
+        } else {
+            bytes += quote(text).utf8
+        }
+    }
+
+    /// `text` as a JSON string literal, quotes included; control characters, DEL and U+2028/9
+    /// escaped.
+    public static func quote(_ text: String) -> String {
+        var result = "\""
+        result.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}":
+                result += String(format: "\\u%04x", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}
