@@ -120,6 +120,12 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Closes the connection instead of answering request `requestSequence`.
+    func hangUp(for requestSequence: UInt64) {
+        guard !closed, pending == requestSequence else { return }
+        close()
+    }
+
     func send(_ response: HTTPResponse, for requestSequence: UInt64) {
         guard !closed, pending == requestSequence else { return }
         pending = nil

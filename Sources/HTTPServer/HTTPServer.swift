@@ -130,6 +130,11 @@ public struct HTTPResponder: Sendable {
         connection.server.loop.execute { connection.send(response, for: sequence) }
     }
 
+    /// Closes the connection without answering (the simulator's lost connection).
+    public func hangUp() {
+        connection.server.loop.execute { connection.hangUp(for: sequence) }
+    }
+
     /// Answers synchronously. Only from inside the handler, on the server's loop thread.
     public func respondNow(_ response: HTTPResponse) {
         precondition(connection.server.loop.inLoop, "respondNow outside the server's loop thread")
@@ -165,11 +170,9 @@ final class Listener: @unchecked Sendable {
 
     private func acceptAll() {
         while active {
-            let client = accept(fd, nil, nil)
+            // Close-on-exec from the start: no child can inherit a client connection.
+            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
             if client >= 0 {
-                // accept4 is not exported to Swift by Glibc; set the flags just after.
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
                 server.accepted(client)
                 continue
             }

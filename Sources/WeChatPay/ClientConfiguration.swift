@@ -38,6 +38,9 @@ public struct ClientConfiguration: Sendable {
     /// A PEM bundle that replaces the system's trusted roots for https (nil: the system's, which
     /// `SSL_CERT_FILE`/`SSL_CERT_DIR` may point elsewhere).
     public var trustedCertificatesFile: String?
+    /// Seconds an idle kept-alive connection is reused for; older ones are closed instead (servers
+    /// drop idle connections too).
+    public var keepAliveSeconds: TimeInterval = 20
     /// Fewest seconds between two certificate downloads.
     public var certificateAttemptInterval: TimeInterval = 60
     /// The wall clock, for timestamps and answer skew checks; injectable for tests.

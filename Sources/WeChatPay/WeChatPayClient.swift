@@ -19,12 +19,10 @@ public final class WeChatPayClient: Sendable {
     /// base URLs and timeout are unchanged: a new HTTP session per reload would grow the process.
     public init(configuration: ClientConfiguration, reusingConnectionsOf previous: WeChatPayClient? = nil) {
         self.configuration = configuration
-        if let previous, previous.transport.serves(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL,
-                                                   timeout: configuration.timeout, trustedCertificatesFile: configuration.trustedCertificatesFile) {
+        if let previous, previous.transport.serves(configuration) {
             transport = previous.transport
         } else {
-            transport = HTTPTransport(baseURL: configuration.baseURL, backupBaseURL: configuration.backupBaseURL, timeout: configuration.timeout,
-                                      trustedCertificatesFile: configuration.trustedCertificatesFile)
+            transport = HTTPTransport(configuration)
         }
         certificates = PlatformCertificates(initial: configuration.platformCertificates,
                                             downloadedAt: configuration.platformCertificatesDownloadedAt,
@@ -58,7 +56,9 @@ public final class WeChatPayClient: Sendable {
             throw WeChatPayError(kind: .local("platform certificates need merchant.apiv3_key_file"), endpoint: endpoint)
         }
         let serial = await certificates.newestValidSerial(at: configuration.clock())
-        let answer = try await transport.send(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial))
+        let answer = try await transport.send(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial)) {
+            try? self.sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial)
+        }
         try checkStatus(answer, endpoint)
         let downloaded = try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in
             try answer.decoded(CertificateList.self).certificates(apiV3Key: apiV3Key)
@@ -90,7 +90,9 @@ public final class WeChatPayClient: Sendable {
         let endpoint = "\(method) \(path)"
         await refreshCertificatesIfDue()
         let serial = await certificates.newestValidSerial(at: configuration.clock())
-        let answer = try await transport.send(try sign(method: method, path: path, body: body, serial: serial))
+        let answer = try await transport.send(try sign(method: method, path: path, body: body, serial: serial)) {
+            try? self.sign(method: method, path: path, body: body, serial: serial)
+        }
         try checkStatus(answer, endpoint)
         let now = configuration.clock()
         let signature = try signatureHeaders(answer, endpoint, now: now)

@@ -20,6 +20,9 @@ public enum SimulatorFault: Sendable, Equatable {
     case staleTimestamp
     /// Answer 200 with a correctly signed body that is not the endpoint's JSON.
     case garbageBody
+    /// Read the next request (its nonce is then spent), close the connection without answering,
+    /// and go back to `.none`: a connection lost after the gateway read the request.
+    case hangUpOnceAfterReading
 }
 
 /// How the simulated gateway signs its answers, matching the merchant's verification mode.

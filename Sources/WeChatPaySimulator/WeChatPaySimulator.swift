@@ -57,15 +57,19 @@ public final class WeChatPaySimulator: Sendable {
     private static let forgeryKey: RSAPrivateKey = try! RSAPrivateKey(generatingBits: 2048)
 
     /// Starts a simulator on `host` (loopback), on `port` (0 picks a free one).
+    /// `idleTimeout`: seconds a kept-alive connection may stay idle (and a request may take to
+    /// arrive) before the simulator closes it.
     public init(merchant: Merchant, credentials: SimulatorCredentials? = nil, signingMode: SimulatorSigningMode = .publicKey,
-                expiresIn: Int? = 3600, host: String = "127.0.0.1", port: UInt16 = 0) throws {
+                expiresIn: Int? = 3600, host: String = "127.0.0.1", port: UInt16 = 0, idleTimeout: Double = 10) throws {
         self.merchant = merchant
         self.host = host
         let credentials = try credentials ?? SimulatorCredentials.generate()
         let state = Mutex(State(credentials: credentials, signingMode: signingMode, expiresIn: expiresIn))
         self.state = state
         let box = HandlerBox()
-        server = HTTPServer(label: "wechatpay-simulator") { request, responder in box.handle(request, responder) }
+        var configuration = HTTPServer.Configuration()
+        configuration.requestTimeout = idleTimeout
+        server = HTTPServer(label: "wechatpay-simulator", configuration: configuration) { request, responder in box.handle(request, responder) }
         self.port = try server.listen(on: .tcp(host: host, port: port))
         box.simulator = self
     }
@@ -160,7 +164,13 @@ public final class WeChatPaySimulator: Sendable {
             let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
             state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
                                                     status: answer.status, at: now))
-            return (state.fault, answer, deviceID.flatMap { state.delays[$0] })
+            let fault = state.fault
+            if fault == .hangUpOnceAfterReading { state.fault = .none }
+            return (fault, answer, deviceID.flatMap { state.delays[$0] })
+        }
+        if fault == .hangUpOnceAfterReading {
+            state.withLock { $0.inFlight -= 1 }
+            return responder.hangUp()
         }
         let response = sign(answer, fault: fault)
         let finish: @Sendable () -> Void = { [self] in

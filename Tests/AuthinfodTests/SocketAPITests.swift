@@ -261,4 +261,49 @@ struct APISite {
         #expect(lines.first == "dev-0001 \(site.directory.file("devices/dev-0001.json"))")
         daemon.wait(5, "the hanging hook is killed") { daemon.log.contains("event=hook_timeout device=dev-0002") }
     }
+
+    /// A hook holds none of the daemon's descriptors (database, sockets, files): stdin, stdout
+    /// and stderr are /dev/null; it starts with no signal ignored or blocked, in a process group
+    /// of its own; and a timeout stops what it started too.
+    @Test func onChangeHookInheritsNothingAndATimeoutStopsItsChildren() throws {
+        let site = try Site()
+        let script = try site.directory.write("hook.sh", """
+            #!/bin/sh
+            sleep 30 &
+            echo "$$ $!" > \(site.directory.file("hook.pids.tmp"))
+            mv \(site.directory.file("hook.pids.tmp")) \(site.directory.file("hook.pids"))
+            wait
+            """, mode: 0o755)
+        var config = site.fastConfig(devices: 1)
+        config["on_change"] = ["command": [script], "timeout_seconds": 2]
+        try site.writeConfig(config)
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "the hook started") { FileManager.default.fileExists(atPath: site.directory.file("hook.pids")) }
+        let pids = try String(contentsOfFile: site.directory.file("hook.pids"), encoding: .utf8).split(separator: " ")
+            .compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try #require(pids.count == 2)
+        let (hook, child) = (pids[0], pids[1])
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(hook)/fd")
+        for fd in descriptors {
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(hook)/fd/\(fd)")) ?? "?"
+            if ["0", "1", "2"].contains(fd) {
+                #expect(target == "/dev/null", "fd \(fd) of the hook is \(target)")
+            } else {
+                #expect(!target.hasPrefix("socket:") && !target.contains("authinfo.db") && !target.contains("/devices"),
+                        "the hook inherited the daemon's fd \(fd): \(target)")
+            }
+        }
+        let status = try String(contentsOfFile: "/proc/\(hook)/status", encoding: .utf8).split(separator: "\n")
+        #expect(status.contains("SigBlk:\t0000000000000000"), "\(status.filter { $0.hasPrefix("Sig") })")
+        // Signals 1–31 (glibc's posix_spawn itself leaves its two internal signals, 32 and 33, ignored).
+        let ignored = status.first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(8), radix: 16) }
+        #expect(ignored.map { $0 & 0x7FFF_FFFF } == 0, "\(status.filter { $0.hasPrefix("Sig") })")
+        let stat = try String(contentsOfFile: "/proc/\(hook)/stat", encoding: .utf8)
+        let processGroup = stat.split(separator: ")").last?.split(separator: " ").dropFirst(2).first
+        #expect(processGroup == "\(hook)"[...], "the hook leads its own process group")
+        daemon.wait(10, "the hook timed out") { daemon.log.contains("event=hook_timeout device=dev-0001") }
+        daemon.wait(5, "the hook and its child are gone") { kill(hook, 0) != 0 && kill(child, 0) != 0 }
+        daemon.wait(5, "the end is logged") { daemon.log.contains("event=hook_failed device=dev-0001") }
+    }
 }

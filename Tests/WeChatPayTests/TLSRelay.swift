@@ -76,7 +76,8 @@ final class TLSRelay: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
             var fds = [pollfd(fd: client, events: Int16(POLLIN), revents: 0), pollfd(fd: backend, events: Int16(POLLIN), revents: 0)]
-            if SSL_pending(ssl) == 0 { guard poll(&fds, 2, 10_000) > 0 else { return } } else { fds[0].revents = Int16(POLLIN) }
+            // Idle for as long as the fixtures keep connections alive (a full-suite run can stall a test for tens of seconds).
+            if SSL_pending(ssl) == 0 { guard poll(&fds, 2, 300_000) > 0 else { return } } else { fds[0].revents = Int16(POLLIN) }
             if fds[0].revents != 0 {
                 let count = SSL_read(ssl, &buffer, Int32(buffer.count))
                 // A record that arrived in part, or one with no application data, is not the end.

@@ -27,7 +27,11 @@ struct GatewayFixture {
 
     init(signingMode: SimulatorSigningMode = .publicKey, verifyWithPublicKey: Bool = true, verifyWithCertificates: Bool = false) throws {
         let merchant = WeChatPaySimulator.Merchant(mchid: Self.mchid, serialNumber: Self.serial, publicKey: try Fixtures.merchantKey.publicKey())
-        simulator = try WeChatPaySimulator(merchant: merchant, credentials: Fixtures.gatewayCredentials, signingMode: signingMode)
+        // A long idle timeout: in a full-suite run, an async test may wait tens of seconds for a
+        // thread while the end-to-end suites block theirs, and a kept-alive connection must not
+        // be closed by the server in between.
+        simulator = try WeChatPaySimulator(merchant: merchant, credentials: Fixtures.gatewayCredentials, signingMode: signingMode,
+                                           idleTimeout: 300)
         let credentials = simulator.credentials
         let publicKey = verifyWithPublicKey
             ? WeChatPayPublicKey(id: credentials.publicKeyID, key: try RSAPublicKey(pem: credentials.publicKeyPEM())) : nil
@@ -36,6 +40,7 @@ struct GatewayFixture {
             signer: RequestSigner(mchid: Self.mchid, serialNumber: Self.serial, privateKey: Fixtures.merchantKey),
             publicKey: publicKey, apiV3Key: apiV3Key, baseURL: simulator.baseURL)
         configuration.timeout = 5
+        configuration.keepAliveSeconds = 300
     }
 
     func client() -> WeChatPayClient { WeChatPayClient(configuration: configuration) }

@@ -3,14 +3,16 @@ import Foundation
 /// Runs `on_change.command` after a device's authinfo changes, with `AUTHINFOD_DEVICE_ID` and
 /// `AUTHINFOD_FILE` in its environment. Never blocks refreshes: runs happen on their own queue,
 /// at most `maximumConcurrent` at once, one per device at a time (a change during a run is
-/// coalesced into one more run), each killed after `timeout_seconds`. Failures are logged.
+/// coalesced into one more run), each killed after `timeout_seconds` (with whatever it started).
+/// Failures are logged.
 final class ChangeHook: @unchecked Sendable {
     static let maximumConcurrent = 4
 
     private let configuration: Configuration.OnChange
     private let logger: Logger
     private let queue = DispatchQueue(label: "authinfod.hook")
-    private var running = Set<String>()
+    /// The run in progress per device (unreaped until its end is handled here, on `queue`).
+    private var running: [String: HookProcess] = [:]
     private var pending: [String: String] = [:]
     private var waiting: [(String, String)] = []
 
@@ -25,7 +27,7 @@ final class ChangeHook: @unchecked Sendable {
     }
 
     private func enqueue(_ device: String, _ file: String) {
-        if running.contains(device) {
+        if running[device] != nil {
             pending[device] = file
         } else if running.count >= Self.maximumConcurrent {
             if !waiting.contains(where: { $0.0 == device }) { waiting.append((device, file)) }
@@ -35,46 +37,43 @@ final class ChangeHook: @unchecked Sendable {
     }
 
     private func launch(_ device: String, _ file: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: configuration.command[0])
-        process.arguments = Array(configuration.command.dropFirst())
-        process.environment = [
+        let environment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
             "AUTHINFOD_DEVICE_ID": device,
             "AUTHINFOD_FILE": file,
         ]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let started = Date()
-        process.terminationHandler = { [weak self] finished in
-            guard let hook = self else { return }
-            hook.queue.async { hook.finished(device, finished, seconds: Date().timeIntervalSince(started)) }
-        }
+        let process: HookProcess
         do {
-            try process.run()
+            process = try HookProcess.spawn(configuration.command, environment: environment)
         } catch {
-            logger.error("hook_failed", ["device": device, "command": configuration.command[0], "error": "\(error)"])
+            logger.error("hook_failed", ["device": device, "command": configuration.command[0], "error": error.description])
             return
         }
-        running.insert(device)
-        let pid = process.processIdentifier
+        running[device] = process
+        let started = Date()
+        Thread.detachNewThread { [self] in
+            process.waitUntilEnded()
+            queue.async { self.finished(device, process, seconds: Date().timeIntervalSince(started)) }
+        }
         queue.asyncAfter(deadline: .now() + configuration.timeout) { [weak self] in
-            guard let self, process.isRunning else { return }
+            guard let self, self.running[device]?.pid == process.pid else { return }
             self.logger.warning("hook_timeout", ["device": device, "command": self.configuration.command[0], "timeout": self.configuration.timeout])
-            kill(pid, SIGTERM)
-            self.queue.asyncAfter(deadline: .now() + 2) { if process.isRunning { kill(pid, SIGKILL) } }
+            process.signal(SIGTERM)
+            self.queue.asyncAfter(deadline: .now() + 2) {
+                if self.running[device]?.pid == process.pid { process.signal(SIGKILL) }
+            }
         }
     }
 
-    private func finished(_ device: String, _ process: Process, seconds: Double) {
-        running.remove(device)
-        if process.terminationReason == .exit && process.terminationStatus == 0 {
+    private func finished(_ device: String, _ process: HookProcess, seconds: Double) {
+        running[device] = nil
+        switch process.reap() {
+        case .exited(status: 0):
             logger.debug("hook_ran", ["device": device, "seconds": seconds])
-        } else if process.terminationReason == .exit {
-            logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "status": Int(process.terminationStatus)])
-        } else {
-            logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "signal": Int(process.terminationStatus)])
+        case .exited(let status):
+            logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "status": Int(status)])
+        case .signaled(let signal):
+            logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "signal": Int(signal)])
         }
         if let file = pending.removeValue(forKey: device) {
             launch(device, file)

@@ -76,6 +76,8 @@ final class GatewayConnection: @unchecked Sendable {
             throw TransportFailure(.connect, "TLS: \(CryptoError.openSSL("SSL_set1_host"))", host: host)
         }
         while true {
+            // SSL_get_error reads this thread's error queue: it must start empty (threads are reused).
+            ERR_clear_error()
             let result = SSL_connect(ssl)
             if result == 1 { return }
             let code = SSL_get_error(ssl, result)
@@ -95,6 +97,8 @@ final class GatewayConnection: @unchecked Sendable {
     func write(_ bytes: [UInt8], deadline: Double) throws(TransportFailure) {
         var offset = 0
         while offset < bytes.count {
+            ERR_clear_error()
+            errno = 0
             let written: Int = bytes.withUnsafeBytes { raw in
                 let start = raw.baseAddress! + offset
                 if let ssl { return Int(SSL_write(ssl, start, Int32(min(raw.count - offset, Int(Int32.max))))) }
@@ -113,6 +117,8 @@ final class GatewayConnection: @unchecked Sendable {
     func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
+            ERR_clear_error()
+            errno = 0
             let count: Int = chunk.withUnsafeMutableBytes { raw in
                 if let ssl { return Int(SSL_read(ssl, raw.baseAddress, Int32(raw.count))) }
                 return recv(fd, raw.baseAddress, raw.count, 0)

@@ -23,41 +23,48 @@ struct SignedRequest: Sendable {
 final class HTTPTransport: Sendable {
     /// Answers larger than this are refused as malformed (the face-pay answers are a few KiB).
     static let maximumAnswerBytes = 1 << 20
-    /// Idle connections older than this are closed rather than reused (servers drop them too).
-    static let maximumIdleSeconds = 20.0
-
     private let baseURL: URL
     private let backupBaseURL: URL?
     private let timeout: TimeInterval
     private let trustedCertificatesFile: String?
+    /// Idle connections older than this are closed rather than reused.
+    private let keepAliveSeconds: TimeInterval
     private let tls: Result<TLSClientContext, CryptoError>?
     private let pool = ConnectionPool()
 
-    /// `trustedCertificatesFile` replaces the system's trusted roots (tests).
-    init(baseURL: URL, backupBaseURL: URL?, timeout: TimeInterval, trustedCertificatesFile: String? = nil) {
-        self.baseURL = baseURL
-        self.backupBaseURL = backupBaseURL
-        self.timeout = timeout
+    /// Sends to `configuration`'s base URLs with its timeout, keep-alive time and trusted roots.
+    init(_ configuration: ClientConfiguration) {
+        baseURL = configuration.baseURL
+        backupBaseURL = configuration.backupBaseURL
+        timeout = configuration.timeout
+        keepAliveSeconds = configuration.keepAliveSeconds
+        let trustedCertificatesFile = configuration.trustedCertificatesFile
         self.trustedCertificatesFile = trustedCertificatesFile
         let needsTLS = [baseURL, backupBaseURL].contains { $0?.scheme?.lowercased() == "https" }
         tls = needsTLS ? Result { () throws(CryptoError) in try TLSClientContext(trustedCertificatesFile: trustedCertificatesFile) } : nil
     }
 
-    /// Whether this transport sends the same way (so a new client may share its connections).
-    func serves(baseURL: URL, backupBaseURL: URL?, timeout: TimeInterval, trustedCertificatesFile: String?) -> Bool {
-        self.baseURL == baseURL && self.backupBaseURL == backupBaseURL && self.timeout == timeout
-            && self.trustedCertificatesFile == trustedCertificatesFile
+    /// Whether this transport sends the way `configuration` asks (so a new client may share its
+    /// connections).
+    func serves(_ configuration: ClientConfiguration) -> Bool {
+        baseURL == configuration.baseURL && backupBaseURL == configuration.backupBaseURL && timeout == configuration.timeout
+            && trustedCertificatesFile == configuration.trustedCertificatesFile && keepAliveSeconds == configuration.keepAliveSeconds
     }
 
     /// Sends `request` to the primary base URL, and once more to the backup when the primary
-    /// could not be connected to. HTTP error statuses are answers, never failed over.
-    func send(_ request: SignedRequest) async throws(WeChatPayError) -> GatewayAnswer {
+    /// could not be connected to (nothing was sent, so the same request goes). HTTP error
+    /// statuses are answers, never failed over.
+    ///
+    /// `resign` makes a freshly signed copy of the request (new nonce and timestamp) for the one
+    /// case where a request may be sent twice: a kept-alive connection that fails before any
+    /// answer byte, whose server may have read the request. Without it, that failure is thrown.
+    func send(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil) async throws(WeChatPayError) -> GatewayAnswer {
         do {
-            return try await send(request, to: baseURL)
+            return try await send(request, to: baseURL, resign: resign)
         } catch let error where error.isConnectionFailure {
             guard let backupBaseURL else { throw error.wrapped(request) }
             do {
-                return try await send(request, to: backupBaseURL)
+                return try await send(request, to: backupBaseURL, resign: resign)
             } catch let backupError {
                 throw WeChatPayError(
                     kind: backupError.kind.failedOver(primary: error.reason),
@@ -68,27 +75,32 @@ final class HTTPTransport: Sendable {
         }
     }
 
-    private func send(_ request: SignedRequest, to base: URL) async throws(TransportFailure) -> GatewayAnswer {
+    private func send(_ request: SignedRequest, to base: URL, resign: (@Sendable () -> SignedRequest?)?) async throws(TransportFailure) -> GatewayAnswer {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<GatewayAnswer, TransportFailure>, Never>) in
             ExchangeThreads.shared.run {
-                continuation.resume(returning: Result { () throws(TransportFailure) in try self.exchange(request, with: base) })
+                continuation.resume(returning: Result { () throws(TransportFailure) in try self.exchange(request, with: base, resign: resign) })
             }
         }
         return try result.get()
     }
 
-    /// One blocking exchange: on an idle keep-alive connection when there is one (retried once on
-    /// a new connection if the server had closed it before answering), otherwise on a new one.
-    private func exchange(_ request: SignedRequest, with base: URL) throws(TransportFailure) -> GatewayAnswer {
+    /// One blocking exchange: on an idle keep-alive connection when there is one (retried once,
+    /// freshly signed, on a new connection if it failed before answering), otherwise on a new one.
+    private func exchange(_ request: SignedRequest, with base: URL, resign: (@Sendable () -> SignedRequest?)?) throws(TransportFailure) -> GatewayAnswer {
         let deadline = monotonicSeconds() + timeout
         let target = try Target(base)
-        let bytes = target.requestBytes(request)
+        var bytes = target.requestBytes(request)
         let now = monotonicSeconds()
         while let idle = pool.take(target.key) {
-            guard now - idle.idleSince < Self.maximumIdleSeconds else { continue }
+            guard now - idle.idleSince < keepAliveSeconds else { continue }
             do {
                 return try exchange(bytes, on: idle, target: target, deadline: deadline)
             } catch let failure where failure.stage == .exchange && !failure.answerBegan {
+                // Usually the server had closed the idle connection; but it may have read the
+                // request first, and the gateway refuses a nonce it has seen (a replay): never
+                // send the same signed bytes twice.
+                guard let again = resign?() else { throw failure }
+                bytes = target.requestBytes(again)
                 break
             }
         }
