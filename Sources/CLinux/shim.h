@@ -5,15 +5,18 @@
 #include <sys/eventfd.h>
 #include <stddef.h>
 #include <malloc.h>
-#include <spawn.h>
 
-#include <sys/socket.h>
+/* Declared here without their headers' other contents: including <sys/socket.h> or <spawn.h>
+ * would move their types and constants into this module, away from Swift files that import
+ * only Glibc. */
 
-/* <sys/socket.h> declares it only under _GNU_SOURCE. */
-extern int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+/* <sys/socket.h> declares it only under _GNU_SOURCE. `length` is a socklen_t *. */
+struct sockaddr;
+extern int accept4(int fd, struct sockaddr *address, unsigned int *length, int flags);
 
-/* glibc 2.34+; <spawn.h> declares it only under _GNU_SOURCE. */
-extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+/* glibc 2.34+; <spawn.h> declares it only under _GNU_SOURCE. `actions` is a
+ * posix_spawn_file_actions_t *. */
+extern int posix_spawn_file_actions_addclosefrom_np(void *actions, int from);
 
 /* libFuzzer's driver; defined only in the `make fuzz` build of authinfod-fuzz (-sanitize=fuzzer). */
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const unsigned char *data, size_t size));
