@@ -85,7 +85,7 @@ demo: build
 	$(SWIFT) run --skip-build authinfod demo
 
 ## bench: every figure of the README's Performance table beside its reference and target, in one run
-## (not part of make test; about 10 minutes). Installs wrk, nginx and the wechatpayv3 reference client.
+## (not part of make test; about 12 minutes). Installs wrk, nginx and the wechatpayv3 reference client.
 BENCH_DEVICES ?= 10000
 BENCH_LARGE ?= 100000
 bench: deps
