@@ -49,14 +49,20 @@ import Testing
 }
 
 @Suite struct KeepAliveTests {
-    /// The server dropping an idle kept-alive connection is not a failure: the request goes out
-    /// again on a new connection, once.
-    @Test func aKeptAliveConnectionTheServerClosedIsReplacedTransparently() async throws {
+    /// A simulator and a client whose first call's connection is kept alive.
+    func keptAlive() async throws -> (GatewayFixture, WeChatPayClient) {
         let fixture = try GatewayFixture()
         let client = fixture.client()
         _ = try await client.authinfo(GatewayFixture.device)
         for _ in 0..<100 where fixture.simulator.openConnections != 1 { try await Task.sleep(for: .milliseconds(20)) }
         try #require(fixture.simulator.openConnections == 1, "the first call's connection is kept alive")
+        return (fixture, client)
+    }
+
+    /// The server dropping an idle kept-alive connection is not a failure: the request goes out
+    /// again on a new connection, once.
+    @Test func aKeptAliveConnectionTheServerClosedIsReplacedTransparently() async throws {
+        let (fixture, client) = try await keptAlive()
         fixture.simulator.fault = .down
         fixture.simulator.fault = .none
         #expect(fixture.simulator.openConnections == 0, "the server closed the idle connection")
@@ -68,11 +74,7 @@ import Testing
     /// The connection dies after the gateway read the request: the retry is signed afresh (the
     /// gateway refuses a nonce it has seen, SIGN_ERROR, which would reject the device).
     @Test func aRequestLostAfterTheGatewayReadItIsSentAgainWithAFreshNonce() async throws {
-        let fixture = try GatewayFixture()
-        let client = fixture.client()
-        _ = try await client.authinfo(GatewayFixture.device)
-        for _ in 0..<100 where fixture.simulator.openConnections != 1 { try await Task.sleep(for: .milliseconds(20)) }
-        try #require(fixture.simulator.openConnections == 1, "the first call's connection is kept alive")
+        let (fixture, client) = try await keptAlive()
         fixture.simulator.fault = .hangUpOnceAfterReading
         let info = try await client.authinfo(GatewayFixture.device)
         #expect(fixture.simulator.didIssue(info.value, to: "dev-0001"))
