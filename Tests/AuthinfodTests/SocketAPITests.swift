@@ -264,12 +264,12 @@ struct APISite {
 
     /// A hook holds none of the daemon's descriptors (database, sockets, files): stdin, stdout
     /// and stderr are /dev/null; it starts with no signal ignored or blocked, in a process group
-    /// of its own; and a timeout stops what it started too.
+    /// of its own; and a timeout stops what it started too, even a child that ignores SIGTERM.
     @Test func onChangeHookInheritsNothingAndATimeoutStopsItsChildren() throws {
         let site = try Site()
         let script = try site.directory.write("hook.sh", """
             #!/bin/sh
-            sleep 30 &
+            sh -c 'trap "" TERM; sleep 30' &
             echo "$$ $!" > \(site.directory.file("hook.pids.tmp"))
             mv \(site.directory.file("hook.pids.tmp")) \(site.directory.file("hook.pids"))
             wait

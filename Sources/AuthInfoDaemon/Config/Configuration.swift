@@ -96,7 +96,7 @@ public struct Configuration: Sendable {
         public var summaryInterval: Double
     }
 
-    public struct OnChange: Sendable {
+    public struct OnChange: Sendable, Equatable {
         public var command: [String]
         public var timeout: Double
     }

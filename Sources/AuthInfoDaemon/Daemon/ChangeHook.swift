@@ -11,10 +11,19 @@ final class ChangeHook: @unchecked Sendable {
     private let configuration: Configuration.OnChange
     private let logger: Logger
     private let queue = DispatchQueue(label: "authinfod.hook")
-    /// The run in progress per device (unreaped until its end is handled here, on `queue`).
-    private var running: [String: HookProcess] = [:]
+
+    /// One run in progress; `number` tells it apart from a later run of the same device.
+    private struct Run {
+        let process: HookProcess
+        let number: UInt64
+        var timedOut = false
+    }
+
+    private var running: [String: Run] = [:]
+    private var runs: UInt64 = 0
     private var pending: [String: String] = [:]
     private var waiting: [(String, String)] = []
+    private var stopped = false
 
     init(_ configuration: Configuration.OnChange, logger: Logger) {
         self.configuration = configuration
@@ -26,7 +35,25 @@ final class ChangeHook: @unchecked Sendable {
         queue.async { self.enqueue(device, file) }
     }
 
+    /// Starts no more runs; those in progress finish or time out (a reload changed the hook).
+    func retire() {
+        queue.sync {
+            stopped = true
+            pending.removeAll()
+            waiting.removeAll()
+        }
+    }
+
+    /// Starts no more runs and stops the ones in progress (SIGTERM to each run's process group).
+    func stop() {
+        retire()
+        queue.sync {
+            for run in running.values { run.process.signal(SIGTERM) }
+        }
+    }
+
     private func enqueue(_ device: String, _ file: String) {
+        guard !stopped else { return }
         if running[device] != nil {
             pending[device] = file
         } else if running.count >= Self.maximumConcurrent {
@@ -49,32 +76,41 @@ final class ChangeHook: @unchecked Sendable {
             logger.error("hook_failed", ["device": device, "command": configuration.command[0], "error": error.description])
             return
         }
-        running[device] = process
+        runs += 1
+        let number = runs
+        running[device] = Run(process: process, number: number)
         let started = Date()
         Thread.detachNewThread { [self] in
             process.waitUntilEnded()
-            queue.async { self.finished(device, process, seconds: Date().timeIntervalSince(started)) }
+            queue.async { self.finished(device, seconds: Date().timeIntervalSince(started)) }
         }
         queue.asyncAfter(deadline: .now() + configuration.timeout) { [weak self] in
-            guard let self, self.running[device]?.pid == process.pid else { return }
+            guard let self, self.running[device]?.number == number else { return }
+            self.running[device]?.timedOut = true
             self.logger.warning("hook_timeout", ["device": device, "command": self.configuration.command[0], "timeout": self.configuration.timeout])
             process.signal(SIGTERM)
             self.queue.asyncAfter(deadline: .now() + 2) {
-                if self.running[device]?.pid == process.pid { process.signal(SIGKILL) }
+                if self.running[device]?.number == number { process.signal(SIGKILL) }
             }
         }
     }
 
-    private func finished(_ device: String, _ process: HookProcess, seconds: Double) {
-        running[device] = nil
-        switch process.reap() {
+    private func finished(_ device: String, seconds: Double) {
+        guard let run = running.removeValue(forKey: device) else { return }
+        // The leader is not reaped yet, so its group id is still its own: whatever a timed-out
+        // hook started and left behind goes too.
+        if run.timedOut { run.process.signal(SIGKILL) }
+        switch run.process.reap() {
         case .exited(status: 0):
             logger.debug("hook_ran", ["device": device, "seconds": seconds])
         case .exited(let status):
             logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "status": Int(status)])
         case .signaled(let signal):
             logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "signal": Int(signal)])
+        case .unknown(let error):
+            logger.warning("hook_failed", ["device": device, "command": configuration.command[0], "error": error])
         }
+        guard !stopped else { return }
         if let file = pending.removeValue(forKey: device) {
             launch(device, file)
         } else if !waiting.isEmpty {

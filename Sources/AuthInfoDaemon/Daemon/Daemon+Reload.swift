@@ -27,7 +27,11 @@ extension Daemon {
         logger.setLevel(new.log.level)
         scheduler.update(.init(new.refresh))
         if let store { client = WeChatPayClient(configuration: clientConfiguration(store), reusingConnectionsOf: client) }
-        hook = new.onChange.map { ChangeHook($0, logger: logger) }
+        if new.onChange != old.onChange {
+            // Runs in progress finish (or time out) under the old settings; no more start there.
+            hook?.retire()
+            hook = new.onChange.map { ChangeHook($0, logger: logger) }
+        }
 
         let wall = clock.wall(), mono = clock.monotonic()
         let newIDs = Set(new.devices.map(\.id))

@@ -202,6 +202,7 @@ public final class Daemon: @unchecked Sendable {
             summaryTimer = nil
             watchdogTimer = nil
             logger.info("stop", ["devices": devices.count])
+            hook?.stop()
             store = nil
         }
     }

@@ -23,6 +23,8 @@ struct HookProcess: Sendable {
     enum Ending: Equatable {
         case exited(status: Int32)
         case signaled(Int32)
+        /// The process could not be waited for (the reason).
+        case unknown(String)
     }
 
     /// Starts `command[0]` (an absolute path) with `command[1...]` as its arguments and exactly
@@ -70,7 +72,9 @@ struct HookProcess: Sendable {
     /// Reaps the ended process and says how it ended.
     func reap() -> Ending {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var result: pid_t
+        repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+        guard result == pid else { return .unknown("waitpid: \(String(cString: strerror(errno)))") }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (they are macros).
         return status & 0x7F == 0 ? .exited(status: (status >> 8) & 0xFF) : .signaled(status & 0x7F)
     }

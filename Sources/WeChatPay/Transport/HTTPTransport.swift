@@ -52,8 +52,7 @@ final class HTTPTransport: Sendable {
     }
 
     /// Sends `request` to the primary base URL, and once more to the backup when the primary
-    /// could not be connected to (nothing was sent, so the same request goes). HTTP error
-    /// statuses are answers, never failed over.
+    /// could not be connected to. HTTP error statuses are answers, never failed over.
     ///
     /// `resign` makes a freshly signed copy of the request (new nonce and timestamp) for the one
     /// case where a request may be sent twice: a kept-alive connection that fails before any
@@ -63,8 +62,11 @@ final class HTTPTransport: Sendable {
             return try await send(request, to: baseURL, resign: resign)
         } catch let error where error.isConnectionFailure {
             guard let backupBaseURL else { throw error.wrapped(request) }
+            // The primary may have read the request before the connect that failed (a re-send
+            // after a kept-alive connection broke): the backup gets it signed afresh.
+            let again = resign?() ?? request
             do {
-                return try await send(request, to: backupBaseURL, resign: resign)
+                return try await send(again, to: backupBaseURL, resign: resign)
             } catch let backupError {
                 throw WeChatPayError(
                     kind: backupError.kind.failedOver(primary: error.reason),
