@@ -270,3 +270,26 @@ import Testing
         #expect(check.stderr.contains("merchant.private_key_file"))
     }
 }
+
+@Suite struct JSONParserTests {
+    /// Strings without escapes take the one-piece path, strings with them the escaping one; both
+    /// must read what Foundation reads.
+    @Test(arguments: [
+        #""plain ascii""#, #""中文 and ✓""#, #""""#, #""a\"quote""#, #""back\\slash""#, #""tab\tnew\nline""#,
+        #""\u00e9\u4e2d\ud83d\ude00""#, #""mixed 中 \u0041 end""#, #""slash \/ ok""#,
+    ])
+    func stringsReadAsFoundationReadsThem(_ literal: String) throws {
+        let expected = try JSONSerialization.jsonObject(with: Data(literal.utf8), options: .fragmentsAllowed) as? String
+        guard case .string(let parsed) = try JSONParser.parse(Array(literal.utf8)) else {
+            Issue.record("\(literal) did not parse as a string")
+            return
+        }
+        #expect(parsed == expected)
+    }
+
+    @Test func aRawControlCharacterOrAnUnterminatedStringIsRefused() {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"a\u{01}b\"".utf8)) }
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"abc".utf8)) }
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"ab\\".utf8)) }
+    }
+}

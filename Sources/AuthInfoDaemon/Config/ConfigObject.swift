@@ -4,7 +4,8 @@ struct ConfigObject {
     let file: String
     let path: String
     private let members: [(key: String, value: JSONValue)]
-    private var consumed = Set<String>()
+    /// Keys read so far (a list: an object has a handful, and a config may hold 100,000 objects).
+    private var consumed: [String] = []
 
     init(file: String, path: String, value: JSONValue) throws(ConfigError) {
         guard case .object(let members) = value else {
@@ -21,16 +22,20 @@ struct ConfigObject {
         ConfigError(file: file, key: key(name), message: message)
     }
 
+    private mutating func consume(_ name: String) {
+        if !consumed.contains(name) { consumed.append(name) }
+    }
+
     /// The value at `name`; an explicit `null` counts as absent.
     mutating func value(_ name: String) -> JSONValue? {
-        consumed.insert(name)
+        consume(name)
         guard let value = members.first(where: { $0.key == name })?.value, value != .null else { return nil }
         return value
     }
 
     /// Whether `name` is present with an explicit `null` (which turns an optional feature off).
     mutating func isNull(_ name: String) -> Bool {
-        consumed.insert(name)
+        consume(name)
         return members.contains { $0.key == name && $0.value == .null }
     }
 
