@@ -36,7 +36,10 @@ final class ServedDocuments: Sendable {
 
     /// The configured device ids (unknown ones get 404).
     func configure(devices: Set<String>) {
-        state.withLock { $0.devices = devices }
+        state.withLock { state in
+            state.devices = devices
+            state.entries.reserveCapacity(devices.count)
+        }
     }
 
     func set(_ id: String, _ entry: Entry?) {

@@ -83,7 +83,7 @@ public final class Daemon: @unchecked Sendable {
         let store: AuthInfoStore
         do {
             store = try AuthInfoStore(path: configuration.storage.database)
-            records = try store.loadAll()
+            records = try store.loadAll(expecting: configuration.devices.count)
         } catch {
             throw DaemonError(description: "\(error)")
         }
@@ -92,7 +92,9 @@ public final class Daemon: @unchecked Sendable {
         hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
-        var documents: [String: [UInt8]] = [:]
+        var documents = [String: [UInt8]](minimumCapacity: configuration.devices.count)
+        expiries.reserveCapacity(configuration.devices.count)
+        scheduler.reserveCapacity(configuration.devices.count)
         var valid = 0
         for device in configuration.devices {
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)

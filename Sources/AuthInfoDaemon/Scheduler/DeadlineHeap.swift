@@ -14,6 +14,12 @@ struct DeadlineHeap {
 
     func deadline(of key: String) -> Double? { positions[key].map { heap[$0].deadline } }
 
+    /// Room for `count` keys without regrowing.
+    mutating func reserveCapacity(_ count: Int) {
+        heap.reserveCapacity(count)
+        positions.reserveCapacity(count)
+    }
+
     /// Plans `key` at `deadline`, replacing its earlier deadline if it had one.
     mutating func set(_ key: String, _ deadline: Double) {
         if let index = positions[key] {

@@ -66,6 +66,12 @@ final class RefreshScheduler {
         limiter = RateLimiter(requestsPerSecond: settings.requestsPerSecond)
     }
 
+    /// Room for `count` devices without regrowing (a start with many devices).
+    func reserveCapacity(_ count: Int) {
+        due.reserveCapacity(count)
+        failures.reserveCapacity(count)
+    }
+
     /// New settings (config reload); deadlines already planned are kept.
     func update(_ settings: Settings) {
         self.settings = settings

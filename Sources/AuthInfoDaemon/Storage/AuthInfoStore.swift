@@ -129,15 +129,16 @@ public final class AuthInfoStore {
         }
     }
 
-    /// Every device row, by id (rows of devices no longer configured included).
-    public func loadAll() throws(StoreError) -> [String: DeviceRecord] {
+    /// Every device row, by id (rows of devices no longer configured included). `expecting`:
+    /// about how many rows there are, so the dictionary is sized once.
+    public func loadAll(expecting count: Int = 0) throws(StoreError) -> [String: DeviceRecord] {
         do {
             let statement = try connection.statement("""
                 SELECT device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
                        error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data FROM devices
                 """)
             defer { statement.reset() }
-            var records: [String: DeviceRecord] = [:]
+            var records = [String: DeviceRecord](minimumCapacity: count)
             while try statement.step() {
                 guard let id = statement.text(0) else { continue }
                 var record = DeviceRecord(deviceID: id)
