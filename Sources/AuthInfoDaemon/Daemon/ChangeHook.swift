@@ -37,19 +37,21 @@ final class ChangeHook: @unchecked Sendable {
 
     /// Starts no more runs; those in progress finish or time out (a reload changed the hook).
     func retire() {
-        queue.sync {
-            stopped = true
-            pending.removeAll()
-            waiting.removeAll()
-        }
+        queue.sync { retireOnQueue() }
     }
 
     /// Starts no more runs and stops the ones in progress (SIGTERM to each run's process group).
     func stop() {
-        retire()
         queue.sync {
+            retireOnQueue()
             for run in running.values { run.process.signal(SIGTERM) }
         }
+    }
+
+    private func retireOnQueue() {
+        stopped = true
+        pending.removeAll()
+        waiting.removeAll()
     }
 
     private func enqueue(_ device: String, _ file: String) {

@@ -2,13 +2,14 @@
 /// copied) and an index into it, so a device's settings are stored once however many devices
 /// there are.
 struct DeviceTable {
-    private(set) var list: [Configuration.Device]
-    private var index: [String: Int]
+    private let list: [Configuration.Device]
+    private let index: [String: Int]
 
     init(_ devices: [Configuration.Device]) {
         list = devices
-        index = Dictionary(minimumCapacity: devices.count)
+        var index = [String: Int](minimumCapacity: devices.count)
         for (position, device) in devices.enumerated() { index[device.id] = position }
+        self.index = index
     }
 
     subscript(id: String) -> Configuration.Device? {
