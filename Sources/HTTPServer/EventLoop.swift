@@ -116,7 +116,9 @@ final class EventLoop: @unchecked Sendable {
                     _ = read(wake, &value, 8)
                     continue
                 }
-                callbacks[fd]?(events[index].events)
+                // The callback (and what it owns) stays alive while it runs, even when it
+                // unregisters itself.
+                if let callback = callbacks[fd] { callback(events[index].events) }
             }
             let (work, stopping) = posted.withLock { state in
                 let taken = state.work

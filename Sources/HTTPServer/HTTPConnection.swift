@@ -39,7 +39,9 @@ final class HTTPConnection: @unchecked Sendable {
         var keepAlive: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepAlive, socklen_t(MemoryLayout<Int32>.size))
         watched = EPOLLIN.rawValue
-        server.loop.register(fd, events: watched) { [unowned self] events in
+        // The loop owns this handler, and through it the connection, until `close()` unregisters
+        // it; a connection closed from inside its own handler is kept alive until that returns.
+        server.loop.register(fd, events: watched) { [self] events in
             if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !output.isEmpty { flush() }
             if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !closed { readAvailable() }
         }

@@ -43,9 +43,9 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     deinit {
-        let listeners = self.listeners, connections = self.connections
+        let listeners = self.listeners, connections = self.connections, loop = self.loop
         loop.sync {
-            for listener in listeners.values { listener.stop() }
+            for listener in listeners.values { listener.stop(on: loop) }
             for connection in connections.values { connection.close() }
         }
         loop.stop()
@@ -64,7 +64,7 @@ public final class HTTPServer: @unchecked Sendable {
         loop.sync {
             let listener = Listener(fd: fd, address: address, server: self)
             self.listeners[ObjectIdentifier(listener)] = listener
-            listener.start()
+            listener.start(on: self.loop)
         }
         return port
     }
@@ -72,7 +72,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting on every listener (new connections are refused); open connections stay.
     public func stopListening() {
         loop.sync {
-            for listener in self.listeners.values { listener.stop() }
+            for listener in self.listeners.values { listener.stop(on: self.loop) }
             self.listeners.removeAll()
         }
     }
@@ -99,7 +99,7 @@ public final class HTTPServer: @unchecked Sendable {
         if connections.count == 1 {
             // Deadlines are checked by a tick that runs only while connections are open, so an
             // idle server wakes nobody and a request costs no timer syscalls.
-            loop.setTick(max(0.05, min(1, configuration.requestTimeout / 4))) { [unowned self] in sweepConnections() }
+            loop.setTick(max(0.05, min(1, configuration.requestTimeout / 4))) { [weak self] in self?.sweepConnections() }
         }
     }
 
@@ -146,7 +146,8 @@ public struct HTTPResponder: Sendable {
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let address: ListenAddress
-    unowned let server: HTTPServer
+    /// Weak: the server owns its listeners and stops them before it goes.
+    private weak var server: HTTPServer?
     private var active = false
 
     init(fd: Int32, address: ListenAddress, server: HTTPServer) {
@@ -155,24 +156,29 @@ final class Listener: @unchecked Sendable {
         self.server = server
     }
 
-    func start() {
+    /// Watches the socket; the loop owns the listener until `stop()` unregisters it.
+    func start(on loop: EventLoop) {
         active = true
-        server.loop.register(fd, events: EPOLLIN.rawValue) { [unowned self] _ in acceptAll() }
+        loop.register(fd, events: EPOLLIN.rawValue) { [self] _ in acceptAll(loop) }
     }
 
-    func stop() {
+    func stop(on loop: EventLoop) {
         guard active else { return }
         active = false
-        server.loop.unregister(fd)
+        loop.unregister(fd)
         Glibc.close(fd)
         if case .unix(let path, _) = address { unlink(path) }
     }
 
-    private func acceptAll() {
+    private func acceptAll(_ loop: EventLoop) {
         while active {
             // Close-on-exec from the start: no child can inherit a client connection.
             let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
             if client >= 0 {
+                guard let server else {
+                    Glibc.close(client)
+                    return
+                }
                 server.accepted(client)
                 continue
             }
@@ -180,9 +186,9 @@ final class Listener: @unchecked Sendable {
             case EINTR, ECONNABORTED: continue
             case EMFILE, ENFILE:
                 // Out of descriptors: stop watching for 100 ms instead of spinning on the event.
-                server.loop.modify(fd, events: 0)
+                loop.modify(fd, events: 0)
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
-                    server.loop.execute { if self.active { self.server.loop.modify(self.fd, events: EPOLLIN.rawValue) } }
+                    loop.execute { if self.active { loop.modify(self.fd, events: EPOLLIN.rawValue) } }
                 }
                 return
             default: return
