@@ -3,15 +3,15 @@ import Testing
 import WeChatPaySimulator
 
 /// Fault injection against the real binary (issue 6): each test fails if the guarantee breaks.
-@Suite struct FaultTests {
-    /// Requests in the busiest one-second sliding window of `times`.
-    func busiestSecond(_ times: [Double]) -> Int {
-        let sorted = times.sorted()
-        var best = 0
-        for (index, start) in sorted.enumerated() { best = max(best, sorted[index...].prefix { $0 < start + 1 }.count) }
-        return best
-    }
+/// Requests in the busiest one-second sliding window of `times`.
+func busiestSecond(_ times: [Double]) -> Int {
+    let sorted = times.sorted()
+    var best = 0
+    for (index, start) in sorted.enumerated() { best = max(best, sorted[index...].prefix { $0 < start + 1 }.count) }
+    return best
+}
 
+@Suite struct FaultTests {
     @Test func anOutageLongerThanTheLifetimeExpiresValuesProbesGentlyAndRecoversWithinTheLimits() throws {
         let site = try Site()
         site.simulator.expiresIn = 4
@@ -130,5 +130,27 @@ import WeChatPaySimulator
         #expect(daemon.process.isRunning)
         #expect(daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 6)
         #expect(!daemon.log.contains("level=error"), "no errors: \(daemon.log.split(separator: "\n").filter { $0.contains("level=error") }.prefix(3))")
+    }
+
+    /// A SIGHUP every 200 ms during a fill: the rate limit holds across reloads (a reload used
+    /// to start the limiter afresh, admitting a new second's worth of requests each time).
+    @Test func aFillUnderRepeatedReloadsNeverExceedsTheRate() throws {
+        let site = try Site()
+        let devices = 500, rate = 20.0
+        try site.writeConfig(site.fastConfig(devices: devices, interval: 600, ttl: 1200, rate: rate, concurrency: 8))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "ready") { daemon.log.contains("event=ready") }
+        let deadline = Date().addingTimeInterval(Double(devices) / rate + 10)
+        var reloads = 0
+        while !site.allPublished(devices) && Date() < deadline {
+            kill(daemon.process.processIdentifier, SIGHUP)
+            reloads += 1
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(site.allPublished(devices), "the fill finished under reloads")
+        #expect(reloads >= 50)
+        let times = site.simulator.requests(path: "/v3/offlineface/authinfo").map(\.at)
+        #expect(busiestSecond(times) <= Int(rate), "\(busiestSecond(times)) requests in one second at max_requests_per_second \(Int(rate))")
     }
 }

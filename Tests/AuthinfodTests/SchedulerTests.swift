@@ -89,6 +89,22 @@ import Testing
         #expect(scheduler.take(now: 2.1).start.count == 5)
     }
 
+    /// A reload (new settings) in the middle of a fill keeps the limiter's history: the starts
+    /// already made still count against the sliding second.
+    @Test func newSettingsKeepTheRateLimitersHistory() {
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), random: { 0.5 })
+        for index in 0..<40 { scheduler.schedule("d\(index)", at: 0) }
+        #expect(scheduler.take(now: 0).start.count == 10)
+        scheduler.update(settings(concurrency: 100, rate: 10))
+        #expect(scheduler.take(now: 0.2).start.isEmpty, "the 10 starts at 0 still fill the window")
+        scheduler.update(settings(concurrency: 100, rate: 5))
+        #expect(scheduler.take(now: 0.5).start.isEmpty, "a lower rate counts the earlier starts too")
+        let next = scheduler.take(now: 1.05)
+        #expect(next.start.count == 5)
+        scheduler.update(settings(concurrency: 100, rate: 20))
+        #expect(scheduler.take(now: 1.1).start.count == 15, "a higher rate admits only the difference")
+    }
+
     @Test func deviceLevelFailuresBackOffPerDevice() {
         let scheduler = RefreshScheduler(settings: settings(), random: { 0 })
         scheduler.schedule("a", at: 0)

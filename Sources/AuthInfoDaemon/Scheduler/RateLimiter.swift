@@ -5,15 +5,25 @@
 /// arrive at the gateway less than a second apart through network and scheduling jitter (seen
 /// in the fault tests: 6 arrivals in one second at 5/s).
 struct RateLimiter {
-    let capacity: Int
-    let window: Double
+    private(set) var capacity: Int
+    private(set) var window: Double
     private var starts: [Double] = []
     private var head = 0
 
     init(requestsPerSecond: Double) {
-        capacity = max(1, Int(requestsPerSecond.rounded(.down)))
-        window = max(1, Double(capacity) / requestsPerSecond) * 1.05
+        (capacity, window) = Self.shape(requestsPerSecond)
         starts.reserveCapacity(capacity * 2)
+    }
+
+    /// A new rate (config reload). The starts already admitted keep counting: a reload in the
+    /// middle of a fill cannot put more than the new rate into any sliding second.
+    mutating func setRate(_ requestsPerSecond: Double) {
+        (capacity, window) = Self.shape(requestsPerSecond)
+    }
+
+    private static func shape(_ requestsPerSecond: Double) -> (capacity: Int, window: Double) {
+        let capacity = max(1, Int(requestsPerSecond.rounded(.down)))
+        return (capacity, max(1, Double(capacity) / requestsPerSecond) * 1.05)
     }
 
     /// The earliest time at or after `now` when a start is admitted.
@@ -21,8 +31,9 @@ struct RateLimiter {
         prune(now)
         let live = starts.count - head
         guard live >= capacity else { return now }
-        // The oldest live start must leave the window (strictly) before another may begin.
-        return starts[head] + window
+        // Enough starts must leave the window (strictly) that fewer than `capacity` remain
+        // (more than `capacity` are live only after the rate was lowered).
+        return starts[starts.count - capacity] + window
     }
 
     mutating func record(_ time: Double) {

@@ -72,10 +72,11 @@ final class RefreshScheduler {
         failures.reserveCapacity(count)
     }
 
-    /// New settings (config reload); deadlines already planned are kept.
+    /// New settings (config reload); deadlines already planned, refreshes in flight and the
+    /// starts the rate limiter has admitted are kept.
     func update(_ settings: Settings) {
         self.settings = settings
-        limiter = RateLimiter(requestsPerSecond: settings.requestsPerSecond)
+        limiter.setRate(settings.requestsPerSecond)
     }
 
     /// Plans `id` at `deadline` (replacing any earlier plan), with `failures` consecutive failures so far.
