@@ -154,3 +154,24 @@ func busiestSecond(_ times: [Double]) -> Int {
         #expect(busiestSecond(times) <= Int(rate), "\(busiestSecond(times)) requests in one second at max_requests_per_second \(Int(rate))")
     }
 }
+
+@Suite struct SchedulerLoopTests {
+    /// Thousands of devices whose raw_data cannot be read fail without a network call, at once:
+    /// each failure is recorded and rescheduled without the scheduler's tick calling itself
+    /// (which nested one level per device and overflowed the stack).
+    @Test func manyLocalFailuresInOneTickNeitherNestNorStall() throws {
+        let site = try Site()
+        let devices = 10_000
+        var config = site.fastConfig(devices: devices, backoff: (30, 60), rate: 1_000_000, concurrency: 4)
+        config["devices"] = (1...devices).map { ["device_id": String(format: "dev-%05d", $0), "raw_data_file": "missing/\($0).txt"] }
+        config["log"] = ["level": "warning"]
+        try site.writeConfig(config)
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(60, "every device's failure logged") {
+            !daemon.process.isRunning || daemon.log.components(separatedBy: "code=raw_data_unreadable").count - 1 >= devices
+        }
+        #expect(daemon.process.isRunning, "the daemon died: \(daemon.log.suffix(1500))")
+        #expect(site.simulator.requests().isEmpty)
+    }
+}

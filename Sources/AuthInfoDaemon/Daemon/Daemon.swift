@@ -214,14 +214,31 @@ public final class Daemon: @unchecked Sendable {
     /// When the scheduler next wants to be asked (nil: when a refresh finishes).
     var pendingWake: Double?
 
-    /// Handles everything due now, then re-arms the timer.
+    /// Set while `tick` runs; a tick asked for meanwhile (a refresh that failed before any
+    /// network call finishes inside `begin`) sets `tickAgain` instead of nesting.
+    private var ticking = false
+    private var tickAgain = false
+
+    /// Handles everything due now, then re-arms the timer. Never nests: asked for while running,
+    /// it goes round once more instead.
     func tick() {
         guard !stopped else { return }
-        let mono = clock.monotonic()
-        expireDue(mono)
-        let (starts, wake) = scheduler.take(now: mono)
-        pendingWake = wake
-        for id in starts { begin(id) }
+        guard !ticking else {
+            tickAgain = true
+            return
+        }
+        ticking = true
+        defer { ticking = false }
+        var starts: [String]
+        repeat {
+            tickAgain = false
+            let mono = clock.monotonic()
+            expireDue(mono)
+            let taken = scheduler.take(now: mono)
+            starts = taken.start
+            pendingWake = taken.wake
+            for id in starts { begin(id) }
+        } while tickAgain && !stopped
         if starts.isEmpty && startedAt.isEmpty && refreshesSinceTrim >= 100 {
             // A wave of refreshes is over: hand the allocator's free pages back to the system,
             // so the resident size after a fill or a recovery is what the cache needs.
