@@ -51,22 +51,30 @@ public final class HTTPServer: @unchecked Sendable {
         loop.stop()
     }
 
-    /// Starts listening on `address`; returns the TCP port bound (the one asked for, or the free
-    /// one picked for port 0), or 0 for a Unix socket.
+    /// Starts listening on `address`; returns the listener, with the TCP port bound (the one
+    /// asked for, or the free one picked for port 0; 0 for a Unix socket). A server may listen on
+    /// several addresses at once; each listener stops on its own (`stopListening(_:)`).
     @discardableResult
-    public func listen(on address: ListenAddress) throws(SystemError) -> UInt16 {
-        let fd: Int32
-        var port: UInt16 = 0
+    public func listen(on address: ListenAddress) throws(SystemError) -> BoundListener {
+        let socket: ListeningSocket.Bound
         switch address {
-        case .tcp(let host, let requested): (fd, port) = try ListeningSocket.tcp(host: host, port: requested)
-        case .unix(let path, let mode): fd = try ListeningSocket.unix(path: path, mode: mode)
+        case .tcp(let host, let requested): socket = try ListeningSocket.tcp(host: host, port: requested)
+        case .unix(let path, let mode): socket = try ListeningSocket.unix(path: path, mode: mode)
         }
-        loop.sync {
-            let listener = Listener(fd: fd, address: address, server: self)
+        return loop.sync {
+            let listener = Listener(socket: socket, address: address, server: self)
             self.listeners[ObjectIdentifier(listener)] = listener
             listener.start(on: self.loop)
+            return BoundListener(id: ObjectIdentifier(listener), address: address, port: socket.port)
         }
-        return port
+    }
+
+    /// Stops accepting on `listener` (its Unix socket file is removed while it is still the one
+    /// this listener bound); connections it accepted stay open.
+    public func stopListening(_ listener: BoundListener) {
+        loop.sync {
+            self.listeners.removeValue(forKey: listener.id)?.stop(on: self.loop)
+        }
     }
 
     /// Stops accepting on every listener (new connections are refused); open connections stay.
@@ -142,16 +150,31 @@ public struct HTTPResponder: Sendable {
     }
 }
 
+/// A listening socket of an `HTTPServer`: where it listens, and the handle to stop it by.
+public struct BoundListener: Sendable, Hashable {
+    let id: ObjectIdentifier
+    public let address: ListenAddress
+    /// The TCP port bound (0 for a Unix socket).
+    public let port: UInt16
+
+    public static func == (a: Self, b: Self) -> Bool { a.id == b.id }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+}
+
 /// One listening socket, watched by the loop. Confined to the loop thread.
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let address: ListenAddress
+    /// The socket file's identity, for a Unix socket: removed at stop only while the path still
+    /// names this file (a reload may have bound a new socket there since).
+    private let file: (device: UInt64, inode: UInt64)?
     /// Weak: the server owns its listeners and stops them before it goes.
     private weak var server: HTTPServer?
     private var active = false
 
-    init(fd: Int32, address: ListenAddress, server: HTTPServer) {
-        self.fd = fd
+    init(socket: ListeningSocket.Bound, address: ListenAddress, server: HTTPServer) {
+        fd = socket.fd
+        file = socket.file
         self.address = address
         self.server = server
     }
@@ -167,7 +190,10 @@ final class Listener: @unchecked Sendable {
         active = false
         loop.unregister(fd)
         Glibc.close(fd)
-        if case .unix(let path, _) = address { unlink(path) }
+        if case .unix(let path, _) = address, let file {
+            var status = stat()
+            if lstat(path, &status) == 0, UInt64(status.st_dev) == file.device, UInt64(status.st_ino) == file.inode { unlink(path) }
+        }
     }
 
     private func acceptAll(_ loop: EventLoop) {

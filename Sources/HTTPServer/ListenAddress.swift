@@ -23,8 +23,16 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
 enum ListeningSocket {
     static let backlog: Int32 = 512
 
+    /// A bound, listening socket: its descriptor (the caller's to close), the TCP port, and for
+    /// a Unix socket the identity of its file.
+    struct Bound {
+        let fd: Int32
+        var port: UInt16 = 0
+        var file: (device: UInt64, inode: UInt64)?
+    }
+
     /// Binds and listens on `host:port`; returns the descriptor and the bound port.
-    static func tcp(host: String, port: UInt16) throws(SystemError) -> (Int32, UInt16) {
+    static func tcp(host: String, port: UInt16) throws(SystemError) -> Bound {
         var storage = sockaddr_storage()
         let length: socklen_t
         let family: Int32
@@ -62,7 +70,7 @@ enum ListeningSocket {
                 family == AF_INET6 ? UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
                     : UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port)
             }
-            return (fd, boundPort)
+            return Bound(fd: fd, port: boundPort)
         } catch {
             close(fd)
             throw error
@@ -72,7 +80,7 @@ enum ListeningSocket {
     /// Binds a Unix socket at `path` with `mode`, atomically: the socket is bound in a private
     /// temporary directory beside `path`, given its mode, then renamed into place, so it is never
     /// reachable with looser permissions.
-    static func unix(path: String, mode: mode_t) throws(SystemError) -> Int32 {
+    static func unix(path: String, mode: mode_t) throws(SystemError) -> Bound {
         var status = stat()
         if lstat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFSOCK {
             throw SystemError(call: "refusing to replace \(path), which exists and is not a socket", errno: EEXIST)
@@ -106,7 +114,9 @@ enum ListeningSocket {
             try SystemCall.run("chmod(\(path))") { chmod(temporaryPath, mode) }
             try SystemCall.run("listen(\(path))") { listen(fd, backlog) }
             try SystemCall.run("rename(\(path))") { rename(temporaryPath, path) }
-            return fd
+            var placed = stat()
+            try SystemCall.run("lstat(\(path))") { lstat(path, &placed) }
+            return Bound(fd: fd, file: (UInt64(placed.st_dev), UInt64(placed.st_ino)))
         } catch {
             close(fd)
             throw error

@@ -117,22 +117,26 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
         return abs(serverDate.timeIntervalSinceNow) > 300
     }
 
-    /// One line for the log or stderr: what happened, on which call, with the Request-ID and a hint.
-    public var description: String {
+    /// What happened, with the Request-ID and a hint, without the endpoint (for a log line
+    /// that names the endpoint or the device on its own).
+    public var message: String {
         var text: String
         switch kind {
-        case .transport(let reason): text = "\(endpoint): cannot reach the gateway: \(reason)"
-        case .timeout: text = "\(endpoint): the gateway did not answer in time"
+        case .transport(let reason): text = "cannot reach the gateway: \(reason)"
+        case .timeout: text = "the gateway did not answer in time"
         case .http(let status, let code, let message, _):
-            text = "\(endpoint): gateway answered HTTP \(status)"
+            text = "gateway answered HTTP \(status)"
             if let code { text += " \(code)" }
             if let message, !message.isEmpty { text += ": \(message)" }
-        case .malformedAnswer(let reason): text = "\(endpoint): malformed answer: \(reason)"
-        case .signature(let failure): text = "\(endpoint): \(failure.explanation)"
-        case .local(let reason): text = "\(endpoint): \(reason)"
+        case .malformedAnswer(let reason): text = "malformed answer: \(reason)"
+        case .signature(let failure): text = failure.explanation
+        case .local(let reason): text = reason
         }
         if let requestID { text += " (Request-ID \(requestID))" }
         if let hint { text += "; \(hint)" }
         return text
     }
+
+    /// One line for the log or stderr: the call, then `message`.
+    public var description: String { "\(endpoint): \(message)" }
 }

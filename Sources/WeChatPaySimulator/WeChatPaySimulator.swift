@@ -70,7 +70,7 @@ public final class WeChatPaySimulator: Sendable {
         var configuration = HTTPServer.Configuration()
         configuration.requestTimeout = idleTimeout
         server = HTTPServer(label: "wechatpay-simulator", configuration: configuration) { request, responder in box.handle(request, responder) }
-        self.port = try server.listen(on: .tcp(host: host, port: port))
+        self.port = try server.listen(on: .tcp(host: host, port: port)).port
         box.simulator = self
     }
 

@@ -20,14 +20,17 @@ extension Commands {
     static func runDaemon(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "run", valued: ["config"])
         guard options.positionals.isEmpty else { throw UsageError("run: unexpected argument \(options.positionals[0])", command: "run") }
-        // Signals first: a SIGTERM during start-up must still stop cleanly with exit 0.
+        // Signals first: a SIGTERM during start-up must still stop cleanly with exit 0. Stops on
+        // a queue of their own, so a reload in progress never delays one.
         let control = DaemonControl()
-        let signals = DispatchQueue(label: "authinfod.signals")
+        let stopRequested = DispatchSemaphore(value: 0)
+        let stopSignals = DispatchQueue(label: "authinfod.stop-signals"), otherSignals = DispatchQueue(label: "authinfod.signals")
         var sources: [DispatchSourceSignal] = []
         for number in [SIGTERM, SIGINT, SIGUSR1, SIGHUP] {
             signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: signals)
-            source.setEventHandler { control.handle(number) }
+            let stops = number == SIGTERM || number == SIGINT
+            let source = DispatchSource.makeSignalSource(signal: number, queue: stops ? stopSignals : otherSignals)
+            source.setEventHandler { if stops { stopRequested.signal() } else { control.handle(number) } }
             source.resume()
             sources.append(source)
         }
@@ -48,9 +51,19 @@ extension Commands {
             logger.error("start_failed", ["error": error.description])
             return .failure("cannot start: \(error)")
         }
-        withExtendedLifetime(sources) { () -> Never in
-            while true { pause() }
+        withExtendedLifetime(sources) { stopRequested.wait() }
+        // The stop is bounded by the daemon; this bound is the last resort, under systemd's
+        // TimeoutStopSec. _exit skips global destructors, which could race with network threads
+        // still winding down.
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            daemon.stop()
+            stopped.signal()
         }
+        if stopped.wait(timeout: .now() + 4.5) == .timedOut {
+            logger.warning("stop_timeout", ["seconds": 4.5, "hint": "exiting without waiting further; the cache holds every completed refresh"])
+        }
+        _exit(0)
     }
 
     /// Loads the config alone, or the one-line failure. `checkingSecrets: false` for commands
@@ -211,8 +224,7 @@ extension Commands {
     }
 }
 
-/// Routes signals to the daemon. Before the daemon exists (while the config loads) a stop
-/// simply exits: nothing is open yet.
+/// Routes SIGUSR1 and SIGHUP to the daemon once it exists.
 final class DaemonControl: @unchecked Sendable {
     private let lock = NSLock()
     private var daemon: Daemon?
@@ -227,27 +239,18 @@ final class DaemonControl: @unchecked Sendable {
         }
     }
 
+    /// SIGUSR1 (summary) and SIGHUP (reload); SIGTERM and SIGINT are handled by `runDaemon`.
     func handle(_ number: Int32) {
         let (daemon, logger, configPath) = lock.withLock { (self.daemon, self.logger, self.configPath) }
-        switch number {
-        case SIGTERM, SIGINT:
-            // stop() waits for the daemon's queue (a start in progress finishes first), closes
-            // the cache with every completed refresh committed; _exit then skips global
-            // destructors, which could race with network threads still winding down.
-            daemon?.stop()
-            _exit(0)
-        case SIGUSR1:
-            daemon?.logSummary()
-        default:
-            guard let daemon, let logger else { return }
-            // An invalid new config is logged and the running one kept.
-            switch Commands.loadConfiguration(configPath) {
-            case .success(let (configuration, credentials)):
-                daemon.reload(configuration, credentials: credentials)
-            case .failure(let result):
-                let reason = if case .failure(let message) = result { message } else { "invalid configuration" }
-                logger.error("reload", ["result": "refused", "error": reason, "hint": "the running configuration is kept; fix the file and send SIGHUP again"])
-            }
+        guard let daemon, let logger else { return }
+        if number == SIGUSR1 { return daemon.logSummary() }
+        // An invalid new config is logged and the running one kept.
+        switch Commands.loadConfiguration(configPath) {
+        case .success(let (configuration, credentials)):
+            daemon.reload(configuration, credentials: credentials)
+        case .failure(let result):
+            let reason = if case .failure(let message) = result { message } else { "invalid configuration" }
+            logger.error("reload", ["result": "refused", "error": reason, "hint": "the running configuration is kept; fix the file and send SIGHUP again"])
         }
     }
 }

@@ -47,7 +47,7 @@ struct RawClient {
         let server = HTTPServer(label: "test", configuration: configuration) { request, responder in
             responder.respond(HTTPResponse(status: 200, contentType: "text/plain", text: "\(request.method) \(request.path) \(request.body.count)"))
         }
-        return (server, try server.listen(on: .tcp(host: "127.0.0.1", port: 0)))
+        return (server, try server.listen(on: .tcp(host: "127.0.0.1", port: 0)).port)
     }
 
     @Test func answersKeepAliveRequestsInOrderOnOneConnection() throws {

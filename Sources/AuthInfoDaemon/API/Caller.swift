@@ -1,9 +1,10 @@
 import HTTPServer
+import Synchronization
 import WeChatPay
 
 /// Who is asking: a local process on the Unix socket (trusted by the socket file's
 /// permissions), or a LAN client authenticated by its bearer token.
-enum Caller {
+enum Caller: Sendable {
     case local
     case client(name: String, devices: Set<String>, all: Bool, admin: Bool)
 
@@ -34,19 +35,15 @@ enum Caller {
 /// Matches `Authorization: Bearer <token>` against every configured TCP client in constant
 /// time: each comparison takes time independent of where the tokens differ, and every client
 /// is compared, so timing reveals neither a token nor which client matched.
-struct TokenAuthenticator {
-    struct Entry {
-        let client: Configuration.TCPClient
-        let token: SecretBytes
-    }
-
+struct TokenAuthenticator: Sendable {
     /// Each client's token and the caller it authenticates (built once, not per request).
     private let callers: [(token: SecretBytes, caller: Caller)]
 
-    init(entries: [Entry]) {
-        callers = entries.map { entry in
-            let client = entry.client
-            return (entry.token, .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin))
+    /// The table of `clients` that carry a token (all of them, once the configuration was
+    /// loaded with its secrets).
+    init(clients: [Configuration.TCPClient]) {
+        callers = clients.compactMap { client in
+            client.token.map { ($0, .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin)) }
         }
     }
 
@@ -66,5 +63,19 @@ struct TokenAuthenticator {
               zip(bytes[0..<6], "bearer".utf8).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else { return nil }
         guard let start = bytes[7...].firstIndex(where: { $0 != 0x20 }) else { return nil }
         return Array(bytes[start...])
+    }
+}
+
+/// The TCP clients in service: read by every LAN request, replaced whole by a reload (open
+/// connections keep working; a token rotated out fails from its next request).
+final class ClientTable: Sendable {
+    private let authenticator = Mutex(TokenAuthenticator(clients: []))
+
+    func authenticate(_ request: HTTPRequest) -> Caller? {
+        authenticator.withLock { $0.authenticate(request) }
+    }
+
+    func replace(with new: TokenAuthenticator) {
+        authenticator.withLock { $0 = new }
     }
 }

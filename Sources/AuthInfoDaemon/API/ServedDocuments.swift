@@ -17,8 +17,7 @@ final class ServedDocuments: Sendable {
         let failing: Bool
 
         func state(at now: Double) -> AuthInfoDocument.State {
-            if now >= expiresAt { return .expired }
-            return failing || now >= dueAt + 1 ? .stale : .fresh
+            .of(expiresAt: expiresAt, failing: failing, dueAt: dueAt, now: now)
         }
 
         /// The body at monotonic time `now`.

@@ -15,7 +15,8 @@ public enum ConfigLoader {
 
     /// Loads and validates `path`. Key and token files are checked (present, private, the right
     /// PEM) unless `checkingSecrets` is false (commands that only talk to the daemon or read the
-    /// cache, run by users who may not read the keys); their secrets are not kept either way.
+    /// cache, run by users who may not read the keys); the TCP clients' tokens are then read,
+    /// once, into the configuration.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             checkingSecrets: Bool = true) throws(ConfigError) -> Configuration {
         let file = absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
@@ -25,11 +26,11 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: file, key: nil, message: "cannot read the config file: \(error)")
         }
-        let configuration = try parse(bytes, file: file, environment: environment)
+        var configuration = try parse(bytes, file: file, environment: environment)
         guard checkingSecrets else { return configuration }
         try MerchantCredentials.check(configuration.merchant, file: file)
         for (index, client) in configuration.listen.tcpClients.enumerated() {
-            _ = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
+            configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
         }
         return configuration
     }

@@ -1,4 +1,5 @@
 import Foundation
+import WeChatPay
 
 /// The daemon's validated configuration (CONTRACT.md, "Configuration"). Paths are absolute,
 /// defaults are filled in, and every constraint has been checked; secrets are not loaded here
@@ -79,6 +80,8 @@ public struct Configuration: Sendable {
         /// Device ids this client may read and write; `["*"]` for all.
         public var devices: [String]
         public var admin: Bool
+        /// The token, read once by `ConfigLoader.load` (nil when secrets were not checked).
+        public internal(set) var token: SecretBytes?
 
         public func mayAccess(device: String) -> Bool { admin || devices.contains("*") || devices.contains(device) }
     }

@@ -1,308 +1,115 @@
 import Dispatch
 import Foundation
-import CLinux
-import HTTPServer
+import Synchronization
 import WeChatPay
 
-/// Why the daemon could not start.
-public struct DaemonError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-}
+/// The running daemon: the composition root. It builds the parts — the `Refresher` (every
+/// device's truth and the refresh loop) and the `SocketAPI` (listeners, clients, routes) —
+/// starts them in order (open the cache → load → publish → listen → READY → schedule) and
+/// stops them in reverse, within a bound. It holds no device state and no request logic.
+public final class Daemon: Sendable {
+    /// How long `stop` waits for the refresh loop before it gives up on it (the process exits
+    /// anyway; every completed refresh is already committed).
+    static let stopTimeout = 3.0
 
-/// The running daemon: keeps every configured device's authinfo fresh, cached in SQLite and
-/// published, through outages.
-///
-/// All state lives on one serial queue (`@unchecked Sendable` for that reason); the public
-/// methods hop onto it. Network calls run as tasks and complete back onto the queue. One
-/// Dispatch timer is armed for the next deadline (a refresh, a retry, a probe or an expiry).
-public final class Daemon: @unchecked Sendable {
-    let queue = DispatchQueue(label: "authinfod.daemon")
-    var configuration: Configuration
-    var credentials: MerchantCredentials
-    let notifier: SystemdNotifier
-    var watchdogTimer: DispatchSourceTimer?
-    /// When STATUS= was last sent (monotonic), to send it at most every 2 s.
-    var lastStatusNotification = -Double.infinity
-    let logger: Logger
-    let clock: DaemonClock
+    private enum Phase { case created, running, stopped }
 
-    var store: AuthInfoStore?
-    var client: WeChatPayClient?
-    let publisher: Publisher
-    let scheduler: RefreshScheduler
-    var records: [String: DeviceRecord] = [:]
-    var devices: DeviceTable
-    /// Monotonic deadlines at which a device's value expires.
-    var expiries = DeadlineHeap()
-    var timer: DispatchSourceTimer?
-    var summaryTimer: DispatchSourceTimer?
-    var stopped = false
-    /// The last storage problem (database or publish folder), shown in status until it clears.
-    var storageFault: String?
-    /// While `storageFault` is set: retries writing the cache and the files (Daemon+Storage).
-    var storageRepairTimer: DispatchSourceTimer?
-    var metrics = Metrics()
-    /// When each in-flight refresh started (monotonic), for the latency histogram.
-    var startedAt: [String: Double] = [:]
-    /// Refreshes finished since the allocator was last trimmed (see `tick`).
-    var refreshesSinceTrim = 0
-    var servers: [HTTPServer] = []
-    let served = ServedDocuments()
-    var hook: ChangeHook?
+    private let refresher: Refresher
+    private let api: SocketAPI
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let phase = Mutex(Phase.created)
+    /// One reload at a time, never during start or stop.
+    private let reloads = Mutex(())
 
     public init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock = .system,
-                notifier: SystemdNotifier = SystemdNotifier(), random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+                notifier: SystemdNotifier = SystemdNotifier(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.notifier = notifier
-        self.configuration = configuration
-        self.credentials = credentials
         self.logger = logger
-        self.clock = clock
-        publisher = Publisher(directory: configuration.storage.publishDirectory)
-        scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
-        devices = DeviceTable(configuration.devices)
-        served.configure(devices: Set(devices.ids))
+        refresher = Refresher(configuration: configuration, credentials: credentials, logger: logger, clock: clock,
+                              notifier: notifier, random: random)
+        api = SocketAPI(service: refresher, logger: logger)
     }
 
-    /// Opens the cache, republishes every valid value, and starts refreshing. Returns once the
-    /// daemon is ready (cache loaded, files republished), before any network call.
+    /// Opens the cache, republishes every valid value, listens, tells systemd READY=1 and starts
+    /// refreshing. Returns once ready, before any network call. A part that cannot start stops
+    /// the start with an error naming it, and whatever had started is stopped again.
     public func start() throws(DaemonError) {
-        let result: Result<Void, DaemonError> = queue.sync {
+        try reloads.withLock { _ throws(DaemonError) in
+            let configuration = refresher.queue.sync { refresher.configuration }
+            let valid = try refresher.open()
             do throws(DaemonError) {
-                try startOnQueue()
-                return .success(())
+                api.commit(try api.stage(configuration.listen))
             } catch {
+                refresher.stop(timeout: Self.stopTimeout)
+                throw error
+            }
+            phase.withLock { $0 = .running }
+            let count = configuration.devices.count
+            logger.info("ready", ["devices": count, "valid": valid, "due_now": count - valid])
+            notifier.notify("READY=1\nSTATUS=\(refresher.statusReport().summaryLine)")
+            refresher.startScheduling()
+        }
+    }
+
+    /// Stops in reverse order of start: no more refreshes (timers, hooks, the cache closed),
+    /// then the listeners and every client connection. Bounded: a refresh loop that does not
+    /// answer within `stopTimeout` is left behind. Safe to call more than once.
+    public func stop() {
+        let wasRunning = phase.withLock { phase -> Bool in
+            defer { phase = .stopped }
+            return phase != .stopped
+        }
+        guard wasRunning else { return }
+        notifier.notify("STOPPING=1")
+        if !refresher.stop(timeout: Self.stopTimeout) {
+            logger.warning("stop_timeout", ["seconds": Self.stopTimeout,
+                                            "hint": "the refresh loop did not stop in time; every completed refresh is already in the cache"])
+        }
+        api.shutdown()
+    }
+
+    /// Applies a new, already validated configuration (SIGHUP or `authinfod reload`). The new
+    /// listeners are bound before anything changes; when one cannot be, the reload is refused
+    /// and the running configuration stays whole. Tells systemd RELOADING=1 … READY=1 around it.
+    @discardableResult
+    public func reload(_ new: Configuration, credentials: MerchantCredentials) -> Result<Void, DaemonError> {
+        reloads.withLock { _ in
+            guard phase.withLock({ $0 }) == .running else { return .failure(DaemonError(description: "the daemon is not running")) }
+            notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
+            defer { notifier.notify("READY=1\nSTATUS=\(refresher.statusReport().summaryLine)") }
+            let staged: SocketAPI.Staged
+            do throws(DaemonError) {
+                staged = try api.stage(new.listen)
+            } catch {
+                logger.error("reload", ["result": "refused", "error": error.description,
+                                        "hint": "the running configuration is kept; fix the listen section and reload again"])
                 return .failure(error)
             }
+            let summary = refresher.apply(new, credentials: credentials)
+            api.commit(staged)
+            logger.info("reload", ["result": "applied", "devices": new.devices.count, "added": summary.added, "removed": summary.removed,
+                                   "changed": summary.changed,
+                                   "needs_restart": summary.needsRestart.isEmpty ? nil : summary.needsRestart.joined(separator: ",")])
+            return .success(())
         }
-        try result.get()
-    }
-
-    private func startOnQueue() throws(DaemonError) {
-        logger.info("start", ["version": BuildInfo.version, "config": configuration.file, "devices": devices.count,
-                              "database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory])
-        let store: AuthInfoStore
-        do {
-            store = try AuthInfoStore(path: configuration.storage.database)
-            records = try store.loadAll(expecting: configuration.devices.count)
-        } catch {
-            throw DaemonError(description: "\(error)")
-        }
-        self.store = store
-        client = WeChatPayClient(configuration: clientConfiguration(store))
-        hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
-
-        let wall = clock.wall(), mono = clock.monotonic()
-        var documents = [String: [UInt8]](minimumCapacity: configuration.devices.count)
-        expiries.reserveCapacity(configuration.devices.count)
-        scheduler.reserveCapacity(configuration.devices.count)
-        var valid = 0
-        for device in configuration.devices {
-            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-            if record.isValid(at: wall), let document = AuthInfoDocument(record) {
-                documents[device.id] = document.json()
-                expiries.set(device.id, mono + (record.expiresAt! - wall))
-                valid += 1
-            }
-            scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
-            record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
-            records[device.id] = record
-            updateServed(device.id)
-        }
-        do {
-            let (written, removed) = try publisher.reconcile(documents)
-            logger.info("published", ["files": documents.count, "rewritten": written, "removed": removed])
-        } catch {
-            noteStorageFault("publish_failed", error.description, device: nil)
-        }
-        try startListeners()
-        // Loading and republishing the whole cache leaves garbage behind; return it now.
-        malloc_trim(0)
-        queue.async { self.tick() }
-        startSummaryTimer()
-        startWatchdog()
-        logger.info("ready", ["devices": devices.count, "valid": valid, "due_now": devices.count - valid])
-        notifier.notify("READY=1\nSTATUS=\(statusReportOnQueue().summaryLine)")
-        lastStatusNotification = clock.monotonic()
-    }
-
-    /// WATCHDOG=1 every WATCHDOG_USEC/2, from the daemon's own queue: a stuck queue stops the
-    /// keep-alives and systemd restarts the service.
-    private func startWatchdog() {
-        guard let interval = notifier.watchdogInterval else { return }
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(Int(interval * 100)))
-        timer.setEventHandler { [weak self] in self?.notifier.notify("WATCHDOG=1") }
-        timer.resume()
-        watchdogTimer = timer
-    }
-
-    /// Sends STATUS= with the summary line when it is at least 2 s old.
-    func notifyStatusIfDue() {
-        guard notifier.isActive else { return }
-        let mono = clock.monotonic()
-        guard mono - lastStatusNotification >= 2 else { return }
-        lastStatusNotification = mono
-        notifier.notify("STATUS=\(statusReportOnQueue().summaryLine)")
-    }
-
-    /// Seconds from now until a device loaded from the cache should be refreshed: at once
-    /// without a valid value, otherwise at its persisted plan (never later than one jittered
-    /// interval from now, so a clock change cannot postpone it indefinitely).
-    func initialDelay(_ record: DeviceRecord, wall: Double) -> Double {
-        guard record.isValid(at: wall) || record.rejected else { return 0 }
-        let planned = (record.nextAttemptAt ?? wall) - wall
-        return min(max(0, planned), configuration.refresh.interval * (1 + configuration.refresh.jitterFraction))
-    }
-
-    func clientConfiguration(_ store: AuthInfoStore) -> ClientConfiguration {
-        var client = credentials.clientConfiguration(configuration)
-        if credentials.apiV3Key != nil, let persisted = try? store.loadCertificates() {
-            client.platformCertificates = persisted.pems.compactMap { try? X509Certificate(pem: $0) }
-            client.platformCertificatesDownloadedAt = persisted.downloadedAt.map { Date(timeIntervalSince1970: $0) }
-        }
-        client.events = { [weak self] event in
-            guard let daemon = self else { return }
-            daemon.queue.async { daemon.handle(event) }
-        }
-        return client
-    }
-
-    private func handle(_ event: ClientEvent) {
-        switch event {
-        case .certificatesUpdated(let certificates):
-            logger.info("certificates_updated", ["serials": certificates.map(\.serialNumber).joined(separator: ",")])
-            do {
-                try store?.saveCertificates(certificates.map { ($0.serialNumber, $0.pem) }, downloadedAt: clock.wall())
-            } catch {
-                logger.error("storage_error", ["error": error.description])
-            }
-        case .certificateDownloadFailed(let error):
-            logger.warning("certificates_failed", ["code": error.code, "error": error.description])
-        }
-    }
-
-    /// Stops refreshing and closes the cache. Refreshes in flight are abandoned; every completed
-    /// one is already committed. Safe to call more than once.
-    public func stop() {
-        notifier.notify("STOPPING=1")
-        // Listeners first, outside the queue: a request in progress may be waiting to hop onto it.
-        let servers = queue.sync { () -> [HTTPServer] in
-            let servers = self.servers
-            self.servers = []
-            return servers
-        }
-        for server in servers { server.shutdown() }
-        queue.sync {
-            guard !stopped else { return }
-            stopped = true
-            timer?.cancel()
-            summaryTimer?.cancel()
-            watchdogTimer?.cancel()
-            storageRepairTimer?.cancel()
-            storageRepairTimer = nil
-            timer = nil
-            summaryTimer = nil
-            watchdogTimer = nil
-            logger.info("stop", ["devices": devices.count])
-            hook?.stop()
-            store = nil
-        }
-    }
-
-    // MARK: - Timers
-
-    /// When the scheduler next wants to be asked (nil: when a refresh finishes).
-    var pendingWake: Double?
-
-    /// Set while `tick` runs; a tick asked for meanwhile (a refresh that failed before any
-    /// network call finishes inside `begin`) sets `tickAgain` instead of nesting.
-    private var ticking = false
-    private var tickAgain = false
-
-    /// Handles everything due now, then re-arms the timer. Never nests: asked for while running,
-    /// it goes round once more instead.
-    func tick() {
-        guard !stopped else { return }
-        guard !ticking else {
-            tickAgain = true
-            return
-        }
-        ticking = true
-        defer { ticking = false }
-        var starts: [String]
-        repeat {
-            tickAgain = false
-            let mono = clock.monotonic()
-            expireDue(mono)
-            let taken = scheduler.take(now: mono)
-            starts = taken.start
-            pendingWake = taken.wake
-            for id in starts { begin(id) }
-        } while tickAgain && !stopped
-        if starts.isEmpty && startedAt.isEmpty && refreshesSinceTrim >= 100 {
-            // A wave of refreshes is over: hand the allocator's free pages back to the system,
-            // so the resident size after a fill or a recovery is what the cache needs.
-            refreshesSinceTrim = 0
-            malloc_trim(0)
-        }
-        rearm()
-    }
-
-    /// Arms the single timer for the next deadline: `pendingWake` (a refresh, a retry, a probe,
-    /// the rate limiter) or the next expiry, whichever comes first.
-    func rearm() {
-        guard !stopped else { return }
-        let mono = clock.monotonic()
-        var next = pendingWake
-        if let expiry = expiries.peek()?.deadline { next = min(next ?? expiry, expiry) }
-        if timer == nil {
-            let source = DispatchSource.makeTimerSource(queue: queue)
-            source.setEventHandler { [weak self] in self?.tick() }
-            source.resume()
-            timer = source
-        }
-        guard let next else {
-            timer?.schedule(deadline: .distantFuture, repeating: .never)
-            return
-        }
-        timer?.schedule(deadline: .now() + max(0, next - mono), repeating: .never, leeway: .milliseconds(5))
-    }
-
-    private func expireDue(_ mono: Double) {
-        while let next = expiries.peek(), next.deadline <= mono {
-            _ = expiries.pop()
-            guard let record = records[next.key] else { continue }
-            // The lifetime is measured on the monotonic clock; a wall-clock jump changes nothing here.
-            publisher.remove(next.key)
-            updateServed(next.key)
-            logger.error("expired", ["device": next.key, "failures": record.consecutiveFailures,
-                                     "last_error": record.lastError?.code,
-                                     "hint": "the device cannot take payments until a refresh succeeds"])
-        }
-    }
-
-    private func startSummaryTimer() {
-        let source = DispatchSource.makeTimerSource(queue: queue)
-        let interval = configuration.log.summaryInterval
-        source.schedule(deadline: .now() + interval, repeating: interval, leeway: .seconds(1))
-        source.setEventHandler { [weak self] in self?.logSummaryOnQueue() }
-        source.resume()
-        summaryTimer = source
     }
 
     /// Logs the summary line (devices by state, runway) now; what SIGUSR1 does.
-    public func logSummary() {
-        queue.async { self.logSummaryOnQueue() }
-    }
+    public func logSummary() { refresher.logSummary() }
 
-    func logSummaryOnQueue() {
-        let report = statusReportOnQueue()
-        if notifier.isActive {
-            lastStatusNotification = clock.monotonic()
-            notifier.notify("STATUS=\(report.summaryLine)")
-        }
-        logger.info("summary", ["devices": report.devices.count, "fresh": report.count(.fresh), "stale": report.count(.stale),
-                                "expired": report.count(.expired), "rejected": report.count(.rejected), "pending": report.count(.pending),
-                                "runway": report.runway, "storage_fault": storageFault])
-    }
+    /// The live status of every configured device.
+    public func statusReport() -> StatusReport { refresher.statusReport() }
+
+    /// The document a device reads, with its state, or nil when it has no value.
+    public func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? { refresher.document(for: id) }
+
+    /// Refreshes `ids` (all devices when nil) as soon as the rate allows.
+    public func refreshNow(_ ids: [String]? = nil) { refresher.refreshNow(ids) }
+
+    /// Completed refreshes with `result` ("success", "failure" or "rejected").
+    public func refreshCount(_ result: String) -> Int { refresher.refreshCount(result) }
+
+    /// The TCP port the LAN listener is bound to (the one picked, for port 0), or nil.
+    public var tcpPort: UInt16? { api.tcpPort }
 }

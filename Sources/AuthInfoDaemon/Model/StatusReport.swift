@@ -15,6 +15,37 @@ public enum DeviceState: String, Sendable, CaseIterable {
     case pending
 }
 
+extension DeviceState {
+    /// The state rule, and the only place it is written: status, the socket's documents, metrics,
+    /// the summary and the hook all derive a device's state here. Times are on one clock (wall
+    /// or monotonic, as long as all three agree):
+    ///
+    /// - `rejected` when the gateway refused the device, whatever value it still has;
+    /// - `pending` without a value, `expired` once the value's `expiresAt` has passed;
+    /// - `stale` while valid but its refresh is overdue: the last attempt failed, or `dueAt` is
+    ///   more than a second past;
+    /// - otherwise `fresh`.
+    public static func of(expiresAt: Double?, rejected: Bool, failing: Bool, dueAt: Double?, now: Double) -> DeviceState {
+        if rejected { return .rejected }
+        guard let expiresAt else { return .pending }
+        if now >= expiresAt { return .expired }
+        if failing || dueAt.map({ now >= $0 + 1 }) == true { return .stale }
+        return .fresh
+    }
+}
+
+extension AuthInfoDocument.State {
+    /// What a served document says of a device holding a value: the rule above, where a
+    /// rejected device still serving its value is stale (its refresh keeps failing).
+    static func of(expiresAt: Double, failing: Bool, dueAt: Double?, now: Double) -> Self {
+        switch DeviceState.of(expiresAt: expiresAt, rejected: false, failing: failing, dueAt: dueAt, now: now) {
+        case .expired, .pending: .expired
+        case .stale, .rejected: .stale
+        case .fresh: .fresh
+        }
+    }
+}
+
 /// One device's row in `status`.
 public struct DeviceStatus: Sendable {
     public var deviceID: String
@@ -25,9 +56,8 @@ public struct DeviceStatus: Sendable {
     public var consecutiveFailures: Int
     public var lastError: RecordedError?
 
-    /// Derives the state of `record` at wall time `now`, with `nextAttemptAt` (wall) as planned.
-    /// A valid value is `stale` once its refresh is overdue: the last attempt failed, or the
-    /// planned time has passed.
+    /// The row of `record` at wall time `now`, with `nextAttemptAt` (wall) as planned; its
+    /// state by `DeviceState.of`.
     public init(_ record: DeviceRecord, nextAttemptAt: Double?, now: Double) {
         deviceID = record.deviceID
         fetchedAt = record.fetchedAt
@@ -35,17 +65,8 @@ public struct DeviceStatus: Sendable {
         self.nextAttemptAt = nextAttemptAt
         consecutiveFailures = record.consecutiveFailures
         lastError = record.lastError
-        if record.rejected {
-            state = .rejected
-        } else if record.authinfo == nil {
-            state = .pending
-        } else if !record.isValid(at: now) {
-            state = .expired
-        } else if record.consecutiveFailures > 0 || nextAttemptAt.map({ now >= $0 + 1 }) == true {
-            state = .stale
-        } else {
-            state = .fresh
-        }
+        state = .of(expiresAt: record.authinfo == nil ? nil : record.expiresAt ?? now, rejected: record.rejected,
+                    failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import WeChatPay
 
-extension Daemon {
+extension Refresher {
     /// Starts one device's refresh: reads its raw_data, then calls the gateway off the queue.
     func begin(_ id: String) {
         guard let device = devices[id] else {
@@ -96,9 +96,7 @@ extension Daemon {
         case .malformedAnswer, .signature: outcome = .deviceRetryable
         case .http, .local: outcome = .rejected
         }
-        let endpoint = error.endpoint + ": "
-        let message = error.description.hasPrefix(endpoint) ? String(error.description.dropFirst(endpoint.count)) : error.description
-        finish(id, outcome, error: RecordedError(code: error.code, message: message, httpStatus: error.httpStatus,
+        finish(id, outcome, error: RecordedError(code: error.code, message: error.message, httpStatus: error.httpStatus,
                                                   requestID: error.requestID, at: clock.wall()))
     }
 

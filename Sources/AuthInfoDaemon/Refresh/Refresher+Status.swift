@@ -1,8 +1,8 @@
 import Foundation
 
-extension Daemon {
+extension Refresher {
     /// The live status of every configured device.
-    public func statusReport() -> StatusReport {
+    func statusReport() -> StatusReport {
         queue.sync { statusReportOnQueue() }
     }
 
@@ -21,20 +21,17 @@ extension Daemon {
     }
 
     /// The document a device reads, with its state, or nil when it has no value.
-    public func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        queue.sync { documentOnQueue(id) }
-    }
-
-    func documentOnQueue(_ id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        guard devices.contains(id), let record = records[id], let document = AuthInfoDocument(record),
-              case let mono = clock.monotonic(), let expires = expiresAtMonotonic(id, now: mono) else { return nil }
-        if mono >= expires { return (document, .expired) }
-        let next = scheduler.nextAttempt(of: id, now: mono) ?? .infinity
-        return (document, record.consecutiveFailures > 0 || next <= mono - 1 ? .stale : .fresh)
+    func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
+        queue.sync {
+            guard devices.contains(id), let record = records[id], let document = AuthInfoDocument(record),
+                  case let mono = clock.monotonic(), let expires = expiresAtMonotonic(id, now: mono) else { return nil }
+            return (document, .of(expiresAt: expires, failing: record.consecutiveFailures > 0,
+                                  dueAt: scheduler.nextAttempt(of: id, now: mono), now: mono))
+        }
     }
 
     /// Refreshes `ids` (all devices when nil) as soon as the rate allows.
-    public func refreshNow(_ ids: [String]? = nil) {
+    func refreshNow(_ ids: [String]? = nil) {
         queue.async { self.refreshNowOnQueue(ids) }
     }
 
@@ -47,5 +44,5 @@ extension Daemon {
     }
 
     /// Completed refreshes with `result` ("success", "failure" or "rejected").
-    public func refreshCount(_ result: String) -> Int { queue.sync { metrics.refreshCount(result: result) } }
+    func refreshCount(_ result: String) -> Int { queue.sync { metrics.refreshCount(result: result) } }
 }

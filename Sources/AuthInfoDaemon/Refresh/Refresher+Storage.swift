@@ -1,6 +1,6 @@
 import Dispatch
 
-extension Daemon {
+extension Refresher {
     /// Seconds between attempts to write the cache and the files again while storage is failing.
     static let storageRepairInterval = 5.0
 

@@ -2,23 +2,27 @@ import Foundation
 import HTTPServer
 import WeChatPay
 
-extension Daemon {
-    /// Applies a new, already validated configuration (SIGHUP): devices added, removed or
-    /// changed; refresh settings, gateway credentials, hook, listeners and log level. The cache
-    /// and every value in it are kept. Storage paths need a restart (logged). Rejected devices
-    /// are retried at once. Tells systemd RELOADING=1 … READY=1 around it.
-    public func reload(_ new: Configuration, credentials newCredentials: MerchantCredentials) {
-        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
-        queue.sync { reloadOnQueue(new, newCredentials) }
-        notifier.notify("READY=1\nSTATUS=\(statusReport().summaryLine)")
+extension Refresher {
+    /// What a reload changed, for its log line.
+    struct ReloadSummary {
+        var added = 0, removed = 0, changed = 0
+        var needsRestart: [String] = []
     }
 
-    private func reloadOnQueue(_ proposed: Configuration, _ newCredentials: MerchantCredentials) {
-        guard !stopped else { return }
+    /// Applies a new, already validated configuration: devices added, removed or changed;
+    /// refresh settings, gateway credentials, hook and log level. The cache and every value in
+    /// it are kept; the scheduler keeps its plans, its in-flight refreshes and its rate limiter's
+    /// history. Storage paths need a restart (reported). Rejected devices are retried at once.
+    func apply(_ new: Configuration, credentials newCredentials: MerchantCredentials) -> ReloadSummary {
+        queue.sync { applyOnQueue(new, newCredentials) }
+    }
+
+    private func applyOnQueue(_ proposed: Configuration, _ newCredentials: MerchantCredentials) -> ReloadSummary {
+        var summary = ReloadSummary()
+        guard !stopped else { return summary }
         var new = proposed
-        var needsRestart: [String] = []
         if new.storage.database != configuration.storage.database || new.storage.publishDirectory != configuration.storage.publishDirectory {
-            needsRestart.append("storage")
+            summary.needsRestart.append("storage")
             new.storage = configuration.storage
         }
         let old = configuration
@@ -35,7 +39,6 @@ extension Daemon {
 
         let wall = clock.wall(), mono = clock.monotonic()
         let newIDs = Set(new.devices.map(\.id))
-        var removed = 0, added = 0, changed = 0
         let oldDevices = devices
         devices = DeviceTable(new.devices)
         for id in oldDevices.ids where !newIDs.contains(id) {
@@ -43,13 +46,13 @@ extension Daemon {
             expiries.remove(id)
             served.set(id, nil)
             publisher.remove(id)
-            removed += 1
+            summary.removed += 1
         }
         for device in new.devices {
             let previous = oldDevices[device.id]
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
             if previous == nil {
-                added += 1
+                summary.added += 1
                 if record.isValid(at: wall), let document = AuthInfoDocument(record) {
                     do {
                         try publisher.write(device.id, document.json())
@@ -60,7 +63,7 @@ extension Daemon {
                 }
                 scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
             } else if previous != device {
-                changed += 1
+                summary.changed += 1
                 if previous?.rawData != device.rawData || record.rejected { scheduler.schedule(device.id, at: mono) }
             } else if record.rejected {
                 scheduler.schedule(device.id, at: mono)
@@ -70,29 +73,7 @@ extension Daemon {
             updateServed(device.id)
         }
         served.configure(devices: newIDs)
-
-        if !Self.sameListeners(old.listen, new.listen) {
-            for server in servers { server.shutdown() }
-            servers.removeAll()
-            do {
-                try startListeners()
-            } catch {
-                logger.error("reload", ["result": "listeners_failed", "error": error.description,
-                                        "hint": "keeping the previous listeners; fix the listen section and send SIGHUP again"])
-                configuration.listen = old.listen
-                for server in servers { server.shutdown() }
-                servers.removeAll()
-                try? startListeners()
-            }
-        }
-        logger.info("reload", ["result": "applied", "devices": devices.count, "added": added, "removed": removed, "changed": changed,
-                               "needs_restart": needsRestart.isEmpty ? nil : needsRestart.joined(separator: ",")])
         tick()
-    }
-
-    static func sameListeners(_ a: Configuration.Listen, _ b: Configuration.Listen) -> Bool {
-        a.unixSocket == b.unixSocket && a.unixSocketMode == b.unixSocketMode && a.tcp?.host == b.tcp?.host && a.tcp?.port == b.tcp?.port
-            && a.tcpClients.map { "\($0.name)|\($0.tokenSource)|\($0.inlineToken ?? "")|\($0.devices)|\($0.admin)" }
-            == b.tcpClients.map { "\($0.name)|\($0.tokenSource)|\($0.inlineToken ?? "")|\($0.devices)|\($0.admin)" }
+        return summary
     }
 }

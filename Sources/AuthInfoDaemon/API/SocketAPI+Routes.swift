@@ -1,0 +1,132 @@
+import Foundation
+import HTTPServer
+import WeChatPay
+
+/// The socket API's routes (README, "Where devices read"). `GET …/authinfo`, the hot path, is
+/// answered at once on the listener's thread from the served documents; everything else asks
+/// the `DeviceService` and answers when it replies. Nothing here blocks a listener.
+extension SocketAPI {
+    static let maximumRawDataBytes = 16 * 1024
+
+    /// Answers `request` from `caller`.
+    static func route(_ request: HTTPRequest, caller: Caller, service: any DeviceService, logger: Logger, _ responder: HTTPResponder) {
+        if request.method == "GET", let id = authinfoDevice(request.path) {
+            guard caller.mayAccess(id) else { return responder.respondNow(.error(403, "forbidden")) }
+            switch service.served.lookup(id) {
+            case nil: responder.respondNow(.error(404, "unknown_device"))
+            case .some(nil): responder.respondNow(.error(503, "no_authinfo_yet"))
+            case .some(let entry?):
+                responder.respondNow(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                                                  body: entry.body(at: service.monotonicNow())))
+            }
+            return
+        }
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        switch segments {
+        case ["", "healthz"]:
+            responder.respond(only("GET", request) ?? json(200, "{\"status\":\"ok\"}"))
+        case ["", "metrics"]:
+            if let refusal = only("GET", request) ?? admin(caller) { return responder.respond(refusal) }
+            service.metricsText { text in
+                responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text))
+            }
+        case ["", "v1", "status"]:
+            if let refusal = only("GET", request) ?? admin(caller) { return responder.respond(refusal) }
+            service.status { report in
+                responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: report.json()))
+            }
+        case ["", "v1", "tokens"]:
+            if let refusal = only("POST", request) ?? admin(caller) { return responder.respond(refusal) }
+            token(request, caller: caller, service: service, logger: logger, responder)
+        case let path where path.count == 5 && path[0] == "" && path[1] == "v1" && path[2] == "devices":
+            device(String(path[3]), action: path[4], request, caller: caller, service: service, logger: logger, responder)
+        default:
+            responder.respond(.error(404, "not_found"))
+        }
+    }
+
+    /// The device id of a `/v1/devices/{id}/authinfo` path.
+    static func authinfoDevice(_ path: String) -> String? {
+        let bytes = path.utf8
+        guard bytes.count > 21, bytes.starts(with: "/v1/devices/".utf8), bytes.reversed().starts(with: "/authinfo".utf8.reversed()) else { return nil }
+        let id = bytes.dropFirst(12).dropLast(9)
+        guard !id.contains(UInt8(ascii: "/")) else { return nil }
+        return String(id)
+    }
+
+    private static func device(_ id: String, action: Substring, _ request: HTTPRequest, caller: Caller, service: any DeviceService,
+                               logger: Logger, _ responder: HTTPResponder) {
+        let method: String
+        switch action {
+        case "authinfo": method = "GET"
+        case "raw_data": method = "PUT"
+        case "refresh": method = "POST"
+        default: return responder.respond(.error(404, "not_found"))
+        }
+        guard caller.mayAccess(id) else { return responder.respond(.error(403, "forbidden")) }
+        if let refusal = only(method, request) { return responder.respond(refusal) }
+        guard service.served.lookup(id) != nil else { return responder.respond(.error(404, "unknown_device")) }
+        switch action {
+        case "raw_data":
+            guard let text = String(validating: request.body, as: UTF8.self) else { return responder.respond(.error(400, "raw_data_not_utf8")) }
+            guard let rawData = validRawData(text) else { return responder.respond(.error(400, "invalid_raw_data")) }
+            service.pushRawData(id, rawData) { known in
+                guard known else { return responder.respond(.error(404, "unknown_device")) }
+                logger.info("raw_data_pushed", ["device": id, "by": caller.name, "bytes": rawData.utf8.count])
+                responder.respond(HTTPResponse(status: 204))
+            }
+        case "refresh":
+            if let refusal = admin(caller) { return responder.respond(refusal) }
+            service.refreshNow(id)
+            logger.info("refresh_requested", ["device": id, "by": caller.name])
+            responder.respond(json(202, "{\"status\":\"refresh_scheduled\"}"))
+        default:
+            // GET is the hot path above; any other method was refused by `only`.
+            responder.respond(.error(405, "method_not_allowed"))
+        }
+    }
+
+    /// raw_data as the face SDK produces it: trimmed, non-empty, at most `maximumRawDataBytes`,
+    /// without control characters.
+    static func validRawData(_ text: String) -> String? {
+        let rawData = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !rawData.isEmpty, rawData.utf8.count <= maximumRawDataBytes,
+              !rawData.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
+        return rawData
+    }
+
+    private static func token(_ request: HTTPRequest, caller: Caller, service: any DeviceService, logger: Logger, _ responder: HTTPResponder) {
+        guard case .object(let members)? = try? JSONParser.parse(request.body),
+              case .string(let user)? = members.first(where: { $0.key == "out_user_id" })?.value,
+              case .string(let organization)? = members.first(where: { $0.key == "organization_id" })?.value,
+              !user.isEmpty, !organization.isEmpty, user.utf8.count <= 128, organization.utf8.count <= 128 else {
+            return responder.respond(.error(400, "expected {\"out_user_id\":\"…\",\"organization_id\":\"…\"}"))
+        }
+        service.mintToken(user: user, organization: organization) { result in
+            switch result {
+            case .success(let token):
+                logger.info("token_issued", ["by": caller.name])
+                responder.respond(HTTPResponse(status: 200, contentType: "application/json", text: "{\"token\":\(JSONText.quote(token))}"))
+            case .failure(let error):
+                logger.warning("token_failed", ["by": caller.name, "code": error.code, "request_id": error.requestID, "error": error.description])
+                responder.respond(HTTPResponse(status: error.isRetryable ? 503 : 502, contentType: "application/json",
+                                               text: "{\"error\":\"gateway_error\",\"code\":\(JSONText.quote(error.code)),\"message\":\(JSONText.quote(error.description))}"))
+            }
+        }
+    }
+
+    private static func only(_ method: String, _ request: HTTPRequest) -> HTTPResponse? {
+        guard request.method != method else { return nil }
+        var response = HTTPResponse.error(405, "method_not_allowed")
+        response.headers.append(("Allow", method))
+        return response
+    }
+
+    private static func admin(_ caller: Caller) -> HTTPResponse? {
+        caller.isAdmin ? nil : .error(403, "forbidden")
+    }
+
+    private static func json(_ status: Int, _ text: String) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "application/json", text: text)
+    }
+}

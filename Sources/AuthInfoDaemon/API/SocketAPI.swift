@@ -1,0 +1,154 @@
+import Foundation
+import HTTPServer
+import Synchronization
+import WeChatPay
+
+/// The socket API's listening side: the Unix socket (local callers) and the LAN TCP listener
+/// (bearer-token clients), one `HTTPServer` each, and the table of TCP clients.
+///
+/// Listen settings change in two steps. `stage` makes everything new ready — sockets bound,
+/// the client table built from the tokens the configuration carries — and changes nothing in
+/// service; a failure undoes what it bound. `commit` then swaps the client table in place (open
+/// connections keep working, a rotated-out token fails from its next request), and only then
+/// stops the listeners no longer wanted. At no point is a configured socket missing.
+final class SocketAPI: Sendable {
+    /// New listen settings made ready by `stage`, not yet in service.
+    struct Staged: Sendable {
+        fileprivate let listen: Configuration.Listen
+        fileprivate let clients: TokenAuthenticator
+        fileprivate var unix: BoundListener?
+        fileprivate var tcp: BoundListener?
+    }
+
+    private struct Active: Sendable {
+        var listen: Configuration.Listen?
+        var unix: BoundListener?
+        var tcp: BoundListener?
+    }
+
+    private let unixServer: HTTPServer
+    private let tcpServer: HTTPServer
+    private let clients = ClientTable()
+    private let active = Mutex(Active())
+    private let logger: Logger
+
+    /// An API answering from `service`; it listens once a staged configuration is committed.
+    init(service: any DeviceService, logger: Logger) {
+        self.logger = logger
+        unixServer = HTTPServer(label: "authinfod.unix") { request, responder in
+            Self.route(request, caller: .local, service: service, logger: logger, responder)
+        }
+        let clients = self.clients
+        tcpServer = HTTPServer(label: "authinfod.tcp") { request, responder in
+            guard let caller = clients.authenticate(request) else {
+                var response = HTTPResponse.error(401, "unauthorized")
+                response.headers.append(("WWW-Authenticate", "Bearer realm=\"authinfod\""))
+                return responder.respondNow(response)
+            }
+            Self.route(request, caller: caller, service: service, logger: logger, responder)
+        }
+    }
+
+    /// Binds what `listen` adds or moves, and builds its client table; nothing in service changes.
+    func stage(_ listen: Configuration.Listen) throws(DaemonError) -> Staged {
+        let current = active.withLock { $0.listen }
+        var staged = Staged(listen: listen, clients: TokenAuthenticator(clients: listen.tcpClients))
+        if let path = listen.unixSocket, path != current?.unixSocket {
+            let directory = (path as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            do {
+                staged.unix = try unixServer.listen(on: .unix(path: path, mode: mode_t(listen.unixSocketMode)))
+            } catch {
+                throw DaemonError(description: "cannot listen on listen.unix_socket \(path): \(error)")
+            }
+        }
+        if let tcp = listen.tcp, tcp.host != current?.tcp?.host || tcp.port != current?.tcp?.port {
+            do {
+                staged.tcp = try tcpServer.listen(on: .tcp(host: tcp.host, port: tcp.port))
+            } catch {
+                discard(staged)
+                throw DaemonError(description: "cannot listen on listen.tcp \(ListenAddress.tcp(host: tcp.host, port: tcp.port)): \(error)")
+            }
+        }
+        return staged
+    }
+
+    /// Stops what `staged` bound (a reload refused after staging).
+    func discard(_ staged: Staged) {
+        if let unix = staged.unix { unixServer.stopListening(unix) }
+        if let tcp = staged.tcp { tcpServer.stopListening(tcp) }
+    }
+
+    /// Puts `staged` in service: the client table first, then the new listeners replace the old.
+    func commit(_ staged: Staged) {
+        clients.replace(with: staged.clients)
+        let listen = staged.listen
+        let (retired, previous) = active.withLock { active -> ([(HTTPServer, BoundListener)], Configuration.Listen?) in
+            var retired: [(HTTPServer, BoundListener)] = []
+            let previous = active.listen
+            if let unix = staged.unix {
+                if let old = active.unix { retired.append((unixServer, old)) }
+                active.unix = unix
+            } else if listen.unixSocket == nil, let old = active.unix {
+                retired.append((unixServer, old))
+                active.unix = nil
+            }
+            if let tcp = staged.tcp {
+                if let old = active.tcp { retired.append((tcpServer, old)) }
+                active.tcp = tcp
+            } else if listen.tcp == nil, let old = active.tcp {
+                retired.append((tcpServer, old))
+                active.tcp = nil
+            }
+            active.listen = listen
+            return (retired, previous)
+        }
+        for (server, listener) in retired { server.stopListening(listener) }
+        if previous?.tcp != nil && listen.tcp == nil {
+            // The LAN listener is off: its clients' connections go with it.
+            tcpServer.shutdown()
+        }
+        if previous?.unixSocket != nil && listen.unixSocket == nil { unixServer.shutdown() }
+        if let path = listen.unixSocket {
+            if staged.unix == nil && previous?.unixSocketMode != listen.unixSocketMode {
+                // Same socket, new mode: changed in place, no socket is ever missing.
+                chmod(path, mode_t(listen.unixSocketMode))
+            }
+            if staged.unix != nil || previous?.unixSocketMode != listen.unixSocketMode {
+                logger.info("listening", ["unix_socket": path, "mode": "0" + String(listen.unixSocketMode, radix: 8)])
+            }
+        }
+        if let tcp = staged.tcp {
+            logger.info("listening", ["tcp": ListenAddress.tcp(host: tcp.address.tcpHost, port: tcp.port).description,
+                                      "clients": listen.tcpClients.count])
+        } else if listen.tcp != nil, !Self.sameClients(previous?.tcpClients ?? [], listen.tcpClients) {
+            logger.info("tcp_clients", ["clients": listen.tcpClients.count])
+        }
+    }
+
+    /// Stops every listener and closes every connection.
+    func shutdown() {
+        unixServer.shutdown()
+        tcpServer.shutdown()
+        active.withLock { $0 = Active() }
+    }
+
+    /// The TCP port in service (the one picked, for port 0), or nil.
+    var tcpPort: UInt16? { active.withLock { $0.tcp?.port } }
+
+    static func sameClients(_ a: [Configuration.TCPClient], _ b: [Configuration.TCPClient]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.name == $1.name && $0.devices == $1.devices && $0.admin == $1.admin && sameToken($0.token, $1.token) }
+    }
+}
+
+private func sameToken(_ a: SecretBytes?, _ b: SecretBytes?) -> Bool {
+    guard let a, let b else { return a == nil && b == nil }
+    return b.withUnsafeBytes { a.constantTimeEquals($0) }
+}
+
+extension ListenAddress {
+    fileprivate var tcpHost: String {
+        if case .tcp(let host, _) = self { return host }
+        return ""
+    }
+}

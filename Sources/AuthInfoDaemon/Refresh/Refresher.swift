@@ -1,0 +1,311 @@
+import Dispatch
+import Foundation
+import CLinux
+import HTTPServer
+import WeChatPay
+
+/// Why the daemon could not start, or why a reload was refused.
+public struct DaemonError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+/// The one owner of every device's truth — its record, refresh plan, expiry deadline and what
+/// the socket serves — and of the refresh loop that keeps it fresh: the scheduler, the rate
+/// limiter, the cache and the published files.
+///
+/// `@unchecked Sendable`: every stored property is read and written only on `queue` (the
+/// public methods hop onto it; `served` is itself thread-safe). Gateway exchanges run on the
+/// client's threads and complete back onto `queue`. One Dispatch timer is armed for the next
+/// deadline (a refresh, a retry, a probe or an expiry).
+final class Refresher: @unchecked Sendable {
+    let queue = DispatchQueue(label: "authinfod.refresh")
+    var configuration: Configuration
+    var credentials: MerchantCredentials
+    let notifier: SystemdNotifier
+    var watchdogTimer: DispatchSourceTimer?
+    /// When STATUS= was last sent (monotonic), to send it at most every 2 s.
+    var lastStatusNotification = -Double.infinity
+    let logger: Logger
+    let clock: DaemonClock
+
+    var store: AuthInfoStore?
+    var client: WeChatPayClient?
+    let publisher: Publisher
+    let scheduler: RefreshScheduler
+    var records: [String: DeviceRecord] = [:]
+    var devices: DeviceTable
+    /// Monotonic deadlines at which a device's value expires.
+    var expiries = DeadlineHeap()
+    var timer: DispatchSourceTimer?
+    var summaryTimer: DispatchSourceTimer?
+    var stopped = false
+    /// The last storage problem (database or publish folder), shown in status until it clears.
+    var storageFault: String?
+    /// While `storageFault` is set: retries writing the cache and the files (Refresher+Storage).
+    var storageRepairTimer: DispatchSourceTimer?
+    var metrics = Metrics()
+    /// When each in-flight refresh started (monotonic), for the latency histogram.
+    var startedAt: [String: Double] = [:]
+    /// Refreshes finished since the allocator was last trimmed (see `tick`).
+    var refreshesSinceTrim = 0
+    /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
+    let served = ServedDocuments()
+    var hook: ChangeHook?
+
+    init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock,
+         notifier: SystemdNotifier, random: @escaping () -> Double) {
+        self.notifier = notifier
+        self.configuration = configuration
+        self.credentials = credentials
+        self.logger = logger
+        self.clock = clock
+        publisher = Publisher(directory: configuration.storage.publishDirectory)
+        scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
+        devices = DeviceTable(configuration.devices)
+        served.configure(devices: Set(devices.ids))
+    }
+
+    /// Opens the cache, loads every record, plans every device and republishes every valid
+    /// value. No network call and no timer yet; returns how many devices have a valid value.
+    func open() throws(DaemonError) -> Int {
+        let result: Result<Int, DaemonError> = queue.sync {
+            do throws(DaemonError) {
+                return .success(try openOnQueue())
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func openOnQueue() throws(DaemonError) -> Int {
+        logger.info("start", ["version": BuildInfo.version, "config": configuration.file, "devices": devices.count,
+                              "database": configuration.storage.database, "publish_dir": configuration.storage.publishDirectory])
+        let store: AuthInfoStore
+        do {
+            store = try AuthInfoStore(path: configuration.storage.database)
+            records = try store.loadAll(expecting: configuration.devices.count)
+        } catch {
+            throw DaemonError(description: "\(error)")
+        }
+        self.store = store
+        client = WeChatPayClient(configuration: clientConfiguration(store))
+        hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
+
+        let wall = clock.wall(), mono = clock.monotonic()
+        var documents = [String: [UInt8]](minimumCapacity: configuration.devices.count)
+        expiries.reserveCapacity(configuration.devices.count)
+        scheduler.reserveCapacity(configuration.devices.count)
+        var valid = 0
+        for device in configuration.devices {
+            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+            if record.isValid(at: wall), let document = AuthInfoDocument(record) {
+                documents[device.id] = document.json()
+                expiries.set(device.id, mono + (record.expiresAt! - wall))
+                valid += 1
+            }
+            scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
+            record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+            records[device.id] = record
+            updateServed(device.id)
+        }
+        do {
+            let (written, removed) = try publisher.reconcile(documents)
+            logger.info("published", ["files": documents.count, "rewritten": written, "removed": removed])
+        } catch {
+            noteStorageFault("publish_failed", error.description, device: nil)
+        }
+        // Loading and republishing the whole cache leaves garbage behind; return it now.
+        malloc_trim(0)
+        return valid
+    }
+
+    /// Starts the refresh loop, the summary line and the watchdog keep-alives (after READY).
+    func startScheduling() {
+        queue.async {
+            guard !self.stopped else { return }
+            self.tick()
+            self.startSummaryTimer()
+            self.startWatchdog()
+        }
+    }
+
+    /// WATCHDOG=1 every WATCHDOG_USEC/2, from the daemon's own queue: a stuck queue stops the
+    /// keep-alives and systemd restarts the service.
+    private func startWatchdog() {
+        guard let interval = notifier.watchdogInterval else { return }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(Int(interval * 100)))
+        timer.setEventHandler { [weak self] in self?.notifier.notify("WATCHDOG=1") }
+        timer.resume()
+        watchdogTimer = timer
+    }
+
+    /// Sends STATUS= with the summary line when it is at least 2 s old.
+    func notifyStatusIfDue() {
+        guard notifier.isActive else { return }
+        let mono = clock.monotonic()
+        guard mono - lastStatusNotification >= 2 else { return }
+        lastStatusNotification = mono
+        notifier.notify("STATUS=\(statusReportOnQueue().summaryLine)")
+    }
+
+    /// Seconds from now until a device loaded from the cache should be refreshed: at once
+    /// without a valid value, otherwise at its persisted plan (never later than one jittered
+    /// interval from now, so a clock change cannot postpone it indefinitely).
+    func initialDelay(_ record: DeviceRecord, wall: Double) -> Double {
+        guard record.isValid(at: wall) || record.rejected else { return 0 }
+        let planned = (record.nextAttemptAt ?? wall) - wall
+        return min(max(0, planned), configuration.refresh.interval * (1 + configuration.refresh.jitterFraction))
+    }
+
+    func clientConfiguration(_ store: AuthInfoStore) -> ClientConfiguration {
+        var client = credentials.clientConfiguration(configuration)
+        if credentials.apiV3Key != nil, let persisted = try? store.loadCertificates() {
+            client.platformCertificates = persisted.pems.compactMap { try? X509Certificate(pem: $0) }
+            client.platformCertificatesDownloadedAt = persisted.downloadedAt.map { Date(timeIntervalSince1970: $0) }
+        }
+        client.events = { [weak self] event in
+            guard let daemon = self else { return }
+            daemon.queue.async { daemon.handle(event) }
+        }
+        return client
+    }
+
+    private func handle(_ event: ClientEvent) {
+        switch event {
+        case .certificatesUpdated(let certificates):
+            logger.info("certificates_updated", ["serials": certificates.map(\.serialNumber).joined(separator: ",")])
+            do {
+                try store?.saveCertificates(certificates.map { ($0.serialNumber, $0.pem) }, downloadedAt: clock.wall())
+            } catch {
+                logger.error("storage_error", ["error": error.description])
+            }
+        case .certificateDownloadFailed(let error):
+            logger.warning("certificates_failed", ["code": error.code, "error": error.description])
+        }
+    }
+
+    /// Stops refreshing: timers cancelled, hooks stopped, the cache closed. Refreshes in flight
+    /// are abandoned; every completed one is already committed. Waits at most `timeout`
+    /// seconds for the queue (false when it did not answer in time). Safe to call more than once.
+    @discardableResult
+    func stop(timeout: Double) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        queue.async {
+            self.stopOnQueue()
+            done.signal()
+        }
+        return done.wait(timeout: .now() + timeout) == .success
+    }
+
+    private func stopOnQueue() {
+        guard !stopped else { return }
+        stopped = true
+        for source in [timer, summaryTimer, watchdogTimer, storageRepairTimer] { source?.cancel() }
+        timer = nil
+        summaryTimer = nil
+        watchdogTimer = nil
+        storageRepairTimer = nil
+        logger.info("stop", ["devices": devices.count])
+        hook?.stop()
+        store = nil
+    }
+
+    // MARK: - Timers
+
+    /// When the scheduler next wants to be asked (nil: when a refresh finishes).
+    var pendingWake: Double?
+
+    /// Set while `tick` runs; a tick asked for meanwhile (a refresh that failed before any
+    /// network call finishes inside `begin`) sets `tickAgain` instead of nesting.
+    private var ticking = false
+    private var tickAgain = false
+
+    /// Handles everything due now, then re-arms the timer. Never nests: asked for while running,
+    /// it goes round once more instead.
+    func tick() {
+        guard !stopped else { return }
+        guard !ticking else {
+            tickAgain = true
+            return
+        }
+        ticking = true
+        defer { ticking = false }
+        var starts: [String]
+        repeat {
+            tickAgain = false
+            let mono = clock.monotonic()
+            expireDue(mono)
+            let taken = scheduler.take(now: mono)
+            starts = taken.start
+            pendingWake = taken.wake
+            for id in starts { begin(id) }
+        } while tickAgain && !stopped
+        if starts.isEmpty && startedAt.isEmpty && refreshesSinceTrim >= 100 {
+            // A wave of refreshes is over: hand the allocator's free pages back to the system,
+            // so the resident size after a fill or a recovery is what the cache needs.
+            refreshesSinceTrim = 0
+            malloc_trim(0)
+        }
+        rearm()
+    }
+
+    /// Arms the single timer for the next deadline: `pendingWake` (a refresh, a retry, a probe,
+    /// the rate limiter) or the next expiry, whichever comes first.
+    func rearm() {
+        guard !stopped else { return }
+        let mono = clock.monotonic()
+        var next = pendingWake
+        if let expiry = expiries.peek()?.deadline { next = min(next ?? expiry, expiry) }
+        if timer == nil {
+            let source = DispatchSource.makeTimerSource(queue: queue)
+            source.setEventHandler { [weak self] in self?.tick() }
+            source.resume()
+            timer = source
+        }
+        guard let next else {
+            timer?.schedule(deadline: .distantFuture, repeating: .never)
+            return
+        }
+        timer?.schedule(deadline: .now() + max(0, next - mono), repeating: .never, leeway: .milliseconds(5))
+    }
+
+    private func expireDue(_ mono: Double) {
+        while let next = expiries.peek(), next.deadline <= mono {
+            _ = expiries.pop()
+            guard let record = records[next.key] else { continue }
+            // The lifetime is measured on the monotonic clock; a wall-clock jump changes nothing here.
+            publisher.remove(next.key)
+            updateServed(next.key)
+            logger.error("expired", ["device": next.key, "failures": record.consecutiveFailures,
+                                     "last_error": record.lastError?.code,
+                                     "hint": "the device cannot take payments until a refresh succeeds"])
+        }
+    }
+
+    private func startSummaryTimer() {
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        let interval = configuration.log.summaryInterval
+        source.schedule(deadline: .now() + interval, repeating: interval, leeway: .seconds(1))
+        source.setEventHandler { [weak self] in self?.logSummaryOnQueue() }
+        source.resume()
+        summaryTimer = source
+    }
+
+    /// Logs the summary line (devices by state, runway) now; what SIGUSR1 does.
+    func logSummary() {
+        queue.async { self.logSummaryOnQueue() }
+    }
+
+    func logSummaryOnQueue() {
+        let report = statusReportOnQueue()
+        if notifier.isActive {
+            lastStatusNotification = clock.monotonic()
+            notifier.notify("STATUS=\(report.summaryLine)")
+        }
+        logger.info("summary", ["devices": report.devices.count, "fresh": report.count(.fresh), "stale": report.count(.stale),
+                                "expired": report.count(.expired), "rejected": report.count(.rejected), "pending": report.count(.pending),
+                                "runway": report.runway, "storage_fault": storageFault])
+    }
+}
