@@ -48,7 +48,7 @@ enum Wire {
 
     /// A TCP connection to 127.0.0.1:`port`, with `receiveBuffer` bytes of socket receive buffer
     /// when given (set before connecting, so the window is small from the start).
-    static func connect(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
+    static func connect(port: UInt16, host: String = "127.0.0.1", receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -56,7 +56,7 @@ enum Wire {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -79,24 +79,35 @@ struct APISite {
     let daemon: DaemonProcess
     let port: UInt16
 
+    /// Starts the daemon on a free port. Another test may take that port between the look-up
+    /// and the daemon's bind (the kernel hands out freed ports again); the daemon then refuses
+    /// to start, saying so, and the site tries another port.
     init(devices: Int = 3, extra: [String: Any] = [:]) throws {
         site = try Site()
-        port = try APISite.freePort()
         try site.directory.write("kiosk.token", Self.kioskToken + "\n")
-        var config = site.fastConfig(devices: devices)
-        config["listen"] = [
-            "unix_socket": "authinfod.sock",
-            "tcp": "127.0.0.1:\(port)",
-            "tcp_clients": [
-                ["name": "kiosk-1", "token_file": "kiosk.token", "devices": ["dev-0001"]],
-                ["name": "ops", "token": Self.adminToken, "devices": ["*"], "admin": true],
-            ],
-        ]
-        for (key, value) in extra { config[key] = value }
-        try site.writeConfig(config)
-        daemon = try site.start()
-        let site = self.site
-        daemon.wait(20, "all devices published") { site.allPublished(devices) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = try APISite.freePort()
+            var config = site.fastConfig(devices: devices)
+            config["listen"] = [
+                "unix_socket": "authinfod.sock",
+                "tcp": "127.0.0.1:\(port)",
+                "tcp_clients": [
+                    ["name": "kiosk-1", "token_file": "kiosk.token", "devices": ["dev-0001"]],
+                    ["name": "ops", "token": Self.adminToken, "devices": ["*"], "admin": true],
+                ],
+            ]
+            for (key, value) in extra { config[key] = value }
+            try site.writeConfig(config)
+            let daemon = try site.start()
+            let site = self.site
+            daemon.wait(20, "ready") { daemon.log.contains("event=ready") || !daemon.process.isRunning }
+            if !daemon.process.isRunning && daemon.log.contains("cannot listen on listen.tcp") && attempt < 5 { continue }
+            daemon.wait(20, "all devices published") { site.allPublished(devices) }
+            (self.daemon, self.port) = (daemon, port)
+            return
+        }
     }
 
     var socketPath: String { site.directory.file("authinfod.sock") }

@@ -10,7 +10,9 @@ enum SecretFile {
     /// The file's bytes. `private` refuses files that other users can read or write (keys and
     /// tokens are secrets); every file must be a regular file of at most `maximumBytes`.
     static func read(_ path: String, maximumBytes: Int, private: Bool = false) throws(Failure) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; what was opened
+        // is checked to be a regular file before a byte is read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             let code = errno
             switch code {
