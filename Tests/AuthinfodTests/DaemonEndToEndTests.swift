@@ -140,11 +140,12 @@ import WeChatPaySimulator
     @Test func sigkillDuringRefreshStormsLosesNothingAndLeavesNoCorruptFile() throws {
         let site = try Site()
         try site.writeConfig(site.fastConfig(devices: 30, interval: 0.3, ttl: 60, rate: 200, concurrency: 8))
-        var generator = SystemRandomNumberGenerator()
+        // Kill points spread over 0.2–0.8 s in a fixed, replayable order.
+        let killAfter: [Double] = [0.2, 0.6, 0.33, 0.8, 0.47, 0.27, 0.73, 0.4, 0.53, 0.67]
         for round in 0..<10 {
             let daemon = try site.start()
             if round == 0 { daemon.wait(20, "first fill") { site.allPublished(30) } }
-            Thread.sleep(forTimeInterval: Double.random(in: 0.2...0.8, using: &generator))
+            Thread.sleep(forTimeInterval: killAfter[round])
             daemon.sigkill()
             // What a device reads while the daemon is dead: never a torn or foreign value.
             for id in site.deviceIDs(30) {

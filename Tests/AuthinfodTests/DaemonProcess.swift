@@ -48,6 +48,21 @@ final class DaemonProcess: @unchecked Sendable {
         return false
     }
 
+    /// Polls `condition` every 50 ms for up to `timeout` seconds without holding a thread of the
+    /// test runner's pool (long waits there starve the async tests running beside).
+    @discardableResult
+    func until(_ timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+               _ condition: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if condition() { return true }
+        Issue.record("timed out after \(timeout) s waiting for \(what); log:\n\(log.suffix(3000))", sourceLocation: sourceLocation)
+        return false
+    }
+
     /// SIGTERM, then the exit status and how long stopping took.
     func terminate() -> (status: Int32, seconds: Double) {
         let start = Date()

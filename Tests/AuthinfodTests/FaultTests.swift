@@ -134,19 +134,19 @@ func busiestSecond(_ times: [Double]) -> Int {
 
     /// A SIGHUP every 200 ms during a fill: the rate limit holds across reloads (a reload used
     /// to start the limiter afresh, admitting a new second's worth of requests each time).
-    @Test func aFillUnderRepeatedReloadsNeverExceedsTheRate() throws {
+    @Test func aFillUnderRepeatedReloadsNeverExceedsTheRate() async throws {
         let site = try Site()
         let devices = 500, rate = 20.0
         try site.writeConfig(site.fastConfig(devices: devices, interval: 600, ttl: 1200, rate: rate, concurrency: 8))
         let daemon = try site.start()
         defer { _ = daemon.terminate() }
-        daemon.wait(10, "ready") { daemon.log.contains("event=ready") }
+        await daemon.until(10, "ready") { daemon.log.contains("event=ready") }
         let deadline = Date().addingTimeInterval(Double(devices) / rate + 10)
         var reloads = 0
         while !site.allPublished(devices) && Date() < deadline {
             kill(daemon.process.processIdentifier, SIGHUP)
             reloads += 1
-            Thread.sleep(forTimeInterval: 0.2)
+            try await Task.sleep(for: .milliseconds(200))
         }
         #expect(site.allPublished(devices), "the fill finished under reloads")
         #expect(reloads >= 50)
@@ -159,7 +159,7 @@ func busiestSecond(_ times: [Double]) -> Int {
     /// Thousands of devices whose raw_data cannot be read fail without a network call, at once:
     /// each failure is recorded and rescheduled without the scheduler's tick calling itself
     /// (which nested one level per device and overflowed the stack).
-    @Test func manyLocalFailuresInOneTickNeitherNestNorStall() throws {
+    @Test func manyLocalFailuresInOneTickNeitherNestNorStall() async throws {
         let site = try Site()
         let devices = 10_000
         var config = site.fastConfig(devices: devices, backoff: (30, 60), rate: 1_000_000, concurrency: 4)
@@ -168,7 +168,7 @@ func busiestSecond(_ times: [Double]) -> Int {
         try site.writeConfig(config)
         let daemon = try site.start()
         defer { _ = daemon.terminate() }
-        daemon.wait(60, "every device's failure logged") {
+        await daemon.until(60, "every device's failure logged") {
             !daemon.process.isRunning || daemon.log.components(separatedBy: "code=raw_data_unreadable").count - 1 >= devices
         }
         #expect(daemon.process.isRunning, "the daemon died: \(daemon.log.suffix(1500))")

@@ -110,7 +110,7 @@ final class NotifySocket: @unchecked Sendable {
 
 @Suite struct SystemdNotifierTests {
     @Test func notifiesAnAbstractSocketAndHonoursWatchdogPID() throws {
-        let name = "authinfod-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let name = "authinfod-test-\(getpid())-\(#line)"
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_un()

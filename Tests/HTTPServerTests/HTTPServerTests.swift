@@ -114,8 +114,8 @@ struct RawClient {
     }
 
     @Test func unixSocketIsCreatedWithItsModeAndRefusesToReplaceOtherFiles() throws {
-        let directory = NSTemporaryDirectory() + "/http-unix-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var template = Array((NSTemporaryDirectory() + "/http-unix-XXXXXX").utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/s.sock"
         let server = HTTPServer(label: "unix") { _, responder in responder.respond(HTTPResponse(status: 204)) }

@@ -61,11 +61,17 @@ func loopbackSocket() -> (fd: Int32, port: UInt16) {
     return (fd, UInt16(bigEndian: address.sin_port))
 }
 
-/// A loopback TCP port nothing listens on (bound, then closed at once).
-func closedPort() throws -> UInt16 {
-    let (fd, port) = loopbackSocket()
-    close(fd)
-    return port
+/// A loopback TCP port that refuses connections: bound but never listening, and held for the
+/// object's lifetime so no other test can take it meanwhile.
+final class RefusingPort {
+    let port: UInt16
+    private let fd: Int32
+
+    init() {
+        (fd, port) = loopbackSocket()
+    }
+
+    deinit { close(fd) }
 }
 
 /// Runs `body` and returns the WeChatPayError it throws (failing the test when it succeeds).
