@@ -37,8 +37,7 @@ enum Commands {
         let configuration: Configuration
         let credentials: MerchantCredentials
         do {
-            configuration = try ConfigLoader.load(path: ConfigLoader.path(explicit: options.value("config")))
-            credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
+            (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: ConfigLoader.path(explicit: options.value("config")))
         } catch {
             return .failure("invalid configuration: \(error)")
         }

@@ -8,9 +8,7 @@ extension Commands {
     /// Loads the config and the merchant credentials, or says in one line what is wrong.
     static func loadConfiguration(_ path: String?) -> Result<(Configuration, MerchantCredentials), CommandResult> {
         do {
-            let configuration = try ConfigLoader.load(path: ConfigLoader.path(explicit: path))
-            let credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
-            return .success((configuration, credentials))
+            return .success(try ConfigLoader.loadWithSecrets(path: ConfigLoader.path(explicit: path)))
         } catch {
             return .failure(.failure("invalid configuration: \(error)"))
         }

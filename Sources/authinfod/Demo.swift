@@ -60,8 +60,7 @@ enum Demo {
         }
         """
         try write(directory + "/authinfod.json", config, mode: 0o640)
-        let configuration = try ConfigLoader.load(path: directory + "/authinfod.json")
-        let credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
+        let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: directory + "/authinfod.json")
         say("Config: authinfo lives 30 s; refresh every 10 s ±10%; backoff 1–4 s; at most 10 requests/s.")
         say("The daemon's own log lines (logfmt, on stderr) are interleaved below.\n")
 

@@ -1,3 +1,4 @@
+import AuthInfoDaemon
 import WeChatPay
 
 /// Help texts, one per command.
@@ -18,7 +19,7 @@ enum Usage {
       authinfod demo         [--devices N]     the whole story against a built-in simulator
       authinfod --version | --help | help COMMAND
 
-    The config defaults to \(ConfigDefaults.path), or $AUTHINFOD_CONFIG when set.
+    The config defaults to \(Configuration.defaultPath), or $AUTHINFOD_CONFIG when set.
     Exit status: 0 success, 1 failure, 2 usage error.
     """
 
@@ -74,8 +75,4 @@ enum Usage {
         """,
         "help": "Usage: authinfod help COMMAND\n\nPrints the help of COMMAND.",
     ]
-}
-
-enum ConfigDefaults {
-    static let path = "/etc/authinfod/authinfod.json"
 }

@@ -1,7 +1,7 @@
 import Foundation
 import WeChatPay
 
-/// authinfod's command line (CONTRACT.md, "Command line"). Errors are one line on stderr;
+/// authinfod's command line (README, "Commands"). Errors are one line on stderr;
 /// exit status 0 success, 1 failure, 2 usage error.
 func writeError(_ line: String) {
     FileHandle.standardError.write(Data("authinfod: \(line)\n".utf8))

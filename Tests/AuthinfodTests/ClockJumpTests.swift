@@ -24,8 +24,7 @@ final class JumpingClock: Sendable {
         let filler = try site.start()
         filler.wait(20, "first fill") { site.allPublished(5) }
         #expect(filler.terminate().status == 0)
-        let configuration = try ConfigLoader.load(path: site.configPath, environment: [:])
-        let credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
+        let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: site.configPath, environment: [:])
         let logFD = open(site.directory.file("daemon.log"), O_WRONLY | O_CREAT | O_APPEND, 0o600)
         defer { close(logFD) }
         let jumping = JumpingClock()

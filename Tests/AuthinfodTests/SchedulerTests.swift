@@ -39,7 +39,7 @@ import Testing
 }
 
 @Suite struct RefreshSchedulerTests {
-    func settings(concurrency: Int = 4, rate: Double = 10) -> RefreshScheduler.Settings {
+    func settings(concurrency: Int = 4, rate: Double = 10) -> Configuration.Refresh {
         var refresh = Configuration.Refresh()
         refresh.interval = 100
         refresh.authInfoTTL = 200
@@ -48,7 +48,7 @@ import Testing
         refresh.backoffMaximum = 60
         refresh.maximumRequestsPerSecond = rate
         refresh.maximumConcurrentRequests = concurrency
-        return RefreshScheduler.Settings(refresh)
+        return refresh
     }
 
     @Test func devicesStartInDeadlineOrderWithinTheConcurrencyCap() {

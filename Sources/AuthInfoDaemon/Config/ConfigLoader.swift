@@ -1,7 +1,7 @@
 import Foundation
 import WeChatPay
 
-/// Reads and validates a configuration file (CONTRACT.md, "Configuration"): unknown keys,
+/// Reads and validates a configuration file (README, "Configuration"): unknown keys,
 /// wrong types, bad device ids, duplicates, non-positive numbers, inconsistent refresh
 /// settings, insecure base URLs and unusable key files are each refused with an error naming
 /// the key.
@@ -19,6 +19,24 @@ public enum ConfigLoader {
     /// once, into the configuration.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
                             checkingSecrets: Bool = true) throws(ConfigError) -> Configuration {
+        guard checkingSecrets else { return try read(path, environment: environment) }
+        return try loadWithSecrets(path: path, environment: environment).configuration
+    }
+
+    /// Loads and validates `path` and every secret it names, each file read and parsed once: the
+    /// merchant's keys into `MerchantCredentials`, the TCP clients' tokens into the configuration.
+    /// What the daemon starts and reloads with.
+    public static func loadWithSecrets(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws(ConfigError) -> (configuration: Configuration, credentials: MerchantCredentials) {
+        var configuration = try read(path, environment: environment)
+        let credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
+        for (index, client) in configuration.listen.tcpClients.enumerated() {
+            configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: configuration.file)
+        }
+        return (configuration, credentials)
+    }
+
+    private static func read(_ path: String, environment: [String: String]) throws(ConfigError) -> Configuration {
         let file = absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
         let bytes: [UInt8]
         do {
@@ -26,13 +44,7 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: file, key: nil, message: "cannot read the config file: \(error)")
         }
-        var configuration = try parse(bytes, file: file, environment: environment)
-        guard checkingSecrets else { return configuration }
-        try MerchantCredentials.check(configuration.merchant, file: file)
-        for (index, client) in configuration.listen.tcpClients.enumerated() {
-            configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: file)
-        }
-        return configuration
+        return try parse(bytes, file: file, environment: environment)
     }
 
     /// Validates the configuration in `bytes` as if read from `file` (its folder anchors relative

@@ -1,7 +1,7 @@
 import Foundation
 import WeChatPay
 
-/// The daemon's validated configuration (CONTRACT.md, "Configuration"). Paths are absolute,
+/// The daemon's validated configuration (README, "Configuration"). Paths are absolute,
 /// defaults are filled in, and every constraint has been checked; secrets are not loaded here
 /// (see `MerchantCredentials`, `TCPClientToken`).
 public struct Configuration: Sendable {
@@ -82,17 +82,11 @@ public struct Configuration: Sendable {
         public var admin: Bool
         /// The token, read once by `ConfigLoader.load` (nil when secrets were not checked).
         public internal(set) var token: SecretBytes?
-
-        public func mayAccess(device: String) -> Bool { admin || devices.contains("*") || devices.contains(device) }
     }
 
     public struct Log: Sendable {
-        public enum Level: String, Sendable, CaseIterable, Comparable {
+        public enum Level: String, Sendable, CaseIterable {
             case debug, info, warning, error
-
-            public static func < (a: Level, b: Level) -> Bool {
-                allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-            }
         }
 
         public var level: Level

@@ -55,11 +55,6 @@ public struct MerchantCredentials: Sendable {
                                    publicKey: publicKey, apiV3Key: apiV3Key)
     }
 
-    /// Validates the key files without keeping the secrets (for `check-config` and config load).
-    static func check(_ merchant: Configuration.Merchant, file: String) throws(ConfigError) {
-        _ = try load(merchant, file: file)
-    }
-
     /// The APIv3 client configuration for `configuration`'s gateway settings.
     public func clientConfiguration(_ configuration: Configuration) -> ClientConfiguration {
         var client = ClientConfiguration(signer: signer, publicKey: publicKey, apiV3Key: apiV3Key,

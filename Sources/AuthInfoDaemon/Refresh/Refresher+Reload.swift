@@ -29,7 +29,7 @@ extension Refresher {
         configuration = new
         credentials = newCredentials
         logger.setLevel(new.log.level)
-        scheduler.update(.init(new.refresh))
+        scheduler.update(new.refresh)
         if let store { client = WeChatPayClient(configuration: clientConfiguration(store), reusingConnectionsOf: client) }
         if new.onChange != old.onChange {
             // Runs in progress finish (or time out) under the old settings; no more start there.

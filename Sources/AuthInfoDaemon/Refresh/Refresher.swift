@@ -60,7 +60,7 @@ final class Refresher: @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         publisher = Publisher(directory: configuration.storage.publishDirectory)
-        scheduler = RefreshScheduler(settings: .init(configuration.refresh), random: random)
+        scheduler = RefreshScheduler(settings: configuration.refresh, random: random)
         devices = DeviceTable(configuration.devices)
         served.configure(devices: Set(devices.ids))
     }

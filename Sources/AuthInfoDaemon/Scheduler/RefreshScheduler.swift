@@ -26,31 +26,15 @@ enum RefreshOutcome: Equatable {
 ///
 /// Not thread-safe: owned by the daemon's queue.
 final class RefreshScheduler {
-    struct Settings {
-        var interval: Double
-        var authInfoTTL: Double
-        var jitterFraction: Double
-        var backoff: Backoff
-        var requestsPerSecond: Double
-        var concurrency: Int
-
-        init(_ refresh: Configuration.Refresh) {
-            interval = refresh.interval
-            authInfoTTL = refresh.authInfoTTL
-            jitterFraction = refresh.jitterFraction
-            backoff = Backoff(minimum: refresh.backoffMinimum, maximum: refresh.backoffMaximum)
-            requestsPerSecond = refresh.maximumRequestsPerSecond
-            concurrency = refresh.maximumConcurrentRequests
-        }
-    }
-
     /// An outage: consecutive failed probes and when the next probe may start.
     struct Outage: Equatable {
         var failures: Int
         var nextProbeAt: Double
     }
 
-    private(set) var settings: Settings
+    /// The `refresh` section in force (a reload replaces it through `update`).
+    private(set) var settings: Configuration.Refresh
+    private var backoff: Backoff { Backoff(minimum: settings.backoffMinimum, maximum: settings.backoffMaximum) }
     private var due = DeadlineHeap()
     private var limiter: RateLimiter
     private(set) var inFlight = Set<String>()
@@ -60,10 +44,10 @@ final class RefreshScheduler {
     private let random: () -> Double
 
     /// `random` returns values in 0..<1 (injectable for tests).
-    init(settings: Settings, random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+    init(settings: Configuration.Refresh, random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
         self.settings = settings
         self.random = random
-        limiter = RateLimiter(requestsPerSecond: settings.requestsPerSecond)
+        limiter = RateLimiter(requestsPerSecond: settings.maximumRequestsPerSecond)
     }
 
     /// Room for `count` devices without regrowing (a start with many devices).
@@ -74,9 +58,9 @@ final class RefreshScheduler {
 
     /// New settings (config reload); deadlines already planned, refreshes in flight and the
     /// starts the rate limiter has admitted are kept.
-    func update(_ settings: Settings) {
+    func update(_ settings: Configuration.Refresh) {
         self.settings = settings
-        limiter.setRate(settings.requestsPerSecond)
+        limiter.setRate(settings.maximumRequestsPerSecond)
     }
 
     /// Plans `id` at `deadline` (replacing any earlier plan), with `failures` consecutive failures so far.
@@ -101,7 +85,7 @@ final class RefreshScheduler {
     /// Devices to start now (recorded as started), and when to ask again (nil: when a refresh finishes).
     func take(now: Double) -> (start: [String], wake: Double?) {
         var starts: [String] = []
-        while inFlight.count < settings.concurrency {
+        while inFlight.count < settings.maximumConcurrentRequests {
             guard let top = due.peek() else { return (starts, nil) }
             if top.deadline > now { return (starts, top.deadline) }
             if let outage {
@@ -140,17 +124,17 @@ final class RefreshScheduler {
             if var current = outage {
                 if wasProbe {
                     current.failures += 1
-                    current.nextProbeAt = now + settings.backoff.delay(failures: current.failures, random: random())
+                    current.nextProbeAt = now + backoff.delay(failures: current.failures, random: random())
                     outage = current
                 }
             } else {
-                outage = Outage(failures: 1, nextProbeAt: now + settings.backoff.delay(failures: 1, random: random()))
+                outage = Outage(failures: 1, nextProbeAt: now + backoff.delay(failures: 1, random: random()))
             }
             next = now
         case .deviceRetryable, .localFailure:
             failures[id, default: 0] += 1
             if outcome == .deviceRetryable { outage = nil }
-            next = now + settings.backoff.delay(failures: failures[id]!, random: random())
+            next = now + backoff.delay(failures: failures[id]!, random: random())
         case .rejected:
             failures[id, default: 0] += 1
             outage = nil

@@ -76,7 +76,6 @@ final class SQLiteConnection {
     }
 
     var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
-    var raw: OpaquePointer { handle }
 }
 
 /// Owns one prepared `sqlite3_stmt*`, finalized in `deinit`.
