@@ -6,6 +6,8 @@ import PackageDescription
 /// Targets, bottom up:
 /// - `CSQLite`, `COpenSSL`: system C libraries (libsqlite3, OpenSSL libcrypto and libssl); `CLinux`: epoll,
 ///   eventfd, mallopt and the libFuzzer driver, which the Glibc module does not export.
+/// - `SystemCalls`: the one layer over raw calls: EINTR retry, `SystemError` naming the call, an
+///   owning `FileDescriptor`, the `sockaddr_un` builder, the monotonic clock.
 /// - `HTTPServer`: a small HTTP/1.1 server on non-blocking sockets and one epoll thread.
 /// - `WeChatPay`: the APIv3 client (signing, answer verification, certificates, transport).
 /// - `WeChatPaySimulator`: a loopback stand-in for the gateway, for tests and the demo.
@@ -30,10 +32,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
-        .target(name: "HTTPServer", dependencies: ["CLinux"]),
-        .target(name: "WeChatPay", dependencies: ["COpenSSL"]),
+        .target(name: "SystemCalls"),
+        .target(name: "HTTPServer", dependencies: ["CLinux", "SystemCalls"]),
+        .target(name: "WeChatPay", dependencies: ["COpenSSL", "SystemCalls"]),
         .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
-        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer", "CLinux"]),
+        .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer", "CLinux", "SystemCalls"]),
         .executableTarget(
             name: "authinfod",
             dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "CLinux"]
@@ -44,7 +47,7 @@ let package = Package(
             exclude: ["wechatpayv3-client.py"]
         ),
         .executableTarget(name: "authinfod-fuzz", dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "CLinux"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemCalls"]),
         .testTarget(
             name: "WeChatPayTests",
             dependencies: ["WeChatPay", "WeChatPaySimulator", "COpenSSL"],
@@ -52,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuthinfodTests",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"]
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "SystemCalls"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Synchronization
+import SystemCalls
 
 /// One thread running `epoll`: descriptor callbacks, work posted from other threads, and a
 /// periodic tick, all on that thread, the way nginx runs a worker.
@@ -26,7 +27,7 @@ final class EventLoop: @unchecked Sendable {
     init(name: String) {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        precondition(epoll >= 0 && wake >= 0, "epoll_create1/eventfd failed: \(String(cString: strerror(errno)))")
+        precondition(epoll >= 0 && wake >= 0, "\(SystemError.last("epoll_create1/eventfd"))")
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
         epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event)
         let thread = Thread { [self] in run() }
@@ -94,7 +95,7 @@ final class EventLoop: @unchecked Sendable {
     func setTick(_ interval: Double?, _ handler: (() -> Void)?) {
         tickInterval = interval
         tickHandler = handler
-        nextTick = interval.map { HTTPServer.monotonicNow() + $0 } ?? .infinity
+        nextTick = interval.map { MonotonicClock.now() + $0 } ?? .infinity
     }
 
     private func signal() {
@@ -106,7 +107,7 @@ final class EventLoop: @unchecked Sendable {
         threadID.withLock { $0 = pthread_self() }
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         while true {
-            let timeout: Int32 = nextTick.isFinite ? Int32(max(0, min(1000, (nextTick - HTTPServer.monotonicNow()) * 1000)).rounded(.up)) : -1
+            let timeout: Int32 = nextTick.isFinite ? Int32(max(0, min(1000, (nextTick - MonotonicClock.now()) * 1000)).rounded(.up)) : -1
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             if count < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(count)) {
@@ -126,8 +127,8 @@ final class EventLoop: @unchecked Sendable {
                 return (taken, state.stopping)
             }
             for item in work { item() }
-            if nextTick.isFinite, HTTPServer.monotonicNow() >= nextTick, let tickInterval {
-                nextTick = HTTPServer.monotonicNow() + tickInterval
+            if nextTick.isFinite, MonotonicClock.now() >= nextTick, let tickInterval {
+                nextTick = MonotonicClock.now() + tickInterval
                 tickHandler?()
             }
             if stopping {

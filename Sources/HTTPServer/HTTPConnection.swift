@@ -3,6 +3,7 @@ import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemCalls
 
 /// One client connection: reads and parses requests, hands each to the server's handler, and
 /// writes the responses back in order. Confined to the server's loop thread (hence `@unchecked
@@ -165,7 +166,7 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Timeout and closing
 
     private func armTimer() {
-        deadline = HTTPServer.monotonicNow() + server.configuration.requestTimeout
+        deadline = MonotonicClock.now() + server.configuration.requestTimeout
     }
 
     private func disarmTimer() {

@@ -3,6 +3,7 @@ import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemCalls
 
 /// An HTTP/1.1 server on non-blocking sockets and one epoll thread (`EventLoop`): no thread
 /// per connection, strict request limits, a timeout that cuts slow clients, a cap on open
@@ -117,15 +118,10 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func sweepConnections() {
-        let now = Self.monotonicNow()
+        let now = MonotonicClock.now()
         for connection in connections.values where connection.deadline <= now { connection.timedOut() }
     }
 
-    static func monotonicNow() -> Double {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-    }
 }
 
 /// Answers one request. Call it exactly once; later calls are ignored. A handler that answers

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemCalls
 
 /// Where an `HTTPServer` listens.
 public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
@@ -96,20 +97,12 @@ enum ListeningSocket {
             unlink(temporaryPath)
             rmdir(temporaryDirectory)
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard temporaryPath.utf8.count < capacity, path.utf8.count < capacity else {
-            throw SystemError(call: "socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: temporaryPath.utf8)
-            raw[temporaryPath.utf8.count] = 0
-        }
+        _ = try UnixSocketAddress(path)
+        let address = try UnixSocketAddress(temporaryPath)
         let fd = try SystemCall.run("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do {
             try SystemCall.run("bind(\(path))") {
-                withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+                address.withSockaddr { bind(fd, $0, $1) }
             }
             try SystemCall.run("chmod(\(path))") { chmod(temporaryPath, mode) }
             try SystemCall.run("listen(\(path))") { listen(fd, backlog) }

@@ -2,6 +2,7 @@ import AuthInfoDaemon
 import Foundation
 import WeChatPay
 import WeChatPaySimulator
+import SystemCalls
 
 /// `authinfod demo`: the whole story against the built-in simulator, in a temporary folder, with
 /// no config, credentials or root: first fill, a scheduled refresh, an outage during which every
@@ -144,7 +145,7 @@ enum Demo {
     static func makeTemporaryDirectory() throws -> String {
         var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("authinfod-demo-XXXXXX")).utf8CString)
         guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw Failure(message: "cannot create a temporary folder: \(String(cString: strerror(errno)))")
+            throw Failure(message: "cannot create a temporary folder: \(SystemError.last("mkdtemp").reason)")
         }
         return String(cString: created)
     }

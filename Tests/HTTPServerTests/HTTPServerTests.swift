@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HTTPServer
+import SystemCalls
 
 /// A blocking loopback client for exercising the server with exact bytes.
 struct RawClient {

@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 
 /// Reads small files (config, keys, tokens) through one descriptor, checking what was opened
 /// rather than the path, so a swapped file cannot slip past the checks.
@@ -12,18 +13,18 @@ enum SecretFile {
     static func read(_ path: String, maximumBytes: Int, private: Bool = false) throws(Failure) -> [UInt8] {
         // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; what was opened
         // is checked to be a regular file before a byte is read.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else {
-            let code = errno
-            switch code {
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        } catch {
+            switch error.errno {
             case ENOENT: throw Failure(description: "\(path) does not exist")
             case EACCES: throw Failure(description: "\(path) cannot be read by this user (uid \(getuid())): permission denied")
-            default: throw Failure(description: "cannot open \(path): \(String(cString: strerror(code)))")
+            default: throw Failure(description: "cannot open \(path): \(error.reason)")
             }
         }
-        defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(file.raw, &status) == 0 else { throw Failure(description: "cannot stat \(path): \(SystemError.last("fstat").reason)") }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw Failure(description: "\(path) is not a regular file") }
         if `private`, status.st_mode & 0o007 != 0 {
             let mode = String(status.st_mode & 0o777, radix: 8)
@@ -32,14 +33,11 @@ enum SecretFile {
         guard Int(status.st_size) <= maximumBytes else {
             throw Failure(description: "\(path) is \(status.st_size) bytes, larger than the \(maximumBytes) expected")
         }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        var total = 0
-        while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            total += count
+        do {
+            // The size was checked; a file growing meanwhile is cut at the limit.
+            return try file.readAll(limit: maximumBytes)
+        } catch {
+            throw Failure(description: "cannot read \(path): \(error.reason)")
         }
-        return Array(bytes.prefix(total))
     }
 }

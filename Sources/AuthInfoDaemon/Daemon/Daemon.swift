@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import WeChatPay
+import SystemCalls
 
 /// The running daemon: the composition root. It builds the parts — the `Refresher` (every
 /// device's truth and the refresh loop) and the `SocketAPI` (listeners, clients, routes) —
@@ -76,7 +77,7 @@ public final class Daemon: Sendable {
     public func reload(_ new: Configuration, credentials: MerchantCredentials) -> Result<Void, DaemonError> {
         reloads.withLock { _ in
             guard phase.withLock({ $0 }) == .running else { return .failure(DaemonError(description: "the daemon is not running")) }
-            notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())")
+            notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(MonotonicClock.microseconds())")
             defer { notifier.notify("READY=1\nSTATUS=\(refresher.statusReport().summaryLine)") }
             let staged: SocketAPI.Staged
             do throws(DaemonError) {

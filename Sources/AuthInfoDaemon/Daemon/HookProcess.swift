@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import SystemCalls
 
 /// Why a hook could not be started.
 struct HookSpawnError: Error, CustomStringConvertible {
@@ -59,22 +60,24 @@ struct HookProcess: Sendable {
 
         var pid: pid_t = 0
         let result = posix_spawn(&pid, command[0], &actions, &attributes, arguments, variables)
-        guard result == 0 else { throw HookSpawnError(description: "cannot start \(command[0]): \(String(cString: strerror(result)))") }
+        guard result == 0 else { throw HookSpawnError(description: "cannot start \(command[0]): \(SystemError.reason(result))") }
         return HookProcess(pid: pid)
     }
 
     /// Blocks until the process has ended, leaving it unreaped.
     func waitUntilEnded() {
         var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+        _ = try? SystemCall.run("waitid") { waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) }
     }
 
     /// Reaps the ended process and says how it ended.
     func reap() -> Ending {
         var status: Int32 = 0
-        var result: pid_t
-        repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
-        guard result == pid else { return .unknown("waitpid: \(String(cString: strerror(errno)))") }
+        do {
+            try SystemCall.run("waitpid") { waitpid(pid, &status, 0) }
+        } catch {
+            return .unknown(error.description)
+        }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (they are macros).
         return status & 0x7F == 0 ? .exited(status: (status >> 8) & 0xFF) : .signaled(status & 0x7F)
     }

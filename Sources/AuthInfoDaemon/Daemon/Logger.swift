@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SystemCalls
 
 /// One event per line on stderr in logfmt (`level=info event=refreshed device=dev-0001`), with
 /// a syslog priority prefix (`<6>`) when stderr is the journal (`JOURNAL_STREAM` matches it),
@@ -55,15 +56,12 @@ public final class Logger: Sendable {
             line += " \(key)=\(Self.format(value))"
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return }
-                offset += written
-            }
+        // A log that cannot be written has nowhere to say so.
+        var offset = 0
+        let bytes = Array(line.utf8)
+        while offset < bytes.count, let written = try? SystemCall.run("write", { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }),
+              written > 0 {
+            offset += written
         }
     }
 

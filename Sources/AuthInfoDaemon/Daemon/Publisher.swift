@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
 /// atomically: a temporary file in the same folder, then `rename`, so a reader never sees a
@@ -34,22 +35,20 @@ final class Publisher {
         let target = path(of: deviceID)
         temporaryCounter &+= 1
         let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(temporaryCounter)"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o640)
-        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var ok = fchmod(fd, 0o640) == 0
-        var offset = 0
-        while ok && offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { ok = false; break }
-            offset += written
-        }
-        let code = errno
-        if close(fd) != 0 { ok = false }
-        guard ok, rename(temporary, target) == 0 else {
-            let reason = String(cString: strerror(ok ? errno : code))
+        do {
+            let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o640)
+            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
+            try file.writeAll(bytes)
+            try file.closeCheckingErrors()
+        } catch {
             unlink(temporary)
-            throw Failure(description: "cannot write \(target): \(reason)")
+            throw Failure(description: "cannot write \(temporary): \(error.reason)")
+        }
+        do {
+            try SystemCall.run("rename") { rename(temporary, target) }
+        } catch {
+            unlink(temporary)
+            throw Failure(description: "cannot write \(target): \(error.reason)")
         }
     }
 
@@ -60,19 +59,9 @@ final class Publisher {
 
     /// The bytes of the device's file, or nil when it is absent or unreadable.
     func read(_ deviceID: String) -> [UInt8]? {
-        let fd = open(path(of: deviceID), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = Glibc.read(fd, &buffer, buffer.count)
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            result += buffer[0..<count]
-            if result.count > 1 << 20 { return nil }
-        }
-        return result
+        guard let file = try? FileDescriptor.open(path(of: deviceID), O_RDONLY | O_NOFOLLOW | O_NONBLOCK),
+              let bytes = try? file.readAll(limit: 1 << 20 + 1), bytes.count <= 1 << 20 else { return nil }
+        return bytes
     }
 
     /// Makes the folder match `documents` exactly: rewrites files that are missing or differ,

@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 
 /// Where the daemon gets time: the wall clock for what is persisted and shown (authinfo expiry is
 /// wall time), and a monotonic clock for deadlines, so a wall-clock jump never makes every
@@ -16,9 +17,5 @@ public struct DaemonClock: Sendable {
 
     public static let system = DaemonClock(
         wall: { Date().timeIntervalSince1970 },
-        monotonic: {
-            var spec = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &spec)
-            return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-        })
+        monotonic: { MonotonicClock.now() })
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 
 /// A database that cannot be used as it is, with what to do about it.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
@@ -38,9 +39,11 @@ public final class AuthInfoStore {
             } catch {
                 throw StoreError(path, "cannot create its folder \(directory): \(error.localizedDescription)")
             }
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { throw StoreError(path, "cannot create or open: \(String(cString: strerror(errno)))") }
-            close(fd)
+            do {
+                try FileDescriptor.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600).close()
+            } catch {
+                throw StoreError(path, "cannot create or open: \(error.reason)")
+            }
         } else if !FileManager.default.fileExists(atPath: path) {
             throw StoreError(path, "does not exist (has the daemon run yet?)")
         }

@@ -1,12 +1,6 @@
 import COpenSSL
 import Glibc
-
-/// Seconds on the monotonic clock, for request deadlines.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
+import SystemCalls
 
 /// One TCP connection to a gateway host, TLS when `tls` is given. Owns the socket and the `SSL`;
 /// every operation is bounded by a deadline (monotonic seconds) and reports a `TransportFailure`.
@@ -39,7 +33,7 @@ final class GatewayConnection: @unchecked Sendable {
         while let address = entry, connected < 0 {
             entry = address.pointee.ai_next
             let candidate = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard candidate >= 0 else { lastError = String(cString: strerror(errno)); continue }
+            guard candidate >= 0 else { lastError = SystemError.last("socket").reason; continue }
             if Glibc.connect(candidate, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 || errno == EINPROGRESS {
                 do throws(TransportFailure) {
                     try Self.wait(candidate, events: Int16(POLLOUT), until: deadline, host: host, stage: .connect)
@@ -47,13 +41,13 @@ final class GatewayConnection: @unchecked Sendable {
                     var length = socklen_t(MemoryLayout<Int32>.size)
                     getsockopt(candidate, SOL_SOCKET, SO_ERROR, &code, &length)
                     if code == 0 { connected = candidate; break }
-                    lastError = code == ECONNREFUSED ? "connection refused" : String(cString: strerror(code))
+                    lastError = code == ECONNREFUSED ? "connection refused" : SystemError.reason(code)
                 } catch {
                     Glibc.close(candidate)
                     throw error
                 }
             } else {
-                lastError = errno == ECONNREFUSED ? "connection refused" : String(cString: strerror(errno))
+                lastError = errno == ECONNREFUSED ? "connection refused" : SystemError.last("connect").reason
             }
             Glibc.close(candidate)
         }
@@ -142,7 +136,7 @@ final class GatewayConnection: @unchecked Sendable {
             case SSL_ERROR_WANT_READ: return try Self.wait(fd, events: Int16(POLLIN), until: deadline, host: host, stage: .exchange)
             case SSL_ERROR_WANT_WRITE: return try Self.wait(fd, events: Int16(POLLOUT), until: deadline, host: host, stage: .exchange)
             case SSL_ERROR_SYSCALL where errno != 0:
-                throw TransportFailure(.exchange, "connection failed: \(String(cString: strerror(errno)))", host: host)
+                throw TransportFailure(.exchange, "connection failed: \(SystemError.last("recv").reason)", host: host)
             default:
                 throw TransportFailure(.exchange, "TLS failed: \(drainErrorQueue() ?? "connection closed")", host: host)
             }
@@ -150,19 +144,19 @@ final class GatewayConnection: @unchecked Sendable {
         if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
             return try Self.wait(fd, events: Int16(reading ? POLLIN : POLLOUT), until: deadline, host: host, stage: .exchange)
         }
-        throw TransportFailure(.exchange, "connection failed: \(String(cString: strerror(errno)))", host: host)
+        throw TransportFailure(.exchange, "connection failed: \(SystemError.last("send").reason)", host: host)
     }
 
     /// Waits for `events` on `fd` until `deadline`; a timeout throws `.timeout`.
     private static func wait(_ fd: Int32, events: Int16, until deadline: Double, host: String, stage: TransportFailure.Stage) throws(TransportFailure) {
         while true {
-            let remaining = deadline - monotonicSeconds()
+            let remaining = deadline - MonotonicClock.now()
             guard remaining > 0 else { throw TransportFailure(.timeout, "timed out", host: host) }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let ready = poll(&entry, 1, Int32(min(remaining * 1000 + 1, Double(Int32.max))))
             if ready > 0 { return }
             if ready < 0 && errno != EINTR {
-                throw TransportFailure(stage, "poll: \(String(cString: strerror(errno)))", host: host)
+                throw TransportFailure(stage, SystemError.last("poll").description, host: host)
             }
         }
     }

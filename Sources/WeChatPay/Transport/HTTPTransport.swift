@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SystemCalls
 
 /// A signed request ready to send: the same bytes and headers go to the primary and, on a
 /// connection-level failure, to the backup domain (the signature covers no host).
@@ -89,10 +90,10 @@ final class HTTPTransport: Sendable {
     /// One blocking exchange: on an idle keep-alive connection when there is one (retried once,
     /// freshly signed, on a new connection if it failed before answering), otherwise on a new one.
     private func exchange(_ request: SignedRequest, with base: URL, resign: (@Sendable () -> SignedRequest?)?) throws(TransportFailure) -> GatewayAnswer {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.now() + timeout
         let target = try Target(base)
         var bytes = target.requestBytes(request)
-        let now = monotonicSeconds()
+        let now = MonotonicClock.now()
         while let idle = pool.take(target.key) {
             guard now - idle.idleSince < keepAliveSeconds else { continue }
             do {
@@ -115,7 +116,7 @@ final class HTTPTransport: Sendable {
         var reader = HTTPAnswerReader(connection: connection, deadline: deadline, maximumBodyBytes: Self.maximumAnswerBytes)
         let (answer, reusable) = try reader.read()
         if reusable {
-            connection.idleSince = monotonicSeconds()
+            connection.idleSince = MonotonicClock.now()
             pool.put(connection, key: target.key)
         }
         return answer
