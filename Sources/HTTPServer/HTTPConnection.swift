@@ -53,7 +53,14 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func readAvailable() {
         while !closed {
-            let count = server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let received: Int?
+            do {
+                received = try SystemCall.nonBlocking("recv") { server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            } catch {
+                close()
+                return
+            }
+            guard let count = received else { break }
             if count > 0 {
                 input.append(contentsOf: server.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
@@ -64,13 +71,7 @@ final class HTTPConnection: @unchecked Sendable {
                 }
                 continue
             }
-            if count == 0 {
-                // The client closed its side; finish nothing more for it.
-                close()
-                return
-            }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { break }
+            // The client closed its side; finish nothing more for it.
             close()
             return
         }
@@ -139,20 +140,20 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func flush() {
         while outputOffset < output.count {
-            let count = output.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset, Int32(MSG_NOSIGNAL))
+            let sent: Int?
+            do {
+                sent = try SystemCall.nonBlocking("send") {
+                    output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
+                }
+            } catch {
+                close()
+                return
             }
-            if count >= 0 {
-                outputOffset += count
-                continue
-            }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK {
+            guard let count = sent else {
                 updateReading()
                 return
             }
-            close()
-            return
+            outputOffset += count
         }
         output.removeAll(keepingCapacity: true)
         outputOffset = 0

@@ -195,26 +195,29 @@ final class Listener: @unchecked Sendable {
     private func acceptAll(_ loop: EventLoop) {
         while active {
             // Close-on-exec from the start: no child can inherit a client connection.
-            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
-            if client >= 0 {
-                guard let server else {
-                    Glibc.close(client)
-                    return
-                }
-                server.accepted(client)
+            let client: Int32
+            do {
+                guard let accepted = try SystemCall.nonBlocking("accept4", {
+                    accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+                }) else { return }
+                client = accepted
+            } catch where error.errno == ECONNABORTED {
                 continue
-            }
-            switch errno {
-            case EINTR, ECONNABORTED: continue
-            case EMFILE, ENFILE:
+            } catch where error.errno == EMFILE || error.errno == ENFILE {
                 // Out of descriptors: stop watching for 100 ms instead of spinning on the event.
                 loop.modify(fd, events: 0)
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
                     loop.execute { if self.active { loop.modify(self.fd, events: EPOLLIN.rawValue) } }
                 }
                 return
-            default: return
+            } catch {
+                return
             }
+            guard let server else {
+                Glibc.close(client)
+                return
+            }
+            server.accepted(client)
         }
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 /// The one place raw calls go through: retries `EINTR`, turns `-1` into a `SystemError`
 /// naming the call.
 public enum SystemCall {
-    @discardableResult
+    @inlinable @discardableResult
     public static func run<T: BinaryInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
         while true {
             let result = body()
@@ -18,6 +18,7 @@ public enum SystemCall {
 
     /// Like `run`, but `EAGAIN`/`EWOULDBLOCK` (a non-blocking descriptor with nothing to do
     /// now) is nil rather than an error.
+    @inlinable
     public static func nonBlocking<T: BinaryInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T? {
         do {
             return try run(name(), body)

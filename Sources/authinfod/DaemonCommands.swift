@@ -2,6 +2,7 @@ import AuthInfoDaemon
 import CLinux
 import Dispatch
 import Foundation
+import Synchronization
 import WeChatPay
 
 extension Commands {
@@ -223,24 +224,22 @@ extension Commands {
 }
 
 /// Routes SIGUSR1 and SIGHUP to the daemon once it exists.
-final class DaemonControl: @unchecked Sendable {
-    private let lock = NSLock()
-    private var daemon: Daemon?
-    private var logger: Logger?
-    private var configPath: String?
+final class DaemonControl: Sendable {
+    private struct Attached {
+        let daemon: Daemon
+        let logger: Logger
+        let configPath: String?
+    }
+
+    private let attached = Mutex<Attached?>(nil)
 
     func attach(_ daemon: Daemon, logger: Logger, configPath: String?) {
-        lock.withLock {
-            self.daemon = daemon
-            self.logger = logger
-            self.configPath = configPath
-        }
+        attached.withLock { $0 = Attached(daemon: daemon, logger: logger, configPath: configPath) }
     }
 
     /// SIGUSR1 (summary) and SIGHUP (reload); SIGTERM and SIGINT are handled by `runDaemon`.
     func handle(_ number: Int32) {
-        let (daemon, logger, configPath) = lock.withLock { (self.daemon, self.logger, self.configPath) }
-        guard let daemon, let logger else { return }
+        guard let (daemon, logger, configPath) = attached.withLock({ $0.map { ($0.daemon, $0.logger, $0.configPath) } }) else { return }
         if number == SIGUSR1 { return daemon.logSummary() }
         // An invalid new config is logged and the running one kept.
         switch Commands.loadConfiguration(configPath) {
