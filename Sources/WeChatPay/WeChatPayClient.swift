@@ -6,6 +6,10 @@ import Foundation
 /// from the WeChat Pay public key or a platform certificate (chosen by `Wechatpay-Serial`),
 /// within 300 s of the local clock, before its body is even parsed. Failures are
 /// `WeChatPayError`s that say whether retrying may help. Safe to use from any thread.
+///
+/// A call runs whole — sign, send, wait, verify — on one thread of `ExchangeThreads`, which may
+/// block: the completion-handler methods call back from that thread, the async ones resume the
+/// caller when it is done. Swift concurrency's threads never block on the network.
 public final class WeChatPayClient: Sendable {
     public static let authInfoPath = "/v3/offlineface/authinfo"
     public static let tokensPath = "/v3/offlinefacemch/tokens"
@@ -32,31 +36,59 @@ public final class WeChatPayClient: Sendable {
     /// Whether this client sends through the same connections as `other` (a reload's reuse).
     func sharesConnections(with other: WeChatPayClient) -> Bool { transport === other.transport }
 
+    /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device, to `completion` on the
+    /// exchange thread that made the call.
+    public func authinfo(_ request: AuthInfoRequest, completion: @escaping @Sendable (Result<AuthInfo, WeChatPayError>) -> Void) {
+        ExchangeThreads.shared.run { completion(Result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }) }
+    }
+
     /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device.
     public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
-        let endpoint = "POST \(Self.authInfoPath)"
-        let answer = try await call(method: "POST", path: Self.authInfoPath, body: request.jsonBody())
-        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
+        try await ExchangeThreads.shared.result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }
+    }
+
+    /// `POST /v3/offlinefacemch/tokens` (scene WEBSESSION): a face-pay signing token for one
+    /// user, to `completion` on the exchange thread that made the call.
+    public func token(outUserID: String, organizationID: String, completion: @escaping @Sendable (Result<String, WeChatPayError>) -> Void) {
+        ExchangeThreads.shared.run {
+            completion(Result { () throws(WeChatPayError) in try self.tokenBlocking(outUserID: outUserID, organizationID: organizationID) })
+        }
     }
 
     /// `POST /v3/offlinefacemch/tokens` (scene WEBSESSION): a face-pay signing token for one user.
     public func token(outUserID: String, organizationID: String) async throws(WeChatPayError) -> String {
-        let endpoint = "POST \(Self.tokensPath)"
-        let request = TokenRequest(outUserID: outUserID, organizationID: organizationID)
-        let answer = try await call(method: "POST", path: Self.tokensPath, body: try encode(request, endpoint))
-        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.token() }
+        try await ExchangeThreads.shared.result { () throws(WeChatPayError) in
+            try self.tokenBlocking(outUserID: outUserID, organizationID: organizationID)
+        }
     }
 
     /// `GET /v3/certificates`: downloads, decrypts (APIv3 key) and verifies the platform
     /// certificates, installs them for verification and reports them as `.certificatesUpdated`.
     @discardableResult
     public func downloadCertificates() async throws(WeChatPayError) -> [X509Certificate] {
+        try await ExchangeThreads.shared.result { () throws(WeChatPayError) in try self.downloadCertificatesBlocking() }
+    }
+
+    private func authinfoBlocking(_ request: AuthInfoRequest) throws(WeChatPayError) -> AuthInfo {
+        let endpoint = "POST \(Self.authInfoPath)"
+        let answer = try call(method: "POST", path: Self.authInfoPath, body: request.jsonBody())
+        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
+    }
+
+    private func tokenBlocking(outUserID: String, organizationID: String) throws(WeChatPayError) -> String {
+        let endpoint = "POST \(Self.tokensPath)"
+        let request = TokenRequest(outUserID: outUserID, organizationID: organizationID)
+        let answer = try call(method: "POST", path: Self.tokensPath, body: try encode(request, endpoint))
+        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.token() }
+    }
+
+    private func downloadCertificatesBlocking() throws(WeChatPayError) -> [X509Certificate] {
         let endpoint = "GET \(Self.certificatesPath)"
         guard let apiV3Key = configuration.apiV3Key else {
             throw WeChatPayError(kind: .local("platform certificates need merchant.apiv3_key_file"), endpoint: endpoint)
         }
-        let serial = await certificates.newestValidSerial(at: configuration.clock())
-        let answer = try await transport.send(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial)) {
+        let serial = certificates.newestValidSerial(at: configuration.clock())
+        let answer = try transport.sendBlocking(try sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial)) {
             try? self.sign(method: "GET", path: Self.certificatesPath, body: [], serial: serial)
         }
         try checkStatus(answer, endpoint)
@@ -71,14 +103,14 @@ public final class WeChatPayClient: Sendable {
         if let certificate = downloaded.first(where: { $0.serialNumber == signature.serial.uppercased() }) {
             key = certificate.publicKey
         } else {
-            key = try await verificationKey(serial: signature.serial, now: now, allowDownload: false, endpoint, answer)
+            key = try verificationKey(serial: signature.serial, now: now, allowDownload: false, endpoint, answer)
         }
         do {
             try signature.verify(body: answer.body, with: key)
         } catch {
             throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID)
         }
-        await certificates.install(downloaded, at: now)
+        certificates.install(downloaded, at: now)
         configuration.events?(.certificatesUpdated(downloaded))
         return downloaded
     }
@@ -86,17 +118,18 @@ public final class WeChatPayClient: Sendable {
     // MARK: - One call
 
     /// Signs and sends one request, checks the status, and verifies a 2xx answer's signature.
-    func call(method: String, path: String, body: [UInt8]) async throws(WeChatPayError) -> GatewayAnswer {
+    /// Blocks: exchange threads only.
+    private func call(method: String, path: String, body: [UInt8]) throws(WeChatPayError) -> GatewayAnswer {
         let endpoint = "\(method) \(path)"
-        await refreshCertificatesIfDue()
-        let serial = await certificates.newestValidSerial(at: configuration.clock())
-        let answer = try await transport.send(try sign(method: method, path: path, body: body, serial: serial)) {
+        refreshCertificatesIfDue()
+        let serial = certificates.newestValidSerial(at: configuration.clock())
+        let answer = try transport.sendBlocking(try sign(method: method, path: path, body: body, serial: serial)) {
             try? self.sign(method: method, path: path, body: body, serial: serial)
         }
         try checkStatus(answer, endpoint)
         let now = configuration.clock()
         let signature = try signatureHeaders(answer, endpoint, now: now)
-        let key = try await verificationKey(serial: signature.serial, now: now, allowDownload: true, endpoint, answer)
+        let key = try verificationKey(serial: signature.serial, now: now, allowDownload: true, endpoint, answer)
         do {
             try signature.verify(body: answer.body, with: key)
         } catch {
@@ -144,16 +177,16 @@ public final class WeChatPayClient: Sendable {
 
     /// The key for `serial`: the configured public key for its id; otherwise a platform
     /// certificate, downloading the set once (rate-limited) when the serial is unknown.
-    private func verificationKey(serial: String, now: Date, allowDownload: Bool, _ endpoint: String, _ answer: GatewayAnswer) async throws(WeChatPayError) -> RSAPublicKey {
+    private func verificationKey(serial: String, now: Date, allowDownload: Bool, _ endpoint: String, _ answer: GatewayAnswer) throws(WeChatPayError) -> RSAPublicKey {
         func failure(_ reason: SignatureFailure) -> WeChatPayError {
             WeChatPayError(kind: .signature(reason), endpoint: endpoint, requestID: answer.requestID)
         }
         if let publicKey = configuration.publicKey, publicKey.id == serial { return publicKey.key }
         guard configuration.apiV3Key != nil, !serial.hasPrefix("PUB_KEY_ID_") else { throw failure(.unknownSerial(serial)) }
-        var certificate = await certificates.certificate(serial: serial)
+        var certificate = certificates.certificate(serial: serial)
         if certificate == nil, allowDownload {
-            await certificates.refresh(now: now) { () async throws(WeChatPayError) in try await self.downloadReportingFailure() }
-            certificate = await certificates.certificate(serial: serial)
+            certificates.refresh(now: now) { () throws(WeChatPayError) in try downloadReportingFailure() }
+            certificate = certificates.certificate(serial: serial)
         }
         guard let certificate else { throw failure(.unknownSerial(serial)) }
         guard certificate.isValid(at: now) else { throw failure(.certificateExpired(serial)) }
@@ -162,16 +195,16 @@ public final class WeChatPayClient: Sendable {
 
     /// In platform-certificate mode without a public key, downloads the set when none is held or
     /// the last download is older than 12 h (rate-limited; a failure keeps the current set).
-    private func refreshCertificatesIfDue() async {
+    private func refreshCertificatesIfDue() {
         guard configuration.apiV3Key != nil, configuration.publicKey == nil else { return }
         let now = configuration.clock()
-        guard await certificates.isRefreshDue(at: now) else { return }
-        await certificates.refresh(now: now) { () async throws(WeChatPayError) in try await self.downloadReportingFailure() }
+        guard certificates.isRefreshDue(at: now) else { return }
+        certificates.refresh(now: now) { () throws(WeChatPayError) in try downloadReportingFailure() }
     }
 
-    private func downloadReportingFailure() async throws(WeChatPayError) {
+    private func downloadReportingFailure() throws(WeChatPayError) {
         do throws(WeChatPayError) {
-            try await downloadCertificates()
+            try downloadCertificatesBlocking()
         } catch {
             configuration.events?(.certificateDownloadFailed(error))
             throw error

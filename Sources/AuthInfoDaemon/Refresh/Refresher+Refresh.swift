@@ -19,12 +19,14 @@ extension Refresher {
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
         guard let client else { return }
         startedAt[id] = clock.monotonic()
-        Task {
-            do throws(WeChatPayError) {
-                let info = try await client.authinfo(request)
-                self.queue.async { self.succeeded(id, info) }
-            } catch {
-                self.queue.async { self.failed(id, error) }
+        // The one hop off the queue: the whole call runs on an exchange thread, and its result
+        // comes straight back here.
+        client.authinfo(request) { result in
+            self.queue.async {
+                switch result {
+                case .success(let info): self.succeeded(id, info)
+                case .failure(let error): self.failed(id, error)
+                }
             }
         }
     }

@@ -26,13 +26,7 @@ extension Refresher: DeviceService {
             guard let client = self.client, !self.stopped else {
                 return reply(.failure(WeChatPayError(kind: .local("the daemon is stopping"), endpoint: "POST /v3/offlinefacemch/tokens")))
             }
-            Task {
-                do throws(WeChatPayError) {
-                    reply(.success(try await client.token(outUserID: user, organizationID: organization)))
-                } catch {
-                    reply(.failure(error))
-                }
-            }
+            client.token(outUserID: user, organizationID: organization, completion: reply)
         }
     }
 

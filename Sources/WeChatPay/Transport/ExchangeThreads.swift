@@ -44,6 +44,15 @@ final class ExchangeThreads: @unchecked Sendable {
         if !enoughIdle { Thread.detachNewThread { self.work() } }
     }
 
+    /// Runs `body` on a thread of the pool and returns what it returned or threw, without
+    /// holding the caller's thread meanwhile.
+    func result<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, E>, Never>) in
+            run { continuation.resume(returning: Result { () throws(E) in try body() }) }
+        }
+        return try result.get()
+    }
+
     /// Threads alive but waiting for work (tests).
     var idleCount: Int {
         pthread_mutex_lock(lock)

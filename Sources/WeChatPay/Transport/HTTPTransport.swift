@@ -19,8 +19,8 @@ struct SignedRequest: Sendable {
 /// when the primary cannot be connected to. (URLSession on Linux cost about a millisecond of CPU
 /// and kept a few hundred bytes per request; a daemon refreshing thousands of devices cannot.)
 ///
-/// Each exchange blocks a thread of `ExchangeThreads` (reused, never shared by two exchanges at
-/// once), never a Swift concurrency thread.
+/// Each exchange blocks the thread it runs on: one of `ExchangeThreads` (reused, never shared by
+/// two exchanges at once), never a Swift concurrency thread.
 final class HTTPTransport: Sendable {
     /// Answers larger than this are refused as malformed (the face-pay answers are a few KiB).
     static let maximumAnswerBytes = 1 << 20
@@ -58,16 +58,17 @@ final class HTTPTransport: Sendable {
     /// `resign` makes a freshly signed copy of the request (new nonce and timestamp) for the one
     /// case where a request may be sent twice: a kept-alive connection that fails before any
     /// answer byte, whose server may have read the request. Without it, that failure is thrown.
-    func send(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil) async throws(WeChatPayError) -> GatewayAnswer {
+    /// Blocks until the answer or the failure: exchange threads only.
+    func sendBlocking(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil) throws(WeChatPayError) -> GatewayAnswer {
         do {
-            return try await send(request, to: baseURL, resign: resign)
+            return try exchange(request, with: baseURL, resign: resign)
         } catch let error where error.isConnectionFailure {
             guard let backupBaseURL else { throw error.wrapped(request) }
             // The primary may have read the request before the connect that failed (a re-send
             // after a kept-alive connection broke): the backup gets it signed afresh.
             let again = resign?() ?? request
             do {
-                return try await send(again, to: backupBaseURL, resign: resign)
+                return try exchange(again, with: backupBaseURL, resign: resign)
             } catch let backupError {
                 throw WeChatPayError(
                     kind: backupError.kind.failedOver(primary: error.reason),
@@ -76,15 +77,6 @@ final class HTTPTransport: Sendable {
         } catch {
             throw error.wrapped(request)
         }
-    }
-
-    private func send(_ request: SignedRequest, to base: URL, resign: (@Sendable () -> SignedRequest?)?) async throws(TransportFailure) -> GatewayAnswer {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<GatewayAnswer, TransportFailure>, Never>) in
-            ExchangeThreads.shared.run {
-                continuation.resume(returning: Result { () throws(TransportFailure) in try self.exchange(request, with: base, resign: resign) })
-            }
-        }
-        return try result.get()
     }
 
     /// One blocking exchange: on an idle keep-alive connection when there is one (retried once,
