@@ -11,18 +11,23 @@ import SystemCalls
 /// (measured: half of nginx's throughput, with most CPU in the scheduler). Here an event is
 /// handled where it is noticed.
 ///
-/// `@unchecked Sendable`: `callbacks` and the tick are touched only on the loop thread;
-/// `posted` is behind a `Mutex` because any thread may post.
-final class EventLoop: @unchecked Sendable {
+/// Descriptor callbacks and the tick are loop-thread state (`LoopBound`); `posted` is behind a
+/// `Mutex` because any thread may post.
+final class EventLoop: Sendable {
+    /// What only the loop's thread touches.
+    private final class Local {
+        var callbacks: [Int32: (UInt32) -> Void] = [:]
+        /// Seconds between ticks while `tickHandler` is set (nil: no tick, the loop sleeps).
+        var tickInterval: Double?
+        var tickHandler: (() -> Void)?
+        var nextTick = Double.infinity
+    }
+
     private let epoll: Int32
     private let wake: Int32
-    private var callbacks: [Int32: (UInt32) -> Void] = [:]
     private let posted = Mutex<(work: [@Sendable () -> Void], stopping: Bool)>(([], false))
-    private let threadID = Mutex<pthread_t?>(nil)
-    /// Seconds between ticks while `tickHandler` is set (nil: no tick, the loop sleeps).
-    private var tickInterval: Double?
-    private var tickHandler: (() -> Void)?
-    private var nextTick = Double.infinity
+    let thread = LoopThread()
+    private let local: LoopBound<Local>
 
     init(name: String) {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -30,16 +35,14 @@ final class EventLoop: @unchecked Sendable {
         precondition(epoll >= 0 && wake >= 0, "\(SystemError.last("epoll_create1/eventfd"))")
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
         epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event)
+        local = LoopBound(Local(), on: thread)
         let thread = Thread { [self] in run() }
         thread.name = name
         thread.start()
     }
 
     /// Whether the caller is on the loop thread.
-    var inLoop: Bool {
-        guard let id = threadID.withLock({ $0 }) else { return false }
-        return pthread_equal(id, pthread_self()) != 0
-    }
+    var inLoop: Bool { thread.isCurrent }
 
     /// Runs `work` on the loop thread soon. From any thread.
     func execute(_ work: @escaping @Sendable () -> Void) {
@@ -52,17 +55,20 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs `work` on the loop thread and waits for its result (directly when already there).
-    func sync<T>(_ work: @escaping () -> T) -> T {
+    func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) -> T {
         if inLoop { return work() }
-        nonisolated(unsafe) var result: T?
-        nonisolated(unsafe) let body = work
-        let done = DispatchSemaphore(value: 0)
+        let result = SyncResult<T>()
         execute {
-            result = body()
-            done.signal()
+            result.value.withLock { $0 = work() }
+            result.done.signal()
         }
-        done.wait()
-        return result!
+        result.done.wait()
+        return result.value.withLock { $0! }
+    }
+
+    private final class SyncResult<T: Sendable>: Sendable {
+        let value = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
     }
 
     /// Stops the thread after the work already posted; closes the epoll descriptors.
@@ -75,7 +81,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Watches `fd` for `events` (EPOLLIN/EPOLLOUT bits), calling `callback` with what happened.
     func register(_ fd: Int32, events: UInt32, _ callback: @escaping (UInt32) -> Void) {
-        callbacks[fd] = callback
+        local.value.callbacks[fd] = callback
         var event = epoll_event(events: events, data: epoll_data_t(fd: fd))
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
     }
@@ -87,15 +93,16 @@ final class EventLoop: @unchecked Sendable {
 
     /// Stops watching `fd` (before it is closed).
     func unregister(_ fd: Int32) {
-        callbacks[fd] = nil
+        local.value.callbacks[fd] = nil
         epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Calls `handler` every `interval` seconds; nil stops the tick.
     func setTick(_ interval: Double?, _ handler: (() -> Void)?) {
-        tickInterval = interval
-        tickHandler = handler
-        nextTick = interval.map { MonotonicClock.now() + $0 } ?? .infinity
+        let local = local.value
+        local.tickInterval = interval
+        local.tickHandler = handler
+        local.nextTick = interval.map { MonotonicClock.now() + $0 } ?? .infinity
     }
 
     private func signal() {
@@ -104,10 +111,11 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func run() {
-        threadID.withLock { $0 = pthread_self() }
+        thread.claim()
+        let local = local.value
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         while true {
-            let timeout: Int32 = nextTick.isFinite ? Int32(max(0, min(1000, (nextTick - MonotonicClock.now()) * 1000)).rounded(.up)) : -1
+            let timeout: Int32 = local.nextTick.isFinite ? Int32(max(0, min(1000, (local.nextTick - MonotonicClock.now()) * 1000)).rounded(.up)) : -1
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             if count < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(count)) {
@@ -119,7 +127,7 @@ final class EventLoop: @unchecked Sendable {
                 }
                 // The callback (and what it owns) stays alive while it runs, even when it
                 // unregisters itself.
-                if let callback = callbacks[fd] { callback(events[index].events) }
+                if let callback = local.callbacks[fd] { callback(events[index].events) }
             }
             let (work, stopping) = posted.withLock { state in
                 let taken = state.work
@@ -127,9 +135,9 @@ final class EventLoop: @unchecked Sendable {
                 return (taken, state.stopping)
             }
             for item in work { item() }
-            if nextTick.isFinite, MonotonicClock.now() >= nextTick, let tickInterval {
-                nextTick = MonotonicClock.now() + tickInterval
-                tickHandler?()
+            if local.nextTick.isFinite, MonotonicClock.now() >= local.nextTick, let tickInterval = local.tickInterval {
+                local.nextTick = MonotonicClock.now() + tickInterval
+                local.tickHandler?()
             }
             if stopping {
                 close(epoll)

@@ -6,10 +6,12 @@ import Glibc
 import SystemCalls
 
 /// One client connection: reads and parses requests, hands each to the server's handler, and
-/// writes the responses back in order. Confined to the server's loop thread (hence `@unchecked
-/// Sendable`). The descriptor is unregistered and closed exactly once, in `close()`.
-final class HTTPConnection: @unchecked Sendable {
-    let server: HTTPServer
+/// writes the responses back in order. Lives on the server's loop thread (an `HTTPResponder`
+/// carries it elsewhere only as a `LoopBound`). The descriptor is unregistered and closed
+/// exactly once, in `close()`.
+final class HTTPConnection {
+    /// Strong: the core drops its connection at `close()`, which breaks the cycle.
+    let core: ServerCore
     private let fd: Int32
     /// The epoll events currently asked for (EPOLLIN while reading, EPOLLOUT while output waits).
     private var watched: UInt32 = 0
@@ -31,9 +33,9 @@ final class HTTPConnection: @unchecked Sendable {
     /// re-enter it (the loop there picks up the next pipelined request instead).
     private var processing = false
 
-    init(fd: Int32, server: HTTPServer) {
+    init(fd: Int32, core: ServerCore) {
         self.fd = fd
-        self.server = server
+        self.core = core
     }
 
     func start() {
@@ -42,7 +44,7 @@ final class HTTPConnection: @unchecked Sendable {
         watched = EPOLLIN.rawValue
         // The loop owns this handler, and through it the connection, until `close()` unregisters
         // it; a connection closed from inside its own handler is kept alive until that returns.
-        server.loop.register(fd, events: watched) { [self] events in
+        core.loop.register(fd, events: watched) { [self] events in
             if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !output.isEmpty { flush() }
             if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !closed { readAvailable() }
         }
@@ -55,18 +57,18 @@ final class HTTPConnection: @unchecked Sendable {
         while !closed {
             let received: Int?
             do {
-                received = try SystemCall.nonBlocking("recv") { server.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+                received = try SystemCall.nonBlocking("recv") { core.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             } catch {
                 close()
                 return
             }
             guard let count = received else { break }
             if count > 0 {
-                input.append(contentsOf: server.readBuffer[0..<count])
+                input.append(contentsOf: core.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
                 // that would only say EAGAIN (one syscall less per request).
-                if count < server.readBuffer.count { break }
-                if input.count > server.configuration.limits.maximumHeaderBytes + server.configuration.limits.maximumBodyBytes + 8192 {
+                if count < core.readBuffer.count { break }
+                if input.count > core.configuration.limits.maximumHeaderBytes + core.configuration.limits.maximumBodyBytes + 8192 {
                     break
                 }
                 continue
@@ -85,7 +87,7 @@ final class HTTPConnection: @unchecked Sendable {
         processing = true
         defer { processing = false }
         while !closed, pending == nil, !closeAfterWrite, !input.isEmpty {
-            switch HTTPRequestParser.parse(input[...], scanFrom: scanned, limits: server.configuration.limits) {
+            switch HTTPRequestParser.parse(input[...], scanFrom: scanned, limits: core.configuration.limits) {
             case .incomplete(let scannedSoFar):
                 scanned = scannedSoFar
                 updateReading()
@@ -103,7 +105,7 @@ final class HTTPConnection: @unchecked Sendable {
                 pending = sequence
                 if !request.keepAlive { closeAfterWrite = true }
                 disarmTimer()
-                server.handler(request, HTTPResponder(connection: self, sequence: sequence))
+                core.handler(request, HTTPResponder(loop: core.loop, connection: LoopBound(self, on: core.loop.thread), sequence: sequence))
             }
         }
         updateReading()
@@ -118,7 +120,7 @@ final class HTTPConnection: @unchecked Sendable {
         if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
         if wanted != watched {
             watched = wanted
-            server.loop.modify(fd, events: wanted)
+            core.loop.modify(fd, events: wanted)
         }
     }
 
@@ -167,7 +169,7 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Timeout and closing
 
     private func armTimer() {
-        deadline = MonotonicClock.now() + server.configuration.requestTimeout
+        deadline = MonotonicClock.now() + core.configuration.requestTimeout
     }
 
     private func disarmTimer() {
@@ -193,8 +195,8 @@ final class HTTPConnection: @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        server.loop.unregister(fd)
+        core.loop.unregister(fd)
         Glibc.close(fd)
-        server.closed(self)
+        core.closed(self)
     }
 }

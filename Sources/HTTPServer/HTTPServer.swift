@@ -9,11 +9,10 @@ import SystemCalls
 /// per connection, strict request limits, a timeout that cuts slow clients, a cap on open
 /// connections, keep-alive, and responses in request order.
 ///
-/// All state lives on the loop thread; `@unchecked Sendable` because every mutable member is
-/// touched only there. The handler runs on that thread and must not block; it answers through
-/// the `HTTPResponder` it is given: `respondNow` before returning, or `respond` later from any
-/// thread.
-public final class HTTPServer: @unchecked Sendable {
+/// Its listeners and connections live on the loop thread (`ServerCore`, reached through
+/// `LoopBound`). The handler runs on that thread and must not block; it answers through the
+/// `HTTPResponder` it is given: `respondNow` before returning, or `respond` later from any thread.
+public final class HTTPServer: Sendable {
     /// Limits and timeouts for untrusted clients.
     public struct Configuration: Sendable {
         public var limits = HTTPLimits()
@@ -28,27 +27,18 @@ public final class HTTPServer: @unchecked Sendable {
 
     public typealias Handler = @Sendable (HTTPRequest, HTTPResponder) -> Void
 
-    let configuration: Configuration
     let loop: EventLoop
-    let handler: Handler
-    private var listeners: [ObjectIdentifier: Listener] = [:]
-    var connections: [ObjectIdentifier: HTTPConnection] = [:]
-    /// One read buffer for every connection: they all read on the loop thread, one at a time.
-    var readBuffer = [UInt8](repeating: 0, count: 16384)
+    private let core: LoopBound<ServerCore>
 
     /// A server whose handler runs on a loop thread named `label`.
     public init(label: String, configuration: Configuration = Configuration(), handler: @escaping Handler) {
-        self.configuration = configuration
-        self.handler = handler
         loop = EventLoop(name: label)
+        core = LoopBound(ServerCore(configuration: configuration, handler: handler, loop: loop), on: loop.thread)
     }
 
     deinit {
-        let listeners = self.listeners, connections = self.connections, loop = self.loop
-        loop.sync {
-            for listener in listeners.values { listener.stop(on: loop) }
-            for connection in connections.values { connection.close() }
-        }
+        let core = self.core
+        loop.sync { core.value.shutdown() }
         loop.stop()
     }
 
@@ -62,47 +52,80 @@ public final class HTTPServer: @unchecked Sendable {
         case .tcp(let host, let requested): socket = try ListeningSocket.tcp(host: host, port: requested)
         case .unix(let path, let mode): socket = try ListeningSocket.unix(path: path, mode: mode)
         }
-        return loop.sync {
-            let listener = Listener(socket: socket, address: address, server: self)
-            self.listeners[ObjectIdentifier(listener)] = listener
-            listener.start(on: self.loop)
-            return BoundListener(id: ObjectIdentifier(listener), address: address, port: socket.port)
-        }
+        let core = self.core
+        return loop.sync { core.value.listen(socket, address: address) }
     }
 
     /// Stops accepting on `listener` (its Unix socket file is removed while it is still the one
     /// this listener bound); connections it accepted stay open.
     public func stopListening(_ listener: BoundListener) {
-        loop.sync {
-            self.listeners.removeValue(forKey: listener.id)?.stop(on: self.loop)
-        }
+        let core = self.core
+        loop.sync { core.value.stopListening(listener.id) }
     }
 
     /// Stops accepting on every listener (new connections are refused); open connections stay.
     public func stopListening() {
-        loop.sync {
-            for listener in self.listeners.values { listener.stop(on: self.loop) }
-            self.listeners.removeAll()
-        }
+        let core = self.core
+        loop.sync { core.value.stopListening(nil) }
     }
 
     /// Stops listening and closes every connection.
     public func shutdown() {
-        stopListening()
-        loop.sync {
-            for connection in self.connections.values { connection.close() }
-        }
+        let core = self.core
+        loop.sync { core.value.shutdown() }
     }
 
     /// Number of open client connections (for tests and metrics).
-    public var connectionCount: Int { loop.sync { self.connections.count } }
+    public var connectionCount: Int {
+        let core = self.core
+        return loop.sync { core.value.connections.count }
+    }
+}
+
+/// What a server holds on its loop thread: listeners, connections, the shared read buffer.
+final class ServerCore {
+    let configuration: HTTPServer.Configuration
+    let handler: HTTPServer.Handler
+    let loop: EventLoop
+    private var listeners: [ObjectIdentifier: Listener] = [:]
+    private(set) var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    /// One read buffer for every connection: they all read on the loop thread, one at a time.
+    var readBuffer = [UInt8](repeating: 0, count: 16384)
+
+    init(configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler, loop: EventLoop) {
+        self.configuration = configuration
+        self.handler = handler
+        self.loop = loop
+    }
+
+    func listen(_ socket: ListeningSocket.Bound, address: ListenAddress) -> BoundListener {
+        let listener = Listener(socket: socket, address: address, core: self)
+        listeners[ObjectIdentifier(listener)] = listener
+        listener.start()
+        return BoundListener(id: ObjectIdentifier(listener), address: address, port: socket.port)
+    }
+
+    /// Stops the listener `id`, or every listener when nil.
+    func stopListening(_ id: ObjectIdentifier?) {
+        if let id {
+            listeners.removeValue(forKey: id)?.stop()
+        } else {
+            for listener in listeners.values { listener.stop() }
+            listeners.removeAll()
+        }
+    }
+
+    func shutdown() {
+        stopListening(nil)
+        for connection in connections.values { connection.close() }
+    }
 
     func accepted(_ fd: Int32) {
         guard connections.count < configuration.maximumConnections else {
             Glibc.close(fd)
             return
         }
-        let connection = HTTPConnection(fd: fd, server: self)
+        let connection = HTTPConnection(fd: fd, core: self)
         connections[ObjectIdentifier(connection)] = connection
         connection.start()
         if connections.count == 1 {
@@ -121,28 +144,30 @@ public final class HTTPServer: @unchecked Sendable {
         let now = MonotonicClock.now()
         for connection in connections.values where connection.deadline <= now { connection.timedOut() }
     }
-
 }
 
 /// Answers one request. Call it exactly once; later calls are ignored. A handler that answers
 /// before returning uses `respondNow`; one that answers later, from any thread, `respond`.
 public struct HTTPResponder: Sendable {
-    let connection: HTTPConnection
+    let loop: EventLoop
+    let connection: LoopBound<HTTPConnection>
     let sequence: UInt64
 
     public func respond(_ response: HTTPResponse) {
-        connection.server.loop.execute { connection.send(response, for: sequence) }
+        let connection = self.connection, sequence = self.sequence
+        loop.execute { connection.value.send(response, for: sequence) }
     }
 
     /// Closes the connection without answering (the simulator's lost connection).
     public func hangUp() {
-        connection.server.loop.execute { connection.hangUp(for: sequence) }
+        let connection = self.connection, sequence = self.sequence
+        loop.execute { connection.value.hangUp(for: sequence) }
     }
 
     /// Answers synchronously. Only from inside the handler, on the server's loop thread.
     public func respondNow(_ response: HTTPResponse) {
-        precondition(connection.server.loop.inLoop, "respondNow outside the server's loop thread")
-        connection.send(response, for: sequence)
+        precondition(connection.thread.isCurrent, "respondNow outside the server's loop thread")
+        connection.value.send(response, for: sequence)
     }
 }
 
@@ -157,31 +182,33 @@ public struct BoundListener: Sendable, Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
-/// One listening socket, watched by the loop. Confined to the loop thread.
-final class Listener: @unchecked Sendable {
+/// One listening socket, watched by the loop. Lives on the loop thread.
+final class Listener {
     let fd: Int32
     let address: ListenAddress
     /// The socket file's identity, for a Unix socket: removed at stop only while the path still
     /// names this file (a reload may have bound a new socket there since).
     private let file: (device: UInt64, inode: UInt64)?
-    /// Weak: the server owns its listeners and stops them before it goes.
-    private weak var server: HTTPServer?
+    /// Weak: the core owns its listeners and stops them before it goes.
+    private weak var core: ServerCore?
+    private let loop: EventLoop
     private var active = false
 
-    init(socket: ListeningSocket.Bound, address: ListenAddress, server: HTTPServer) {
+    init(socket: ListeningSocket.Bound, address: ListenAddress, core: ServerCore) {
         fd = socket.fd
         file = socket.file
         self.address = address
-        self.server = server
+        self.core = core
+        loop = core.loop
     }
 
     /// Watches the socket; the loop owns the listener until `stop()` unregisters it.
-    func start(on loop: EventLoop) {
+    func start() {
         active = true
-        loop.register(fd, events: EPOLLIN.rawValue) { [self] _ in acceptAll(loop) }
+        loop.register(fd, events: EPOLLIN.rawValue) { [self] _ in acceptAll() }
     }
 
-    func stop(on loop: EventLoop) {
+    func stop() {
         guard active else { return }
         active = false
         loop.unregister(fd)
@@ -192,7 +219,7 @@ final class Listener: @unchecked Sendable {
         }
     }
 
-    private func acceptAll(_ loop: EventLoop) {
+    private func acceptAll() {
         while active {
             // Close-on-exec from the start: no child can inherit a client connection.
             let client: Int32
@@ -206,18 +233,22 @@ final class Listener: @unchecked Sendable {
             } catch where error.errno == EMFILE || error.errno == ENFILE {
                 // Out of descriptors: stop watching for 100 ms instead of spinning on the event.
                 loop.modify(fd, events: 0)
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
-                    loop.execute { if self.active { loop.modify(self.fd, events: EPOLLIN.rawValue) } }
+                let loop = self.loop, me = LoopBound(self, on: loop.thread)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) {
+                    loop.execute {
+                        let listener = me.value
+                        if listener.active { loop.modify(listener.fd, events: EPOLLIN.rawValue) }
+                    }
                 }
                 return
             } catch {
                 return
             }
-            guard let server else {
+            guard let core else {
                 Glibc.close(client)
                 return
             }
-            server.accepted(client)
+            core.accepted(client)
         }
     }
 }

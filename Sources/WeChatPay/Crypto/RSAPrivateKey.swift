@@ -2,12 +2,10 @@ import COpenSSL
 
 /// An RSA private key (the merchant's `apiclient_key.pem`, or the simulator's platform key) that
 /// signs with SHA256withRSA, PKCS#1 v1.5.
-///
-/// `@unchecked Sendable`: the `EVP_PKEY` is never mutated after it is loaded, and OpenSSL allows
-/// one key to be used from several threads as long as each signature has its own `EVP_MD_CTX`,
-/// which `sign(_:)` creates per call.
-public final class RSAPrivateKey: @unchecked Sendable {
-    let key: OpaquePointer
+/// Shared between threads: `sign(_:)` makes an `EVP_MD_CTX` per call (see `SharedCObject`).
+public final class RSAPrivateKey: Sendable {
+    private let handle: SharedCObject<OpaquePointer>
+    var key: OpaquePointer { handle.pointer }
 
     /// Parses a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
     /// Refuses encrypted keys (no passphrase prompt), non-RSA keys and keys under 2048 bits.
@@ -18,14 +16,14 @@ public final class RSAPrivateKey: @unchecked Sendable {
                 function: "PEM_read_bio_PrivateKey",
                 reason: "not a PEM private key (PKCS#8 \"BEGIN PRIVATE KEY\" or PKCS#1 \"BEGIN RSA PRIVATE KEY\", unencrypted): \(drainErrorQueue() ?? "no detail")")
         }
-        self.key = key
+        handle = SharedCObject(pointer: key)
         try RSAPublicKey.checkRSA(key)
     }
 
     /// A fresh key pair of `bits` bits (for the simulator and the demo, never for a merchant).
     public init(generatingBits bits: Int = 2048) throws(CryptoError) {
         guard let key = authinfod_rsa_generate(UInt32(bits)) else { throw .openSSL("EVP_RSA_gen") }
-        self.key = key
+        handle = SharedCObject(pointer: key)
     }
 
     deinit { EVP_PKEY_free(key) }

@@ -2,11 +2,10 @@ import COpenSSL
 
 /// An RSA public key (the WeChat Pay public key, a platform certificate's key, or the merchant's
 /// key in the simulator) that verifies SHA256withRSA (PKCS#1 v1.5) signatures.
-///
-/// `@unchecked Sendable` for the same reason as `RSAPrivateKey`: immutable after load, one
-/// `EVP_MD_CTX` per verification.
-public final class RSAPublicKey: @unchecked Sendable {
-    let key: OpaquePointer
+/// Shared between threads: one `EVP_MD_CTX` per verification (see `SharedCObject`).
+public final class RSAPublicKey: Sendable {
+    private let handle: SharedCObject<OpaquePointer>
+    var key: OpaquePointer { handle.pointer }
 
     /// Parses a SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), as downloaded from the merchant
     /// platform. Refuses non-RSA keys and keys under 2048 bits.
@@ -17,13 +16,13 @@ public final class RSAPublicKey: @unchecked Sendable {
                 function: "PEM_read_bio_PUBKEY",
                 reason: "not a PEM public key (\"BEGIN PUBLIC KEY\"): \(drainErrorQueue() ?? "no detail")")
         }
-        self.key = key
+        handle = SharedCObject(pointer: key)
         try Self.checkRSA(key)
     }
 
     /// Takes ownership of one reference to `key` (the caller has already counted it).
     init(owning key: OpaquePointer) throws(CryptoError) {
-        self.key = key
+        handle = SharedCObject(pointer: key)
         try Self.checkRSA(key)
     }
 

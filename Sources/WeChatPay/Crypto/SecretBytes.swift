@@ -3,13 +3,15 @@ import COpenSSL
 /// Key material that is zeroed when released (the APIv3 key, bearer tokens).
 ///
 /// Immutable after creation; the bytes live in memory owned by this object alone, so copies of
-/// the secret do not spread through value semantics.
-public final class SecretBytes: @unchecked Sendable {
-    private let storage: UnsafeMutableRawBufferPointer
+/// the secret do not spread through value semantics (see `SharedCObject`).
+public final class SecretBytes: Sendable {
+    private let handle: SharedCObject<UnsafeMutableRawBufferPointer>
+    private var storage: UnsafeMutableRawBufferPointer { handle.pointer }
 
     public init(_ bytes: some Collection<UInt8>) {
-        storage = .allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
         storage.copyBytes(from: bytes)
+        handle = SharedCObject(pointer: storage)
         count = bytes.count
     }
 

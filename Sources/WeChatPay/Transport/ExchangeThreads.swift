@@ -1,47 +1,38 @@
 import Foundation
+import Synchronization
 
 /// Threads for blocking exchanges, kept for reuse: a refresh wave runs on a few long-lived
 /// threads instead of creating and tearing down one thread per request. A job never waits for a
 /// busy thread (a new one is started when none is idle), so one slow gateway answer never delays
 /// another request; a thread idle for `idleSeconds` exits, so a quiet daemon holds none.
 ///
-/// `@unchecked Sendable`: `jobs` and `idle` are touched only with `lock` held. The pool owns its
-/// mutex and condition variable and destroys them on deinit.
-final class ExchangeThreads: @unchecked Sendable {
+/// The queue of jobs and the idle threads' wake-up semaphores are behind one `Mutex`; a thread
+/// registers itself idle in the same critical section in which it finds no job, so no job is
+/// ever left without a thread.
+final class ExchangeThreads: Sendable {
     /// The pool every transport shares.
     static let shared = ExchangeThreads(idleSeconds: 5)
 
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private struct State {
+        var jobs: [@Sendable () -> Void] = []
+        /// One semaphore per idle thread, signalled to hand it a job.
+        var idle: [DispatchSemaphore] = []
+    }
+
     private let idleSeconds: Double
-    private var jobs: [@Sendable () -> Void] = []
-    private var idle = 0
+    private let state = Mutex(State())
 
     init(idleSeconds: Double) {
         self.idleSeconds = idleSeconds
-        pthread_mutex_init(lock, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(wake, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(wake)
-        pthread_mutex_destroy(lock)
-        wake.deallocate()
-        lock.deallocate()
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one when none is idle.
     func run(_ job: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(lock)
-        jobs.append(job)
-        let enoughIdle = idle >= jobs.count
-        if enoughIdle { pthread_cond_signal(wake) }
-        pthread_mutex_unlock(lock)
-        if !enoughIdle { Thread.detachNewThread { self.work() } }
+        let idle = state.withLock { state in
+            state.jobs.append(job)
+            return state.idle.popLast()
+        }
+        if let idle { idle.signal() } else { Thread.detachNewThread { self.work() } }
     }
 
     /// Runs `body` on a thread of the pool and returns what it returned or threw, without
@@ -54,37 +45,29 @@ final class ExchangeThreads: @unchecked Sendable {
     }
 
     /// Threads alive but waiting for work (tests).
-    var idleCount: Int {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return idle
-    }
+    var idleCount: Int { state.withLock { $0.idle.count } }
 
     private func work() {
-        pthread_mutex_lock(lock)
+        let wake = DispatchSemaphore(value: 0)
         while true {
-            if !jobs.isEmpty {
-                let job = jobs.removeFirst()
-                pthread_mutex_unlock(lock)
+            let job = state.withLock { state -> (@Sendable () -> Void)? in
+                if !state.jobs.isEmpty { return state.jobs.removeFirst() }
+                state.idle.append(wake)
+                return nil
+            }
+            if let job {
                 job()
-                pthread_mutex_lock(lock)
                 continue
             }
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            var until = timespec(tv_sec: now.tv_sec + Int(idleSeconds), tv_nsec: now.tv_nsec)
-            until.tv_nsec += Int((idleSeconds - idleSeconds.rounded(.down)) * 1e9)
-            if until.tv_nsec >= 1_000_000_000 {
-                until.tv_sec += 1
-                until.tv_nsec -= 1_000_000_000
+            guard wake.wait(timeout: .now() + idleSeconds) == .timedOut else { continue }
+            let leaving = state.withLock { state -> Bool in
+                guard let index = state.idle.firstIndex(where: { $0 === wake }) else { return false }
+                state.idle.remove(at: index)
+                return true
             }
-            idle += 1
-            let result = pthread_cond_timedwait(wake, lock, &until)
-            idle -= 1
-            if result == ETIMEDOUT && jobs.isEmpty {
-                pthread_mutex_unlock(lock)
-                return
-            }
+            if leaving { return }
+            // A job took this thread just as it timed out: take the signal that hands it over.
+            wake.wait()
         }
     }
 }

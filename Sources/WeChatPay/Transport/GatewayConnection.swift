@@ -6,7 +6,9 @@ import SystemCalls
 /// every operation is bounded by a deadline (monotonic seconds) and reports a `TransportFailure`.
 ///
 /// `@unchecked Sendable` only so the pool can hand it between exchange threads: one exchange
-/// uses it at a time, and the hand-over goes through the pool's lock.
+/// uses it at a time (it is in the pool or with exactly one exchange, never both), and every
+/// hand-over goes through the pool's `Mutex`, which orders one thread's last use before the
+/// next thread's first.
 final class GatewayConnection: @unchecked Sendable {
     let host: String
     private let fd: Int32
