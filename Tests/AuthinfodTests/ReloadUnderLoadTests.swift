@@ -141,16 +141,9 @@ extension Wire {
     @Test func aReloadWhoseListenerCannotBindIsRefusedAndChangesNothing() throws {
         let api = try APISite(devices: 2)
         defer { _ = api.daemon.terminate() }
-        let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (blocker, taken) = APISite.boundSocket(host: "127.0.0.3")
         defer { close(blocker) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.3")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(blocker, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(blocker, $0, &length) } }
         listen(blocker, 1)
-        let taken = UInt16(bigEndian: address.sin_port)
 
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: api.site.configPath))) as? [String: Any])
         var listen = try #require(config["listen"] as? [String: Any])

@@ -84,22 +84,20 @@ final class SocketAPI: Sendable {
         clients.replace(with: staged.clients)
         let listen = staged.listen
         let (retired, previous) = active.withLock { active -> ([(HTTPServer, BoundListener)], Configuration.Listen?) in
-            var retired: [(HTTPServer, BoundListener)] = []
             let previous = active.listen
-            if let unix = staged.unix {
-                if let old = active.unix { retired.append((unixServer, old)) }
-                active.unix = unix
-            } else if listen.unixSocket == nil, let old = active.unix {
-                retired.append((unixServer, old))
-                active.unix = nil
+            var retired: [(HTTPServer, BoundListener)] = []
+            /// The listener in service becomes `new` when one was staged, or none when the
+            /// listener is off; what it replaces is retired.
+            func swap(_ current: inout BoundListener?, _ new: BoundListener?, configured: Bool, on server: HTTPServer) {
+                guard new != nil || !configured, let old = current else {
+                    if new != nil { current = new }
+                    return
+                }
+                retired.append((server, old))
+                current = new
             }
-            if let tcp = staged.tcp {
-                if let old = active.tcp { retired.append((tcpServer, old)) }
-                active.tcp = tcp
-            } else if listen.tcp == nil, let old = active.tcp {
-                retired.append((tcpServer, old))
-                active.tcp = nil
-            }
+            swap(&active.unix, staged.unix, configured: listen.unixSocket != nil, on: unixServer)
+            swap(&active.tcp, staged.tcp, configured: listen.tcp != nil, on: tcpServer)
             active.listen = listen
             return (retired, previous)
         }

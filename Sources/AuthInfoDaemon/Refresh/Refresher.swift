@@ -225,6 +225,7 @@ final class Refresher: @unchecked Sendable {
     /// Handles everything due now, then re-arms the timer. Never nests: asked for while running,
     /// it goes round once more instead.
     func tick() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !stopped else { return }
         guard !ticking else {
             tickAgain = true
