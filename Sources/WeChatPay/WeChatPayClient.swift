@@ -126,6 +126,7 @@ public final class WeChatPayClient: Sendable {
         let answer = try transport.sendBlocking(try sign(method: method, path: path, body: body, serial: serial)) {
             try? self.sign(method: method, path: path, body: body, serial: serial)
         }
+        try checkRefusalIsSigned(answer, endpoint)
         try checkStatus(answer, endpoint)
         let now = configuration.clock()
         let signature = try signatureHeaders(answer, endpoint, now: now)
@@ -165,6 +166,29 @@ public final class WeChatPayClient: Sendable {
         let fields = answer.errorFields
         throw WeChatPayError(kind: .http(status: answer.status, code: fields.code, message: fields.message, detail: fields.detail),
                              endpoint: endpoint, requestID: answer.requestID, serverDate: answer.date)
+    }
+
+    /// An answer that refuses the request (4xx other than 429) changes what the daemon does with
+    /// a device, so it must be the gateway's own: its signature must verify (its age is not
+    /// checked, so a wrong host clock still reads as the gateway's SIGN_ERROR). 429 and 5xx are
+    /// retried whatever their origin.
+    private func checkRefusalIsSigned(_ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) {
+        guard (400...499).contains(answer.status), answer.status != 429 else { return }
+        let now = configuration.clock()
+        do throws(SignatureFailure) {
+            let signature = try AnswerSignature(answer: answer, now: now, checkingFreshness: false)
+            let key: RSAPublicKey
+            do {
+                key = try verificationKey(serial: signature.serial, now: now, allowDownload: true, endpoint, answer)
+            } catch {
+                guard case .signature(let failure) = error.kind else { throw SignatureFailure.invalid }
+                throw failure
+            }
+            try signature.verify(body: answer.body, with: key)
+        } catch {
+            throw WeChatPayError(kind: .unverifiedError(status: answer.status, reason: error), endpoint: endpoint,
+                                 requestID: answer.requestID, serverDate: answer.date)
+        }
     }
 
     private func signatureHeaders(_ answer: GatewayAnswer, _ endpoint: String, now: Date) throws(WeChatPayError) -> AnswerSignature {

@@ -46,6 +46,9 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
         case signature(SignatureFailure)
         /// The request could not be built or signed locally (a key problem): nothing was sent.
         case local(String)
+        /// An error status that would refuse the request (4xx other than 429) whose signature did
+        /// not verify: anyone on the path could have sent it, so it is retried, never believed.
+        case unverifiedError(status: Int, reason: SignatureFailure)
     }
 
     public let kind: Kind
@@ -68,7 +71,7 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
     /// failures are not.
     public var isRetryable: Bool {
         switch kind {
-        case .transport, .timeout, .malformedAnswer, .signature: true
+        case .transport, .timeout, .malformedAnswer, .signature, .unverifiedError: true
         case .http(let status, _, _, _): status == 429 || (500...599).contains(status)
         case .local: false
         }
@@ -84,6 +87,7 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
         case .malformedAnswer: "malformed_answer"
         case .signature: "signature"
         case .local: "local"
+        case .unverifiedError: "unverified_error"
         }
     }
 
@@ -131,6 +135,8 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
         case .malformedAnswer(let reason): text = "malformed answer: \(reason)"
         case .signature(let failure): text = failure.explanation
         case .local(let reason): text = reason
+        case .unverifiedError(let status, let reason):
+            text = "an HTTP \(status) answer that does not carry the gateway's signature (\(reason.explanation)); not believed, retrying"
         }
         if let requestID { text += " (Request-ID \(requestID))" }
         if let hint { text += "; \(hint)" }

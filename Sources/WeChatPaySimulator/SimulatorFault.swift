@@ -20,6 +20,8 @@ public enum SimulatorFault: Sendable, Equatable {
     case staleTimestamp
     /// Answer 200 with a correctly signed body that is not the endpoint's JSON.
     case garbageBody
+    /// Answer this status with PARAM_ERROR and no signature: what anyone on the path could send.
+    case unsignedError(status: Int)
     /// Read the next request (its nonce is then spent), close the connection without answering,
     /// and go back to `.none`: a connection lost after the gateway read the request.
     case hangUpOnceAfterReading

@@ -202,6 +202,7 @@ public final class WeChatPaySimulator: Sendable {
         case .serverError: return (error(500, "SYSTEM_ERROR", "系统错误 (simulated)"), nil)
         case .rateLimited: return (error(429, "FREQUENCY_LIMITED", "请求频率超限 (simulated)"), nil)
         case .garbageBody: return (Answer(status: 200, body: "<html>gateway maintenance</html>"), nil)
+        case .unsignedError(let status): return (error(status, "PARAM_ERROR", "无效的RawData数据"), nil)
         default: break
         }
         if let problem = checkSignature(request, now: now, state: &state) { return (problem, nil) }
@@ -331,7 +332,7 @@ public final class WeChatPaySimulator: Sendable {
             ("Request-ID", "SIM-" + SecureRandom.hex(12)),
             ("Date", Self.httpDate()),
         ]
-        if fault != .missingSignature {
+        if fault != .missingSignature, !{ if case .unsignedError = fault { true } else { false } }() {
             headers += [
                 ("Wechatpay-Timestamp", String(timestamp)),
                 ("Wechatpay-Nonce", nonce),

@@ -175,3 +175,23 @@ func busiestSecond(_ times: [Double]) -> Int {
         #expect(site.simulator.requests().isEmpty)
     }
 }
+
+@Suite struct ForgedRefusalTests {
+    /// An unsigned 400 (what anyone on the path could send) never moves a device to `rejected`:
+    /// the refresh fails as retryable, the device keeps serving its value, and it recovers.
+    @Test func aForgedUnsignedRefusalNeverRejectsADevice() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 1, backoff: (0.2, 0.5)))
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "filled") { site.allPublished(1) }
+        site.simulator.fault = .unsignedError(status: 400)
+        #expect(try Wire.curl(["--unix-socket", site.directory.file("authinfod.sock"), "-X", "POST", "http://localhost/v1/devices/dev-0001/refresh"]).status == 202)
+        daemon.wait(5, "the forged refusal retried") { daemon.log.components(separatedBy: "code=unverified_error").count - 1 >= 2 }
+        #expect(!daemon.log.contains("event=rejected"))
+        let status = try Binary.run(["status", "--json", "--config", site.configPath])
+        #expect(status.stdout.contains("\"state\":\"stale\""), "\(status.stdout)")
+        site.simulator.fault = .none
+        daemon.wait(5, "recovered") { daemon.log.contains("event=recovered device=dev-0001") }
+    }
+}

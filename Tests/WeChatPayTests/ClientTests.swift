@@ -280,3 +280,36 @@ final class Received: @unchecked Sendable {
     func add(_ new: [String]) { lock.withLock { values += new } }
     var serials: [String] { lock.withLock { values } }
 }
+
+@Suite struct HostileGatewayTests {
+    /// Chunk sizes a hostile or broken server might send: each ends in a retryable malformed
+    /// answer, never a crash.
+    @Test(arguments: ["-1", "-10", "+5", "0x10", "fffffffff", "1 2", "-0"])
+    func invalidChunkSizesAreMalformedAnswers(size: String) async throws {
+        let gateway = RawGateway(answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n\(size)\r\nabc\r\n0\r\n\r\n")
+        var fixture = try GatewayFixture()
+        fixture.configuration.baseURL = gateway.url
+        let error = await expectFailure { try await fixture.client().authinfo(GatewayFixture.device) }
+        #expect(error?.isRetryable == true, "\(String(describing: error))")
+        #expect(error?.description.contains("chunk") == true, "\(String(describing: error))")
+        withExtendedLifetime(gateway) {}
+    }
+}
+
+extension HostileGatewayTests {
+    /// A refusal nobody signed (anyone on the path can send a 400) is retryable and says why;
+    /// the gateway's own, signed refusal is believed.
+    @Test func anUnsignedRefusalIsNotBelievedButASignedOneIs() async throws {
+        let gateway = try GatewayFixture()
+        gateway.simulator.fault = .unsignedError(status: 400)
+        let forged = await expectFailure { try await gateway.client().authinfo(GatewayFixture.device) }
+        #expect(forged?.code == "unverified_error")
+        #expect(forged?.isRetryable == true)
+        #expect(forged?.description.contains("HTTP 400") == true)
+        gateway.simulator.fault = .none
+        gateway.simulator.reject(deviceID: GatewayFixture.device.deviceID)
+        let genuine = await expectFailure { try await gateway.client().authinfo(GatewayFixture.device) }
+        #expect(genuine?.httpStatus == 400)
+        #expect(genuine?.isRetryable == false)
+    }
+}

@@ -95,7 +95,7 @@ extension Refresher {
         switch error.kind {
         case .transport, .timeout: outcome = .gatewayUnavailable
         case .http(let status, _, _, _) where status == 429 || status >= 500: outcome = .gatewayUnavailable
-        case .malformedAnswer, .signature: outcome = .deviceRetryable
+        case .malformedAnswer, .signature, .unverifiedError: outcome = .deviceRetryable
         case .http, .local: outcome = .rejected
         }
         finish(id, outcome, error: RecordedError(code: error.code, message: error.message, httpStatus: error.httpStatus,

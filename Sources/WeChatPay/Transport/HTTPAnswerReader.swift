@@ -65,7 +65,12 @@ struct HTTPAnswerReader {
         while true {
             let sizeLine = try line(limit: 1024, what: "chunk size")
             let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map(Self.trimmed) ?? ""
-            guard !digits.isEmpty, digits.count <= 8, let size = Int(digits, radix: 16) else { throw malformed("invalid chunk size") }
+            // Hex digits only: Int(_:radix:) would also take a sign, and a negative size must
+            // never reach the reads below.
+            guard !digits.isEmpty, digits.count <= 8, digits.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
+                  let size = Int(digits, radix: 16) else {
+                throw malformed("invalid chunk size \"\(digits.prefix(16))\"")
+            }
             if size == 0 { break }
             guard body.count + size <= maximumBodyBytes else { throw oversized(body.count + size) }
             body += try bytes(size)
