@@ -5,6 +5,16 @@
 #include <sys/eventfd.h>
 #include <stddef.h>
 #include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+/* prctl is variadic, which Swift cannot call: no core dump, no ptrace by same-uid processes,
+ * no /proc/self/mem for others. Returns 0, or -1 with errno. */
+static inline int authinfod_forbid_core_dumps(void) {
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
 
 /* Declared here without their headers' other contents: including <sys/socket.h> or <spawn.h>
  * would move their types and constants into this module, away from Swift files that import

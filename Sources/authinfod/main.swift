@@ -59,5 +59,6 @@ func run(_ arguments: [String]) async -> Int32 {
 if CommandLine.arguments.dropFirst().first == "run" {
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
+    CrashHygiene.apply()
 }
 exit(await run(Array(CommandLine.arguments.dropFirst())))

@@ -55,4 +55,47 @@ import Testing
         let order = ["start", "published", "listening", "ready", "refreshed", "stop"].map { events.firstIndex(of: $0) ?? -1 }
         #expect(!order.contains(-1) && order == order.sorted(), "\(events)")
     }
+
+    /// A crash leaves no copy of the daemon's memory: started where core dumps are allowed and
+    /// would land in its folder, `kill -SEGV` leaves no core file there and no register or
+    /// memory dump in the log.
+    @Test func aCrashLeavesNoCoreFileAndNoMemoryInTheLog() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 1))
+        let logPath = site.directory.file("daemon.log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "ulimit -c unlimited && cd \"$1\" && exec \"$2\" run --config \"$3\"", "sh",
+                             site.directory.path, Binary.path, site.configPath]
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = nil
+        process.environment = environment
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let log = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+        let deadline = Date().addingTimeInterval(10)
+        while !log().contains("event=ready") && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        try #require(log().contains("event=ready"), "\(log())")
+        let pid = process.processIdentifier
+        let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max core file size") && $0.split(separator: " ").dropFirst(4).prefix(2) == ["0", "0"] },
+                "\(limits)")
+        let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(environ.split(separator: "\0").contains("SWIFT_BACKTRACE=enable=no"))
+
+        kill(pid, SIGSEGV)
+        let exitDeadline = Date().addingTimeInterval(20)
+        while process.isRunning && Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning {
+            Issue.record("the daemon did not die of SIGSEGV within 20 s (a backtracer stuck on it?); log:\n\(log().suffix(1500))")
+            kill(pid, SIGKILL)
+        }
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGSEGV)
+        let left = try FileManager.default.contentsOfDirectory(atPath: site.directory.path)
+        #expect(!left.contains { $0.hasPrefix("core") }, "a core file was written: \(left)")
+        #expect(!log().contains("0x0000"), "the log holds a register or memory dump:\n\(log().suffix(2000))")
+    }
 }
