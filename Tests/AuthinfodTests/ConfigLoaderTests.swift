@@ -22,6 +22,27 @@ import Testing
         return config
     }
 
+    /// A misspelt required key is named as the unknown key it is, with the right spelling,
+    /// rather than reported as the required key missing.
+    @Test(arguments: [("devices", "devics"), ("merchant", "marchant"), ("device_id", "deviceid"), ("mchid", "mch_id")])
+    func aMisspeltRequiredKeyIsNamedAsUnknownWithTheSpellingToUse(right: String, wrong: String) throws {
+        let site = try Site()
+        var config = site.config(devices: 1)
+        switch right {
+        case "devices", "merchant":
+            config[wrong] = config.removeValue(forKey: right)
+        case "device_id":
+            config["devices"] = [["deviceid": "dev-0001", "raw_data": "R"]]
+        default:
+            var merchant = site.merchant()
+            merchant[wrong] = merchant.removeValue(forKey: right)
+            config["merchant"] = merchant
+        }
+        let error = try #require(try refusal(site, config))
+        #expect(error.description.contains("\(wrong)") && error.description.contains("unknown key (did you mean \"\(right)\"?)"), "\(error)")
+        #expect(!error.description.contains("is required"), "\(error)")
+    }
+
     @Test func aMinimalConfigGetsTheContractDefaults() throws {
         let site = try Site()
         try site.writeConfig(["merchant": site.merchant(), "devices": [["device_id": "dev-0001", "raw_data": "R", "sp_appid": "wx1", "sub_mchid": "1", "organization_id": "o"]]])

@@ -83,7 +83,7 @@ public enum ConfigLoader {
 
     static func parse(_ document: JSONValue, _ context: Context) throws(ConfigError) -> Configuration {
         var root = try ConfigObject(file: context.file, path: "", value: document)
-        guard var merchantObject = try root.object("merchant") else { throw root.error("merchant", "is required") }
+        guard var merchantObject = try root.object("merchant") else { throw root.missing("merchant") }
         let merchant = try parseMerchant(&merchantObject, context)
         let api = try parseAPI(try root.object("api"), context)
         let refresh = try parseRefresh(try root.object("refresh"))
@@ -204,7 +204,7 @@ public enum ConfigLoader {
     static func parseOnChange(_ object: ConfigObject?, _ context: Context) throws(ConfigError) -> Configuration.OnChange? {
         guard var object else { return nil }
         guard let command = try object.stringArray("command"), let program = command.first else {
-            throw object.error("command", "is required: the program and its arguments, e.g. [\"/usr/local/bin/push-authinfo\"]")
+            throw object.missing("command", "is required: the program and its arguments, e.g. [\"/usr/local/bin/push-authinfo\"]")
         }
         guard program.hasPrefix("/") else { throw object.error("command[0]", "must be an absolute path to the program") }
         let timeout = try object.positiveNumber("timeout_seconds", default: 10)
@@ -278,7 +278,7 @@ public enum ConfigLoader {
             for field in deviceFields { defaults[field] = try object.string(field) }
             try object.rejectUnknownKeys()
         }
-        guard let elements = try root.array("devices") else { throw root.error("devices", "is required (a list of devices)") }
+        guard let elements = try root.array("devices") else { throw root.missing("devices", "is required (a list of devices)") }
         var devices: [Configuration.Device] = []
         devices.reserveCapacity(elements.count)
         var seen = Set<String>(minimumCapacity: elements.count)

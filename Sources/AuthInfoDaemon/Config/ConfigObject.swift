@@ -50,8 +50,19 @@ struct ConfigObject {
     }
 
     mutating func requiredString(_ name: String) throws(ConfigError) -> String {
-        guard let text = try string(name) else { throw error(name, "is required") }
+        guard let text = try string(name) else { throw missing(name) }
         return text
+    }
+
+    /// The error for a required key that is absent: when a key nobody reads resembles it, that
+    /// typo is the problem to name ("unknown key \"devics\" (did you mean \"devices\"?)").
+    func missing(_ name: String, _ message: String = "is required") -> ConfigError {
+        let typo = members.map(\.key).filter { !consumed.contains($0) && $0 != name }
+            .min { Self.distance($0, name) < Self.distance($1, name) }
+        if let typo, Self.distance(typo, name) <= 3 {
+            return error(typo, "unknown key (did you mean \"\(name)\"?)")
+        }
+        return error(name, message)
     }
 
     /// A number greater than zero (seconds may be fractional).
