@@ -38,7 +38,8 @@ enum HTTPBench {
             "device_defaults": ["sp_appid": "wx8888888888888888", "sub_mchid": "1900000999", "organization_id": "org-1"],
             "devices": (1...4).map { ["device_id": String(format: "dev-%06d", $0), "raw_data": "RAW"] },
         ]
-        try DaemonBench.write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o640)
+        // The token is inline, so the config is the owner's alone.
+        try DaemonBench.write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o600)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
         let daemon = try DaemonBench.startDaemon(binary, directory, log: "daemon.log")
         defer { DaemonBench.stop(daemon) }

@@ -234,6 +234,30 @@ import Testing
         #expect(try refusal(site, with(site.config(), "listen", "tcp_clients", listen["tcp_clients"]!))?.key == "listen.tcp_clients[0].token_file")
     }
 
+    /// A token written into the config makes the config a secret: check-config (and the daemon)
+    /// refuse it while the group or others can read the file, naming the key; a token file that
+    /// others can read is refused too.
+    @Test func secretsInReadableFilesAreRefusedNamingTheKey() throws {
+        let site = try Site()
+        let clients: [[String: Any]] = [["name": "k", "token": String(repeating: "t", count: 24), "devices": ["dev-0001"]]]
+        try site.writeConfig(with(with(site.config(), "listen", "tcp", "127.0.0.1:8787"), "listen", "tcp_clients", clients))
+        for mode: mode_t in [0o644, 0o640] {
+            chmod(site.configPath, mode)
+            let refused = try Binary.run(["check-config", "--config", site.configPath])
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("listen.tcp_clients[0].token") && refused.stderr.contains("mode 0\(String(mode, radix: 8))"), "\(refused.stderr)")
+            #expect(!refused.stderr.contains(String(repeating: "t", count: 24)), "the token is never printed")
+        }
+        chmod(site.configPath, 0o600)
+        #expect(try Binary.run(["check-config", "--config", site.configPath]).status == 0)
+
+        try site.directory.write("kiosk.token", String(repeating: "k", count: 32), mode: 0o644)
+        try site.writeConfig(with(with(site.config(), "listen", "tcp", "127.0.0.1:8787"), "listen", "tcp_clients",
+                                  [["name": "k", "token_file": "kiosk.token", "devices": ["dev-0001"]]]))
+        let file = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(file.status == 1 && file.stderr.contains("listen.tcp_clients[0].token_file") && file.stderr.contains("kiosk.token"), "\(file.stderr)")
+    }
+
     @Test func checkConfigSummarisesWithoutSecretsAndRefusesWithOneLine() throws {
         let site = try Site()
         try site.writeConfig(site.config(devices: 3))

@@ -85,6 +85,7 @@ struct APISite {
     init(devices: Int = 3, extra: [String: Any] = [:]) throws {
         site = try Site()
         try site.directory.write("kiosk.token", Self.kioskToken + "\n")
+        try site.directory.write("ops.token", Self.adminToken + "\n")
         var attempt = 0
         while true {
             attempt += 1
@@ -95,7 +96,7 @@ struct APISite {
                 "tcp": "127.0.0.1:\(port)",
                 "tcp_clients": [
                     ["name": "kiosk-1", "token_file": "kiosk.token", "devices": ["dev-0001"]],
-                    ["name": "ops", "token": Self.adminToken, "devices": ["*"], "admin": true],
+                    ["name": "ops", "token_file": "ops.token", "devices": ["*"], "admin": true],
                 ],
             ]
             for (key, value) in extra { config[key] = value }

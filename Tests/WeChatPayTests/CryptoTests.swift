@@ -90,3 +90,11 @@ import Testing
         #expect(!secret.constantTimeEquals(Array("token-12".utf8)))
     }
 }
+
+@Suite struct DigestTests {
+    /// FIPS 180-2's "abc" vector.
+    @Test func sha256MatchesTheStandardVector() {
+        let hex = SHA256.digest(Array("abc".utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+}

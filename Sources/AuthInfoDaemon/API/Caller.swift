@@ -33,24 +33,26 @@ enum Caller: Sendable {
 }
 
 /// Matches `Authorization: Bearer <token>` against every configured TCP client in constant
-/// time: each comparison takes time independent of where the tokens differ, and every client
-/// is compared, so timing reveals neither a token nor which client matched.
+/// time: tokens are compared as SHA-256 digests (always 32 bytes, so not even a token's length
+/// shows), each comparison takes the same time wherever they differ, and every client is
+/// compared, so timing reveals neither a token nor which client matched.
 struct TokenAuthenticator: Sendable {
-    /// Each client's token and the caller it authenticates (built once, not per request).
-    private let callers: [(token: SecretBytes, caller: Caller)]
+    /// Each client's token digest and the caller it authenticates (built once, not per request).
+    private let callers: [(digest: SecretBytes, caller: Caller)]
 
     /// The table of `clients` that carry a token (all of them, once the configuration was
     /// loaded with its secrets).
     init(clients: [Configuration.TCPClient]) {
         callers = clients.compactMap { client in
-            client.token.map { ($0, .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin)) }
+            client.token.map { (SecretBytes($0.withUnsafeBytes { SHA256.digest($0) }), .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin)) }
         }
     }
 
     func authenticate(_ request: HTTPRequest) -> Caller? {
         guard let header = request.header("Authorization"), let presented = Self.bearerToken(header) else { return nil }
+        let digest = SHA256.digest(presented)
         var match: Caller?
-        for entry in callers where entry.token.constantTimeEquals(presented) {
+        for entry in callers where entry.digest.constantTimeEquals(digest) {
             match = entry.caller
         }
         return match

@@ -31,9 +31,19 @@ public enum ConfigLoader {
         var configuration = try read(path, environment: environment)
         let credentials = try MerchantCredentials.load(configuration.merchant, file: configuration.file)
         for (index, client) in configuration.listen.tcpClients.enumerated() {
-            configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: "listen.tcp_clients[\(index)]", file: configuration.file)
+            let key = "listen.tcp_clients[\(index)]"
+            configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: key, file: configuration.file)
+            if client.tokenSource == .inline { try refuseInlineTokenInReadableFile(configuration.file, key: key + ".token") }
         }
         return (configuration, credentials)
+    }
+
+    /// A token written into the config is a secret in that file: only its owner may read it.
+    static func refuseInlineTokenInReadableFile(_ file: String, key: String) throws(ConfigError) {
+        var status = stat()
+        guard stat(file, &status) == 0, status.st_mode & 0o077 != 0 else { return }
+        let mode = String(status.st_mode & 0o777, radix: 8)
+        throw ConfigError(file: file, key: key, message: "a token is written into this config, which its group or other users can read (mode 0\(mode)): move it to a token_file (chmod 600), or chmod 600 \(file)")
     }
 
     private static func read(_ path: String, environment: [String: String]) throws(ConfigError) -> Configuration {
