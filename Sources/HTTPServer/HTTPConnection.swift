@@ -33,9 +33,13 @@ final class HTTPConnection {
     /// re-enter it (the loop there picks up the next pipelined request instead).
     private var processing = false
 
-    init(fd: Int32, core: ServerCore) {
+    /// The client, as `HTTPRequest.peer` gives it.
+    private let peer: String
+
+    init(fd: Int32, core: ServerCore, peer: String) {
         self.fd = fd
         self.core = core
+        self.peer = peer
     }
 
     func start() {
@@ -98,7 +102,8 @@ final class HTTPConnection {
                 sequence += 1
                 pending = sequence
                 send(.error(status, status == 431 ? "headers_too_large" : status == 413 ? "body_too_large" : "bad_request"), for: sequence)
-            case .request(let request, let consumed):
+            case .request(var request, let consumed):
+                request.peer = peer
                 if consumed == input.count { input.removeAll(keepingCapacity: true) } else { input.removeFirst(consumed) }
                 scanned = 0
                 sequence += 1

@@ -12,6 +12,8 @@ public struct HTTPRequest: Sendable {
     /// Header fields in arrival order, names as sent.
     public let headers: [(name: String, value: String)]
     public let body: [UInt8]
+    /// Who sent it: `address:port` of a TCP client, `unix` on a Unix socket (set by the server).
+    public internal(set) var peer = ""
 
     public init(method: String, target: String, minorVersion: Int = 1, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.method = method

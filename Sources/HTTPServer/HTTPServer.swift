@@ -125,7 +125,7 @@ final class ServerCore {
             Glibc.close(fd)
             return
         }
-        let connection = HTTPConnection(fd: fd, core: self)
+        let connection = HTTPConnection(fd: fd, core: self, peer: Self.peer(of: fd))
         connections[ObjectIdentifier(connection)] = connection
         connection.start()
         if connections.count == 1 {
@@ -138,6 +138,27 @@ final class ServerCore {
     func closed(_ connection: HTTPConnection) {
         connections[ObjectIdentifier(connection)] = nil
         if connections.isEmpty { loop.setTick(nil, nil) }
+    }
+
+    /// `address:port` of a TCP client (`[v6]:port`), or `unix`.
+    static func peer(of fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) } }
+        guard status == 0 else { return "unknown" }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            var address = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
+            inet_ntop(AF_INET, &address.sin_addr, &text, socklen_t(text.count))
+            return "\(String(cString: text)):\(UInt16(bigEndian: address.sin_port))"
+        case AF_INET6:
+            var address = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
+            inet_ntop(AF_INET6, &address.sin6_addr, &text, socklen_t(text.count))
+            return "[\(String(cString: text))]:\(UInt16(bigEndian: address.sin6_port))"
+        default:
+            return "unix"
+        }
     }
 
     private func sweepConnections() {

@@ -34,4 +34,30 @@ import Testing
         #expect(try api.unix("/healthz").status == 200)
         #expect(try api.tcp("/v1/devices/dev-0001/authinfo", token: APISite.kioskToken).status == 200)
     }
+
+    /// Refused LAN requests are logged as auth_failed with the client's address and the
+    /// reason, at most once per address every 10 s, and all counted by reason; never the token.
+    @Test func refusedRequestsAreLoggedOncePerAddressAndCountedByReason() throws {
+        let api = try APISite(devices: 2)
+        defer { _ = api.daemon.terminate() }
+        let guess = "guessed-token-0000000000000000"
+        for _ in 0..<20 { _ = try api.tcp("/v1/devices/dev-0001/authinfo", token: guess) }
+        for _ in 0..<3 { _ = try api.tcp("/v1/devices/dev-0001/authinfo", token: nil) }
+        let fromOther = Wire.raw(port: api.port, Array("GET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n".utf8))
+        #expect(fromOther.hasPrefix("HTTP/1.1 401 "))
+        let outOfScope = try KeepAliveConnection(tcpPort: api.port, from: "127.0.0.2")
+        #expect(outOfScope.get("/v1/devices/dev-0002/authinfo", token: APISite.kioskToken) == 403)
+        #expect(outOfScope.get("/metrics", token: APISite.kioskToken) == 403)
+
+        let lines = api.daemon.log.split(separator: "\n").filter { $0.contains("event=auth_failed") }
+        #expect(lines.filter { $0.contains("client=127.0.0.1 ") }.count == 1, "\(lines)")
+        #expect(lines.filter { $0.contains("client=127.0.0.2 ") }.count == 1, "\(lines)")
+        #expect(lines.first?.contains("reason=invalid_token") == true, "\(lines)")
+        #expect(!api.daemon.log.contains(guess) && !api.daemon.log.contains(APISite.kioskToken), "tokens are never logged")
+        let metrics = try api.unix("/metrics").body
+        #expect(metrics.contains("authinfod_auth_failures_total{reason=\"invalid_token\"} 20"), "\(metrics.suffix(600))")
+        #expect(metrics.contains("authinfod_auth_failures_total{reason=\"missing_token\"} 4"))
+        #expect(metrics.contains("authinfod_auth_failures_total{reason=\"out_of_scope\"} 1"))
+        #expect(metrics.contains("authinfod_auth_failures_total{reason=\"not_admin\"} 1"))
+    }
 }

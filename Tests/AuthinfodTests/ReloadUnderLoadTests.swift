@@ -7,8 +7,8 @@ import Testing
 final class KeepAliveConnection {
     let fd: Int32
 
-    init(tcpPort port: UInt16, host: String = "127.0.0.1") throws {
-        fd = try Wire.connect(port: port, host: host)
+    init(tcpPort port: UInt16, host: String = "127.0.0.1", from source: String? = nil) throws {
+        fd = try Wire.connect(port: port, host: host, from: source)
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }

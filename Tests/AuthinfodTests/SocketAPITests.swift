@@ -48,8 +48,15 @@ enum Wire {
 
     /// A TCP connection to 127.0.0.1:`port`, with `receiveBuffer` bytes of socket receive buffer
     /// when given (set before connecting, so the window is small from the start).
-    static func connect(port: UInt16, host: String = "127.0.0.1", receiveBuffer: Int32? = nil) throws -> Int32 {
+    static func connect(port: UInt16, host: String = "127.0.0.1", from source: String? = nil, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            // Another loopback address as the client's own: a second host on the LAN.
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }

@@ -8,10 +8,21 @@ import WeChatPay
 extension SocketAPI {
     static let maximumRawDataBytes = 16 * 1024
 
+    /// What the routes answer from.
+    struct RouteContext: Sendable {
+        let service: any DeviceService
+        let logger: Logger
+        let authFailures: AuthFailures
+    }
+
     /// Answers `request` from `caller`.
-    static func route(_ request: HTTPRequest, caller: Caller, service: any DeviceService, logger: Logger, _ responder: HTTPResponder) {
+    static func route(_ request: HTTPRequest, caller: Caller, context: RouteContext, _ responder: HTTPResponder) {
+        let service = context.service
         if request.method == "GET", let id = authinfoDevice(request.path) {
-            guard caller.mayAccess(id) else { return responder.respondNow(.error(403, "forbidden")) }
+            guard caller.mayAccess(id) else {
+                context.authFailures.record(.outOfScope, peer: request.peer, client: caller.name)
+                return responder.respondNow(.error(403, "forbidden"))
+            }
             switch service.served.lookup(id) {
             case nil: responder.respondNow(.error(404, "unknown_device"))
             case .some(nil): responder.respondNow(.error(503, "no_authinfo_yet"))
@@ -26,20 +37,21 @@ extension SocketAPI {
         case ["", "healthz"]:
             responder.respond(only("GET", request) ?? json(200, "{\"status\":\"ok\"}"))
         case ["", "metrics"]:
-            if let refusal = only("GET", request) ?? admin(caller) { return responder.respond(refusal) }
+            if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
+            let failures = context.authFailures
             service.metricsText { text in
-                responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text))
+                responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text + failures.exposition()))
             }
         case ["", "v1", "status"]:
-            if let refusal = only("GET", request) ?? admin(caller) { return responder.respond(refusal) }
+            if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
             service.status { report in
                 responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: report.json()))
             }
         case ["", "v1", "tokens"]:
-            if let refusal = only("POST", request) ?? admin(caller) { return responder.respond(refusal) }
-            token(request, caller: caller, service: service, logger: logger, responder)
+            if let refusal = only("POST", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
+            token(request, caller: caller, service: service, logger: context.logger, responder)
         case let path where path.count == 5 && path[0] == "" && path[1] == "v1" && path[2] == "devices":
-            device(String(path[3]), action: path[4], request, caller: caller, service: service, logger: logger, responder)
+            device(String(path[3]), action: path[4], request, caller: caller, context: context, responder)
         default:
             responder.respond(.error(404, "not_found"))
         }
@@ -54,8 +66,9 @@ extension SocketAPI {
         return String(id)
     }
 
-    private static func device(_ id: String, action: Substring, _ request: HTTPRequest, caller: Caller, service: any DeviceService,
-                               logger: Logger, _ responder: HTTPResponder) {
+    private static func device(_ id: String, action: Substring, _ request: HTTPRequest, caller: Caller, context: RouteContext,
+                               _ responder: HTTPResponder) {
+        let service = context.service, logger = context.logger
         let method: String
         switch action {
         case "authinfo": method = "GET"
@@ -63,7 +76,10 @@ extension SocketAPI {
         case "refresh": method = "POST"
         default: return responder.respond(.error(404, "not_found"))
         }
-        guard caller.mayAccess(id) else { return responder.respond(.error(403, "forbidden")) }
+        guard caller.mayAccess(id) else {
+            context.authFailures.record(.outOfScope, peer: request.peer, client: caller.name)
+            return responder.respond(.error(403, "forbidden"))
+        }
         if let refusal = only(method, request) { return responder.respond(refusal) }
         guard service.served.lookup(id) != nil else { return responder.respond(.error(404, "unknown_device")) }
         switch action {
@@ -76,7 +92,7 @@ extension SocketAPI {
                 responder.respond(HTTPResponse(status: 204))
             }
         case "refresh":
-            if let refusal = admin(caller) { return responder.respond(refusal) }
+            if let refusal = admin(caller, request, context) { return responder.respond(refusal) }
             service.refreshNow(id)
             logger.info("refresh_requested", ["device": id, "by": caller.name])
             responder.respond(json(202, "{\"status\":\"refresh_scheduled\"}"))
@@ -122,8 +138,10 @@ extension SocketAPI {
         return response
     }
 
-    private static func admin(_ caller: Caller) -> HTTPResponse? {
-        caller.isAdmin ? nil : .error(403, "forbidden")
+    private static func admin(_ caller: Caller, _ request: HTTPRequest, _ context: RouteContext) -> HTTPResponse? {
+        guard !caller.isAdmin else { return nil }
+        context.authFailures.record(.notAdmin, peer: request.peer, client: caller.name)
+        return .error(403, "forbidden")
     }
 
     private static func json(_ status: Int, _ text: String) -> HTTPResponse {

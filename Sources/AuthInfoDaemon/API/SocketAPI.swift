@@ -35,17 +35,19 @@ final class SocketAPI: Sendable {
     /// An API answering from `service`; it listens once a staged configuration is committed.
     init(service: any DeviceService, logger: Logger) {
         self.logger = logger
+        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger))
         unixServer = HTTPServer(label: "authinfod.unix") { request, responder in
-            Self.route(request, caller: .local, service: service, logger: logger, responder)
+            Self.route(request, caller: .local, context: context, responder)
         }
         let clients = self.clients
         tcpServer = HTTPServer(label: "authinfod.tcp") { request, responder in
             guard let caller = clients.authenticate(request) else {
+                context.authFailures.record(request.header("Authorization") == nil ? .missingToken : .invalidToken, peer: request.peer, client: nil)
                 var response = HTTPResponse.error(401, "unauthorized")
                 response.headers.append(("WWW-Authenticate", "Bearer realm=\"authinfod\""))
                 return responder.respondNow(response)
             }
-            Self.route(request, caller: caller, service: service, logger: logger, responder)
+            Self.route(request, caller: caller, context: context, responder)
         }
     }
 
