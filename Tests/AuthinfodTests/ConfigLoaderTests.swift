@@ -258,6 +258,15 @@ import Testing
         #expect(file.status == 1 && file.stderr.contains("listen.tcp_clients[0].token_file") && file.stderr.contains("kiosk.token"), "\(file.stderr)")
     }
 
+    /// The publish folder is tidied by the daemon, so it may not be a folder that holds anything
+    /// else: the root, the config's folder (publish_dir "." beside the config) or the cache's.
+    @Test(arguments: ["/", ".", "state", "./state/../"])
+    func publishDirMustBeAFolderOfItsOwn(publishDir: String) throws {
+        let site = try Site()
+        let error = try #require(try refusal(site, with(site.config(), "storage", "publish_dir", publishDir)))
+        #expect(error.key == "storage.publish_dir", "\(error)")
+    }
+
     @Test func checkConfigSummarisesWithoutSecretsAndRefusesWithOneLine() throws {
         let site = try Site()
         try site.writeConfig(site.config(devices: 3))

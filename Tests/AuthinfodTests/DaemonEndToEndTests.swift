@@ -171,4 +171,25 @@ import WeChatPaySimulator
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: site.directory.file("devices")).filter { !$0.hasSuffix(".json") }
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }
+
+    /// At start the publish folder is made to match the cache, touching only what the daemon
+    /// writes: a removed device's document and a temporary file of its own go; a file of
+    /// someone else's (JSON or not, even one named like a temporary file) stays.
+    @Test func startTidiesOnlyFilesTheDaemonWrote() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 1))
+        let folder = site.directory.file("devices")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let removed = #"{"device_id":"gone-01","authinfo":"OLD","fetched_at":1,"expires_at":2}"#
+        try site.directory.write("devices/gone-01.json", removed)
+        try site.directory.write("devices/.tmp-dev-0001-123-7", "half a document")
+        try site.directory.write("devices/notes.json", #"{"owner":"ops"}"#)
+        try site.directory.write("devices/dev-0002.json", #"{"device_id":"someone-else"}"#)
+        try site.directory.write("devices/.tmp-keep-me", "not ours")
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "published") { site.allPublished(1) }
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: folder))
+        #expect(left == ["dev-0001.json", "notes.json", "dev-0002.json", ".tmp-keep-me"], "\(left)")
+    }
 }

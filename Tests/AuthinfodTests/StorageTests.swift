@@ -78,8 +78,9 @@ import Testing
         var status = stat()
         stat(publisher.path(of: "a"), &status)
         #expect(status.st_mode & 0o777 == 0o640)
-        try directory.write("devices/removed.json", "{}")
-        try directory.write("devices/.tmp-a-1234", "half")
+        // What the daemon itself leaves behind: a removed device's document, a temporary file.
+        try directory.write("devices/removed.json", #"{"device_id":"removed","authinfo":"A","fetched_at":1,"expires_at":2}"#)
+        try directory.write("devices/.tmp-a-1234-1", "half")
         try directory.write("devices/b.json", "stale")
         let (written, removed) = try publisher.reconcile(["a": Array("{\"v\":1}".utf8), "b": Array("{\"v\":2}".utf8), "c": Array("{}".utf8)])
         #expect(written == 2)

@@ -194,6 +194,14 @@ public enum ConfigLoader {
         if let database = try object.string("database") { storage.database = context.path(database) }
         if let publish = try object.string("publish_dir") { storage.publishDirectory = context.path(publish) }
         try object.rejectUnknownKeys()
+        // The folder is the daemon's to tidy: it must not be one that holds anything else.
+        let publish = (storage.publishDirectory as NSString).standardizingPath
+        let shared = [("/", "the root folder"), (context.directory, "the config's folder"),
+                      ((storage.database as NSString).deletingLastPathComponent, "the cache's folder")]
+        if let (_, what) = shared.first(where: { (($0.0 as NSString).standardizingPath) == publish }) {
+            throw ConfigError(file: context.file, key: "storage.publish_dir",
+                              message: "\(storage.publishDirectory) is \(what); give the published files a folder of their own, e.g. /run/authinfod/devices")
+        }
         return storage
     }
 

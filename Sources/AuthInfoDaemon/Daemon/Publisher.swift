@@ -52,6 +52,22 @@ final class Publisher {
         }
     }
 
+    /// Whether `name` is one of the temporary names `write` makes (`.tmp-{device}-{pid}-{n}`).
+    static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix(temporaryPrefix) else { return false }
+        let parts = name.split(separator: "-")
+        return parts.count >= 4 && parts.suffix(2).allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+    }
+
+    /// Whether `bytes` is the authinfo document of `deviceID`, as `write` makes it.
+    static func isDocument(_ bytes: [UInt8], of deviceID: String) -> Bool {
+        guard case .object(let members)? = try? JSONParser.parse(bytes) else { return false }
+        let keys = Set(members.map(\.key))
+        guard keys == ["device_id", "authinfo", "fetched_at", "expires_at"] else { return false }
+        if case .string(let id)? = members.first(where: { $0.key == "device_id" })?.value { return id == deviceID }
+        return false
+    }
+
     /// Deletes the device's file, if present.
     func remove(_ deviceID: String) {
         unlink(path(of: deviceID))
@@ -64,18 +80,21 @@ final class Publisher {
         return bytes
     }
 
-    /// Makes the folder match `documents` exactly: rewrites files that are missing or differ,
-    /// deletes files of other devices and leftover temporary files. Returns (written, removed).
+    /// Makes the folder match `documents`: rewrites files that are missing or differ, deletes
+    /// the documents of other devices and leftover temporary files — only files this daemon
+    /// writes (an authinfo document named for its device, or one of its temporary names), never
+    /// anything else someone keeps there. Returns (written, removed).
     func reconcile(_ documents: [String: [UInt8]]) throws(Failure) -> (written: Int, removed: Int) {
         try prepare()
         var removed = 0
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let present = Set(entries)
         for name in entries {
-            if name.hasPrefix(Self.temporaryPrefix) {
+            if Self.isTemporaryName(name) {
                 unlink(directory + "/" + name)
                 removed += 1
-            } else if name.hasSuffix(".json"), documents[String(name.dropLast(5))] == nil {
+            } else if name.hasSuffix(".json"), case let deviceID = String(name.dropLast(5)), documents[deviceID] == nil,
+                      let bytes = read(deviceID), Self.isDocument(bytes, of: deviceID) {
                 unlink(directory + "/" + name)
                 removed += 1
             }
