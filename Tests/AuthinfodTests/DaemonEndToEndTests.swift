@@ -51,7 +51,8 @@ import WeChatPaySimulator
         #expect(first.terminate().status == 0)
 
         try FileManager.default.removeItem(atPath: site.directory.file("devices"))
-        try site.directory.write("devices/removed-device.json", "{}")
+        // A device removed from the config left its document behind.
+        try site.directory.write("devices/removed-device.json", #"{"device_id":"removed-device","authinfo":"A","fetched_at":1,"expires_at":2}"#)
         site.simulator.fault = .down
         let requestsBefore = site.simulator.requests().count
         let second = try site.start()
