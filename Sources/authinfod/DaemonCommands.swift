@@ -188,6 +188,41 @@ extension Commands {
         return .success
     }
 
+    /// `reload`: asks the running daemon to re-read its config now and waits for the outcome:
+    /// exit 0 when applied, 1 with the reason when refused (the running config is kept).
+    static func reload(_ arguments: [String]) throws(UsageError) -> CommandResult {
+        let options = try Arguments(arguments, command: "reload", valued: ["config"])
+        guard options.positionals.isEmpty else { throw UsageError("reload: unexpected argument \(options.positionals[0])", command: "reload") }
+        let configuration: Configuration
+        switch loadConfigurationOnly(options.value("config")) {
+        case .success(let loaded): configuration = loaded
+        case .failure(.failure(let message)): return .failure("\(message); nothing was sent: the running daemon keeps its configuration")
+        case .failure(let result): return result
+        }
+        guard let socket = configuration.listen.unixSocket else {
+            return .failure("reload: listen.unix_socket is off in \(configuration.file); send SIGHUP instead (systemctl kill -s HUP authinfod)")
+        }
+        do {
+            let response = try UnixSocketClient.request(socket: socket, method: "POST", path: "/v1/reload", timeout: 60)
+            switch response.status {
+            case 200:
+                print("reload applied")
+                return .success
+            case 422:
+                let reason = (try? JSONParser.parse(response.body)).flatMap { value -> String? in
+                    guard case .object(let members) = value, case .string(let error)? = members.first(where: { $0.key == "error" })?.value else { return nil }
+                    return error
+                } ?? "refused"
+                return .failure("reload refused, the running configuration is kept: \(reason)")
+            default:
+                return .failure("reload: the daemon answered HTTP \(response.status)")
+            }
+        } catch {
+            if case .notRunning = error { return .failure("reload: \(error); is authinfod running? (systemctl status authinfod)") }
+            return .failure("reload: \(error)")
+        }
+    }
+
     /// `refresh (DEVICE_ID... | --all)`: asks the running daemon to refresh now.
     static func refresh(_ arguments: [String]) throws(UsageError) -> CommandResult {
         let options = try Arguments(arguments, command: "refresh", valued: ["config"], switches: ["all"])
@@ -242,12 +277,6 @@ final class DaemonControl: Sendable {
         guard let (daemon, logger, configPath) = attached.withLock({ $0.map { ($0.daemon, $0.logger, $0.configPath) } }) else { return }
         if number == SIGUSR1 { return daemon.logSummary() }
         // An invalid new config is logged and the running one kept.
-        switch Commands.loadConfiguration(configPath) {
-        case .success(let (configuration, credentials)):
-            daemon.reload(configuration, credentials: credentials)
-        case .failure(let result):
-            let reason = if case .failure(let message) = result { message } else { "invalid configuration" }
-            logger.error("reload", ["result": "refused", "error": reason, "hint": "the running configuration is kept; fix the file and send SIGHUP again"])
-        }
+        daemon.reloadConfigFile()
     }
 }

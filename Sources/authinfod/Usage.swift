@@ -14,6 +14,7 @@ enum Usage {
       authinfod get DEVICE_ID [--config FILE]  print the cached authinfo value alone
       authinfod refresh (DEVICE_ID... | --all) [--config FILE]
                                                ask the running daemon to refresh now
+      authinfod reload       [--config FILE]   ask the running daemon to re-read its config; waits for the outcome
       authinfod token --out-user-id ID --organization-id ORG [--config FILE]
                                                obtain a face-pay signing token (POST /v3/offlinefacemch/tokens)
       authinfod demo         [--devices N]     the whole story against a built-in simulator
@@ -65,6 +66,14 @@ enum Usage {
 
         Asks the running daemon (over its Unix socket) to refresh the devices now, within the
         configured rate. Fails with a clear message when no daemon is running.
+        """,
+        "reload": """
+        Usage: authinfod reload [--config FILE]
+
+        Asks the running daemon (over its Unix socket) to re-read its configuration now, and
+        waits: exit 0 when applied, exit 1 with the reason when refused (the running
+        configuration is kept). What `systemctl reload authinfod` runs; SIGHUP does the same
+        without an answer.
         """,
         "demo": """
         Usage: authinfod demo [--devices N]

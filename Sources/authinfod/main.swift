@@ -36,6 +36,7 @@ func run(_ arguments: [String]) async -> Int32 {
         case "status": result = try Commands.status(rest)
         case "get": result = try Commands.get(rest)
         case "refresh": result = try Commands.refresh(rest)
+        case "reload": result = try Commands.reload(rest)
         case "demo": result = try await Demo.run(rest)
         default: throw UsageError("unknown command \"\(command)\"")
         }

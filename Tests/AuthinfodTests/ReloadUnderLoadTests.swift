@@ -158,4 +158,38 @@ extension Wire {
         #expect(try KeepAliveConnection(tcpPort: api.port).get("/v1/devices/dev-0001/authinfo", token: APISite.kioskToken) == 200)
         #expect(!api.daemon.log.contains("event=reload result=applied"))
     }
+
+    /// `authinfod reload` waits for the outcome: exit 0 when applied; exit 1 with the reason
+    /// when the new config is refused, and the daemon keeps the running one.
+    @Test func reloadCommandReportsAppliedAndRefused() throws {
+        let api = try APISite(devices: 2)
+        defer { _ = api.daemon.terminate() }
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: api.site.configPath))) as? [String: Any])
+        config["devices"] = [["device_id": "dev-0001", "raw_data": "RAW-1"]]
+        try api.site.writeConfig(config)
+        let applied = try Binary.run(["reload", "--config", api.site.configPath])
+        #expect(applied.status == 0 && applied.stdout == "reload applied\n", "\(applied)")
+        #expect(api.daemon.log.contains("event=reload result=applied devices=1"))
+
+        var broken = config
+        broken["refresh"] = ["intervl_seconds": 10]
+        try api.site.writeConfig(broken)
+        let invalid = try Binary.run(["reload", "--config", api.site.configPath])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("refresh.intervl_seconds") && invalid.stderr.contains("keeps its configuration"), "\(invalid.stderr)")
+
+        // Valid on paper, refused by the daemon: its new TCP address is taken.
+        let (blocker, taken) = APISite.boundSocket(host: "127.0.0.3")
+        defer { close(blocker) }
+        listen(blocker, 1)
+        var section = try #require(config["listen"] as? [String: Any])
+        section["tcp"] = "127.0.0.3:\(taken)"
+        config["listen"] = section
+        try api.site.writeConfig(config)
+        let refused = try Binary.run(["reload", "--config", api.site.configPath])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("reload refused") && refused.stderr.contains("127.0.0.3:\(taken)"), "\(refused.stderr)")
+        #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0001/authinfo") == 200, "the running configuration is kept")
+        #expect(try api.tcp("/v1/reload", token: APISite.kioskToken, ["-X", "POST"]).status == 403, "only an admin may reload")
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import HTTPServer
 import WeChatPay
 
@@ -13,6 +14,21 @@ extension SocketAPI {
         let service: any DeviceService
         let logger: Logger
         let authFailures: AuthFailures
+        let reloader: Reloader
+    }
+
+    /// What `POST /v1/reload` runs: set by the daemon once it exists.
+    final class Reloader: Sendable {
+        typealias Reload = @Sendable () -> Result<Void, DaemonError>
+        private let reload = Mutex<Reload?>(nil)
+
+        func set(_ body: @escaping Reload) { reload.withLock { $0 = body } }
+
+        /// Runs the reload off the listener's thread and replies with its outcome.
+        func run(_ reply: @escaping @Sendable (Result<Void, DaemonError>) -> Void) {
+            guard let body = reload.withLock({ $0 }) else { return reply(.failure(DaemonError(description: "the daemon is not running"))) }
+            DispatchQueue.global().async { reply(body()) }
+        }
     }
 
     /// Answers `request` from `caller`.
@@ -46,6 +62,15 @@ extension SocketAPI {
             if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
             service.status { report in
                 responder.respond(HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: report.json()))
+            }
+        case ["", "v1", "reload"]:
+            if let refusal = only("POST", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
+            context.reloader.run { result in
+                switch result {
+                case .success: responder.respond(json(200, "{\"result\":\"applied\"}"))
+                case .failure(let error):
+                    responder.respond(json(422, "{\"result\":\"refused\",\"error\":\(JSONText.quote(error.description))}"))
+                }
             }
         case ["", "v1", "tokens"]:
             if let refusal = only("POST", request) ?? admin(caller, request, context) { return responder.respond(refusal) }

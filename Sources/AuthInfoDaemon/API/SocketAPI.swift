@@ -31,11 +31,13 @@ final class SocketAPI: Sendable {
     private let clients = ClientTable()
     private let active = Mutex(Active())
     private let logger: Logger
+    /// What `POST /v1/reload` runs (the daemon sets it).
+    let reloader = Reloader()
 
     /// An API answering from `service`; it listens once a staged configuration is committed.
     init(service: any DeviceService, logger: Logger) {
         self.logger = logger
-        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger))
+        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger), reloader: reloader)
         unixServer = HTTPServer(label: "authinfod.unix") { request, responder in
             Self.route(request, caller: .local, context: context, responder)
         }

@@ -30,6 +30,26 @@ public final class Daemon: Sendable {
         refresher = Refresher(configuration: configuration, credentials: credentials, logger: logger, clock: clock,
                               notifier: notifier, random: random)
         api = SocketAPI(service: refresher, logger: logger)
+        api.reloader.set { [weak self] in
+            guard let self else { return .failure(DaemonError(description: "the daemon is stopping")) }
+            return self.reloadConfigFile()
+        }
+    }
+
+    /// Reads the config file the daemon runs with (and every secret it names) again and applies
+    /// it; what SIGHUP and `authinfod reload` do. A config that does not load is refused, logged,
+    /// and the running one kept.
+    @discardableResult
+    public func reloadConfigFile() -> Result<Void, DaemonError> {
+        let file = refresher.queue.sync { refresher.configuration.file }
+        do {
+            let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: file)
+            return reload(configuration, credentials: credentials)
+        } catch {
+            logger.error("reload", ["result": "refused", "error": "invalid configuration: \(error)",
+                                    "hint": "the running configuration is kept; fix the file and reload again"])
+            return .failure(DaemonError(description: "invalid configuration: \(error)"))
+        }
     }
 
     /// Opens the cache, republishes every valid value, listens, tells systemd READY=1 and starts
