@@ -90,7 +90,7 @@ final class HTTPConnection {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        while !closed, pending == nil, !closeAfterWrite, !input.isEmpty {
+        while !closed, pending == nil, !closeAfterWrite, !input.isEmpty, unsent < Self.maximumUnsentBytes {
             switch HTTPRequestParser.parse(input[...], scanFrom: scanned, limits: core.configuration.limits) {
             case .incomplete(let scannedSoFar):
                 scanned = scannedSoFar
@@ -109,19 +109,27 @@ final class HTTPConnection {
                 sequence += 1
                 pending = sequence
                 if !request.keepAlive { closeAfterWrite = true }
-                disarmTimer()
+                // No deadline while the handler works, unless older answers still wait for the client.
+                if unsent == 0 { disarmTimer() }
                 core.handler(request, HTTPResponder(loop: core.loop, connection: LoopBound(self, on: core.loop.thread), sequence: sequence))
             }
         }
         updateReading()
     }
 
-    /// Reads only while no request is being handled and the buffer is within bounds
+    /// Answers not yet taken by the client above which no further pipelined request is read or
+    /// handled: a client that sends without reading holds at most this much of the daemon's
+    /// memory (plus one answer), and its answers' deadline is no longer renewed.
+    static let maximumUnsentBytes = 64 * 1024
+
+    private var unsent: Int { output.count - outputOffset }
+
+    /// Reads only while no request is being handled and the client takes its answers
     /// (backpressure against pipelining floods); watches for writability while output waits.
     private func updateReading() {
         guard !closed else { return }
         var wanted: UInt32 = 0
-        if pending == nil && !closeAfterWrite { wanted |= EPOLLIN.rawValue }
+        if pending == nil && !closeAfterWrite && unsent < Self.maximumUnsentBytes { wanted |= EPOLLIN.rawValue }
         if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
         if wanted != watched {
             watched = wanted
@@ -140,8 +148,15 @@ final class HTTPConnection {
     func send(_ response: HTTPResponse, for requestSequence: UInt64) {
         guard !closed, pending == requestSequence else { return }
         pending = nil
+        // One deadline per stretch of unsent output: it starts when the output was empty and is
+        // not renewed while older answers wait, so a client reading a byte at a time is cut.
+        if unsent == 0 || deadline == .infinity { armTimer() }
+        if outputOffset > 0 && outputOffset * 2 >= output.count {
+            // Most of the buffer was sent: drop that part instead of growing it further.
+            output.removeFirst(outputOffset)
+            outputOffset = 0
+        }
         output += response.serialized(close: closeAfterWrite)
-        armTimer()
         flush()
     }
 
@@ -157,7 +172,9 @@ final class HTTPConnection {
                 return
             }
             guard let count = sent else {
-                updateReading()
+                // The client is not taking more now; below the bound, the next pipelined
+                // request may still be handled meanwhile.
+                if unsent < Self.maximumUnsentBytes / 2 && !input.isEmpty { processInput() } else { updateReading() }
                 return
             }
             outputOffset += count

@@ -60,4 +60,57 @@ import Testing
         #expect(metrics.contains("authinfod_auth_failures_total{reason=\"out_of_scope\"} 1"))
         #expect(metrics.contains("authinfod_auth_failures_total{reason=\"not_admin\"} 1"))
     }
+
+    /// A client that pipelines requests and never reads the answers holds at most a bounded
+    /// buffer of the daemon's memory (the daemon stops reading it), and one that reads its
+    /// answers at a trickle is cut when the answers' deadline passes; others are served
+    /// throughout.
+    @Test func aClientThatDoesNotReadItsAnswersIsHeldBackThenCut() throws {
+        let api = try APISite(devices: 1)
+        defer { _ = api.daemon.terminate() }
+        let pid = api.daemon.process.processIdentifier
+        let rss = { () -> Int in
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        let before = rss()
+        let fd = try Wire.connect(port: api.port, receiveBuffer: 4096)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        let chunk = (0..<1000).flatMap { _ in request }
+        var sent = 0
+        let deadline = Date().addingTimeInterval(4)
+        while sent < 50_000_000, Date() < deadline {
+            let count = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count > 0 { sent += count } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { break }
+        }
+        let grown = rss() - before
+        #expect(grown < 5 * 1024, "RSS grew by \(grown) KiB after \(sent / 1024) KiB of pipelined requests nobody read")
+        #expect(sent < 50_000_000, "the daemon stopped taking requests from a client that does not read")
+        #expect(try api.tcp("/v1/devices/dev-0001/authinfo", token: APISite.kioskToken).status == 200, "others are served meanwhile")
+
+        // Now read one byte a second: the answers' deadline (10 s) is not renewed by a trickle.
+        let start = Date()
+        var byte: UInt8 = 0
+        var closed = false
+        while Date().timeIntervalSince(start) < 20 {
+            let count = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                closed = true
+                break
+            }
+            Thread.sleep(forTimeInterval: 1)
+            var info = tcp_info()
+            var length = socklen_t(MemoryLayout<tcp_info>.size)
+            getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length)
+            // Cut: a FIN (CLOSE_WAIT) or, with our requests unread there, a reset (CLOSE); what
+            // is still in our receive buffer would take an hour to read at this pace.
+            if info.tcpi_state == UInt8(TCP_CLOSE_WAIT) || info.tcpi_state == UInt8(TCP_CLOSE) { closed = true; break }
+        }
+        #expect(closed, "a trickling reader was not cut within 20 s")
+        #expect(Date().timeIntervalSince(start) < 15)
+    }
 }
