@@ -38,6 +38,13 @@ extension Commands {
         case .success(let loaded): (configuration, credentials) = loaded
         case .failure(let result): return result
         }
+        // Descriptors: the soft limit up to the hard one (systemd's LimitNOFILE=, else the
+        // shell's), so LAN clients run out of the daemon's patience before it runs out of files.
+        var files = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        }
         // Each gateway exchange runs on a thread of its own, and glibc would give many of them a
         // malloc arena each; two arenas keep the resident size down at no measurable cost.
         mallopt(M_ARENA_MAX, 2)

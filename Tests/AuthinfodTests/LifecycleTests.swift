@@ -58,7 +58,8 @@ import Testing
 
     /// A crash leaves no copy of the daemon's memory: started where core dumps are allowed and
     /// would land in its folder, `kill -SEGV` leaves no core file there and no register or
-    /// memory dump in the log.
+    /// memory dump in the log. (Started with a low soft descriptor limit, it also raises that
+    /// to the hard limit.)
     @Test func aCrashLeavesNoCoreFileAndNoMemoryInTheLog() throws {
         let site = try Site()
         try site.writeConfig(site.fastConfig(devices: 1))
@@ -66,7 +67,7 @@ import Testing
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "ulimit -c unlimited && cd \"$1\" && exec \"$2\" run --config \"$3\"", "sh",
+        process.arguments = ["-c", "ulimit -c unlimited && ulimit -Sn 1024 && cd \"$1\" && exec \"$2\" run --config \"$3\"", "sh",
                              site.directory.path, Binary.path, site.configPath]
         process.standardError = FileHandle(forWritingAtPath: logPath)
         var environment = ProcessInfo.processInfo.environment
@@ -82,6 +83,8 @@ import Testing
         let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
         #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max core file size") && $0.split(separator: " ").dropFirst(4).prefix(2) == ["0", "0"] },
                 "\(limits)")
+        let files = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ").dropFirst(3).prefix(2)
+        #expect(files.map { $0.first == $0.last } == true, "the soft descriptor limit is raised to the hard one: \(String(describing: files))")
         let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
         #expect(environ.split(separator: "\0").contains("SWIFT_BACKTRACE=enable=no"))
 

@@ -47,6 +47,7 @@ import Testing
         // /bin/kill is not on every system.
         #expect(unit.contains("ExecReload=/usr/local/bin/authinfod reload --config /etc/authinfod/authinfod.json"))
         #expect(unit.contains("LimitCORE=0") && unit.contains("Environment=SWIFT_BACKTRACE=enable=no"))
+        #expect(unit.contains("LimitNOFILE=65536"))
         let example = try String(contentsOf: Self.root.appendingPathComponent("config/authinfod.json"), encoding: .utf8)
         #expect(example.contains("\"database\": \"/var/lib/authinfod/"))
         #expect(example.contains("\"publish_dir\": \"/run/authinfod/"))
