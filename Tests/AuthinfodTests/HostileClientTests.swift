@@ -9,18 +9,8 @@ import Testing
         let api = try APISite(devices: 1)
         defer { _ = api.daemon.terminate() }
         for _ in 0..<3 {
-            // A small receive buffer, so the daemon's answers back up at once.
-            let fd = try Wire.connect(port: api.port, receiveBuffer: 4096)
-            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let request = Array("GET / HTTP/1.1\r\n\r\n".utf8)
-            let flood = (0..<50_000).flatMap { _ in request }
-            var sent = 0
-            let deadline = Date().addingTimeInterval(3)
-            while sent < flood.count, Date() < deadline {
-                let count = flood[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if count > 0 { sent += count } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { break }
-            }
+            let request = "GET / HTTP/1.1\r\n\r\n"
+            let (fd, sent) = try Wire.pipeline(port: api.port, request, upTo: 50_000 * request.utf8.count, seconds: 3)
             #expect(sent > 0)
             // Let the daemon take in what it will, so its answers wait on a full socket.
             Thread.sleep(forTimeInterval: 1)
@@ -75,18 +65,9 @@ import Testing
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }
         let before = rss()
-        let fd = try Wire.connect(port: api.port, receiveBuffer: 4096)
+        let request = "GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n"
+        let (fd, sent) = try Wire.pipeline(port: api.port, request, upTo: 50_000_000, seconds: 4)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
-        let chunk = (0..<1000).flatMap { _ in request }
-        var sent = 0
-        let deadline = Date().addingTimeInterval(4)
-        while sent < 50_000_000, Date() < deadline {
-            let count = chunk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count > 0 { sent += count } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { break }
-        }
         let grown = rss() - before
         #expect(grown < 5 * 1024, "RSS grew by \(grown) KiB after \(sent / 1024) KiB of pipelined requests nobody read")
         #expect(sent < 50_000_000, "the daemon stopped taking requests from a client that does not read")
@@ -112,5 +93,27 @@ import Testing
         }
         #expect(closed, "a trickling reader was not cut within 20 s")
         #expect(Date().timeIntervalSince(start) < 15)
+    }
+}
+
+extension Wire {
+    /// A client that pipelines `request` again and again without reading an answer, on a
+    /// connection with a small receive buffer (so the daemon's answers back up at once), until
+    /// `limit` bytes are sent or `seconds` pass. Returns the open connection and the bytes sent.
+    static func pipeline(port: UInt16, _ request: String, upTo limit: Int, seconds: Double) throws -> (fd: Int32, sent: Int) {
+        let fd = try connect(port: port, receiveBuffer: 4096)
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(request.utf8)
+        let chunk = (0..<1000).flatMap { _ in bytes }
+        var sent = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while sent < limit, Date() < deadline {
+            // Resume mid-request after a short send, so the stream stays well-formed.
+            let offset = sent % chunk.count
+            let count = chunk[offset...].prefix(limit - sent).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count > 0 { sent += count } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { break }
+        }
+        return (fd, sent)
     }
 }

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
 import CLinux
-import HTTPServer
 import WeChatPay
 
 /// Why the daemon could not start, or why a reload was refused.
