@@ -41,7 +41,7 @@ public final class Daemon: Sendable {
     /// and the running one kept.
     @discardableResult
     public func reloadConfigFile() -> Result<Void, DaemonError> {
-        let file = refresher.queue.sync { refresher.configuration.file }
+        let file = refresher.currentConfiguration().file
         do {
             let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: file)
             return reload(configuration, credentials: credentials)
@@ -57,7 +57,7 @@ public final class Daemon: Sendable {
     /// the start with an error naming it, and whatever had started is stopped again.
     public func start() throws(DaemonError) {
         try reloads.withLock { _ throws(DaemonError) in
-            let configuration = refresher.queue.sync { refresher.configuration }
+            let configuration = refresher.currentConfiguration()
             let valid = try refresher.open()
             do throws(DaemonError) {
                 api.commit(try api.stage(configuration.listen))

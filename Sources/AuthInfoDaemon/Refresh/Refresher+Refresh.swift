@@ -22,10 +22,10 @@ extension Refresher {
         // The one hop off the queue: the whole call runs on an exchange thread, and its result
         // comes straight back here.
         client.authinfo(request) { result in
-            self.queue.async {
+            self.onQueue { refresher in
                 switch result {
-                case .success(let info): self.succeeded(id, info)
-                case .failure(let error): self.failed(id, error)
+                case .success(let info): refresher.succeeded(id, info)
+                case .failure(let error): refresher.failed(id, error)
                 }
             }
         }

@@ -3,7 +3,7 @@ import WeChatPay
 
 extension Refresher {
     /// What a reload changed, for its log line.
-    struct ReloadSummary {
+    struct ReloadSummary: Sendable {
         var added = 0, removed = 0, changed = 0
         var needsRestart: [String] = []
     }
@@ -12,8 +12,8 @@ extension Refresher {
     /// refresh settings, gateway credentials, hook and log level. The cache and every value in
     /// it are kept; the scheduler keeps its plans, its in-flight refreshes and its rate limiter's
     /// history. Storage paths need a restart (reported). Rejected devices are retried at once.
-    func apply(_ new: Configuration, credentials newCredentials: MerchantCredentials) -> ReloadSummary {
-        queue.sync { applyOnQueue(new, newCredentials) }
+    nonisolated func apply(_ new: Configuration, credentials newCredentials: MerchantCredentials) -> ReloadSummary {
+        onQueueSync { $0.applyOnQueue(new, newCredentials) }
     }
 
     private func applyOnQueue(_ proposed: Configuration, _ newCredentials: MerchantCredentials) -> ReloadSummary {

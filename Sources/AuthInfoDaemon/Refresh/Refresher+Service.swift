@@ -3,40 +3,40 @@ import WeChatPay
 /// The refresher as the socket API sees it: each request hops onto the queue, and the reply
 /// leaves from there (or, for tokens, from the gateway client's thread).
 extension Refresher: DeviceService {
-    func monotonicNow() -> Double { clock.monotonic() }
+    nonisolated func monotonicNow() -> Double { clock.monotonic() }
 
-    func refreshNow(_ id: String) {
+    nonisolated func refreshNow(_ id: String) {
         refreshNow([id])
     }
 
-    func pushRawData(_ id: String, _ rawData: String, reply: @escaping @Sendable (Bool) -> Void) {
-        queue.async {
-            guard !self.stopped, self.devices.contains(id), var record = self.records[id] else { return reply(false) }
+    nonisolated func pushRawData(_ id: String, _ rawData: String, reply: @escaping @Sendable (Bool) -> Void) {
+        onQueue { refresher in
+            guard !refresher.stopped, refresher.devices.contains(id), var record = refresher.records[id] else { return reply(false) }
             record.pushedRawData = rawData
             record.rejected = false
-            self.records[id] = record
-            self.persist(record)
-            self.refreshNowOnQueue([id])
+            refresher.records[id] = record
+            refresher.persist(record)
+            refresher.refreshNowOnQueue([id])
             reply(true)
         }
     }
 
-    func mintToken(user: String, organization: String, reply: @escaping @Sendable (Result<String, WeChatPayError>) -> Void) {
-        queue.async {
-            guard let client = self.client, !self.stopped else {
+    nonisolated func mintToken(user: String, organization: String, reply: @escaping @Sendable (Result<String, WeChatPayError>) -> Void) {
+        onQueue { refresher in
+            guard let client = refresher.client, !refresher.stopped else {
                 return reply(.failure(WeChatPayError(kind: .local("the daemon is stopping"), endpoint: "POST /v3/offlinefacemch/tokens")))
             }
             client.token(outUserID: user, organizationID: organization, completion: reply)
         }
     }
 
-    func status(reply: @escaping @Sendable (StatusReport) -> Void) {
-        queue.async { reply(self.statusReportOnQueue()) }
+    nonisolated func status(reply: @escaping @Sendable (StatusReport) -> Void) {
+        onQueue { reply($0.statusReportOnQueue()) }
     }
 
-    func metricsText(reply: @escaping @Sendable (String) -> Void) {
-        queue.async {
-            reply(self.metrics.exposition(self.statusReportOnQueue(), version: BuildInfo.version, storageFault: self.storageFault != nil))
+    nonisolated func metricsText(reply: @escaping @Sendable (String) -> Void) {
+        onQueue { refresher in
+            reply(refresher.metrics.exposition(refresher.statusReportOnQueue(), version: BuildInfo.version, storageFault: refresher.storageFault != nil))
         }
     }
 }

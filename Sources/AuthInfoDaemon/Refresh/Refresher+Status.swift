@@ -2,8 +2,8 @@ import Foundation
 
 extension Refresher {
     /// The live status of every configured device.
-    func statusReport() -> StatusReport {
-        queue.sync { statusReportOnQueue() }
+    nonisolated func statusReport() -> StatusReport {
+        onQueueSync { $0.statusReportOnQueue() }
     }
 
     func statusReportOnQueue() -> StatusReport {
@@ -21,18 +21,18 @@ extension Refresher {
     }
 
     /// The document a device reads, with its state, or nil when it has no value.
-    func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
-        queue.sync {
-            guard devices.contains(id), let record = records[id], let document = AuthInfoDocument(record),
-                  case let mono = clock.monotonic(), let expires = expiresAtMonotonic(id, now: mono) else { return nil }
+    nonisolated func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? {
+        onQueueSync { refresher in
+            guard refresher.devices.contains(id), let record = refresher.records[id], let document = AuthInfoDocument(record),
+                  case let mono = refresher.clock.monotonic(), let expires = refresher.expiresAtMonotonic(id, now: mono) else { return nil }
             return (document, .of(expiresAt: expires, failing: record.consecutiveFailures > 0,
-                                  dueAt: scheduler.nextAttempt(of: id, now: mono), now: mono))
+                                  dueAt: refresher.scheduler.nextAttempt(of: id, now: mono), now: mono))
         }
     }
 
     /// Refreshes `ids` (all devices when nil) as soon as the rate allows.
-    func refreshNow(_ ids: [String]? = nil) {
-        queue.async { self.refreshNowOnQueue(ids) }
+    nonisolated func refreshNow(_ ids: [String]? = nil) {
+        onQueue { $0.refreshNowOnQueue(ids) }
     }
 
     func refreshNowOnQueue(_ ids: [String]?) {
@@ -44,5 +44,5 @@ extension Refresher {
     }
 
     /// Completed refreshes with `result` ("success", "failure" or "rejected").
-    func refreshCount(_ result: String) -> Int { queue.sync { metrics.refreshCount(result: result) } }
+    nonisolated func refreshCount(_ result: String) -> Int { onQueueSync { $0.metrics.refreshCount(result: result) } }
 }

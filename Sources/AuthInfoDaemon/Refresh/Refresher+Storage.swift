@@ -14,7 +14,7 @@ extension Refresher {
         guard storageRepairTimer == nil, !stopped else { return }
         let source = DispatchSource.makeTimerSource(queue: queue)
         source.schedule(deadline: .now() + Self.storageRepairInterval, repeating: Self.storageRepairInterval, leeway: .milliseconds(500))
-        source.setEventHandler { [weak self] in self?.repairStorage() }
+        source.setEventHandler { [weak self] in self?.assumeIsolated { $0.repairStorage() } }
         source.resume()
         storageRepairTimer = source
     }

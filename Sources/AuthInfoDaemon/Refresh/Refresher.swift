@@ -12,20 +12,24 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
 /// the socket serves — and of the refresh loop that keeps it fresh: the scheduler, the rate
 /// limiter, the cache and the published files.
 ///
-/// `@unchecked Sendable`: every stored property is read and written only on `queue` (the
-/// public methods hop onto it; `served` is itself thread-safe). Gateway exchanges run on the
-/// client's threads and complete back onto `queue`. One Dispatch timer is armed for the next
-/// deadline (a refresh, a retry, a probe or an expiry).
-final class Refresher: @unchecked Sendable {
-    let queue = DispatchQueue(label: "authinfod.refresh")
+/// An actor whose executor is the Dispatch queue `queue`: the compiler proves every stored
+/// property is touched only there. The entry points other threads call are `nonisolated` and
+/// hop onto the queue (`onQueue`, `onQueueSync`); `served` is itself thread-safe. Gateway
+/// exchanges run on the client's threads and complete back onto `queue`. One Dispatch timer on
+/// `queue` is armed for the next deadline (a refresh, a retry, a probe or an expiry).
+actor Refresher {
+    private nonisolated let executor = QueueExecutor(label: "authinfod.refresh")
+    /// The queue every piece of state lives on, and the timers fire on.
+    nonisolated var queue: DispatchQueue { executor.queue }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     var configuration: Configuration
     var credentials: MerchantCredentials
-    let notifier: SystemdNotifier
+    nonisolated let notifier: SystemdNotifier
     var watchdogTimer: DispatchSourceTimer?
     /// When STATUS= was last sent (monotonic), to send it at most every 2 s.
     var lastStatusNotification = -Double.infinity
-    let logger: Logger
-    let clock: DaemonClock
+    nonisolated let logger: Logger
+    nonisolated let clock: DaemonClock
 
     var store: AuthInfoStore?
     var client: WeChatPayClient?
@@ -48,7 +52,7 @@ final class Refresher: @unchecked Sendable {
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
-    let served = ServedDocuments()
+    nonisolated let served = ServedDocuments()
     var hook: ChangeHook?
 
     init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock,
@@ -66,15 +70,30 @@ final class Refresher: @unchecked Sendable {
 
     /// Opens the cache, loads every record, plans every device and republishes every valid
     /// value. No network call and no timer yet; returns how many devices have a valid value.
-    func open() throws(DaemonError) -> Int {
-        let result: Result<Int, DaemonError> = queue.sync {
+    nonisolated func open() throws(DaemonError) -> Int {
+        let result: Result<Int, DaemonError> = onQueueSync { refresher in
             do throws(DaemonError) {
-                return .success(try openOnQueue())
+                return .success(try refresher.openOnQueue())
             } catch {
                 return .failure(error)
             }
         }
         return try result.get()
+    }
+
+    /// Runs `body` on the queue, inside the actor, after what is already queued.
+    nonisolated func onQueue(_ body: @escaping @Sendable (isolated Refresher) -> Void) {
+        queue.async { self.assumeIsolated(body) }
+    }
+
+    /// Runs `body` on the queue, inside the actor, and waits for its result. Never from the queue.
+    nonisolated func onQueueSync<T: Sendable>(_ body: (isolated Refresher) -> T) -> T {
+        queue.sync { assumeIsolated(body) }
+    }
+
+    /// The configuration in force.
+    nonisolated func currentConfiguration() -> Configuration {
+        onQueueSync { $0.configuration }
     }
 
     private func openOnQueue() throws(DaemonError) -> Int {
@@ -120,12 +139,12 @@ final class Refresher: @unchecked Sendable {
     }
 
     /// Starts the refresh loop, the summary line and the watchdog keep-alives (after READY).
-    func startScheduling() {
-        queue.async {
-            guard !self.stopped else { return }
-            self.tick()
-            self.startSummaryTimer()
-            self.startWatchdog()
+    nonisolated func startScheduling() {
+        onQueue { refresher in
+            guard !refresher.stopped else { return }
+            refresher.tick()
+            refresher.startSummaryTimer()
+            refresher.startWatchdog()
         }
     }
 
@@ -135,7 +154,8 @@ final class Refresher: @unchecked Sendable {
         guard let interval = notifier.watchdogInterval else { return }
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(Int(interval * 100)))
-        timer.setEventHandler { [weak self] in self?.notifier.notify("WATCHDOG=1") }
+        let notifier = notifier
+        timer.setEventHandler { notifier.notify("WATCHDOG=1") }
         timer.resume()
         watchdogTimer = timer
     }
@@ -165,8 +185,7 @@ final class Refresher: @unchecked Sendable {
             client.platformCertificatesDownloadedAt = persisted.downloadedAt.map { Date(timeIntervalSince1970: $0) }
         }
         client.events = { [weak self] event in
-            guard let daemon = self else { return }
-            daemon.queue.async { daemon.handle(event) }
+            self?.onQueue { $0.handle(event) }
         }
         return client
     }
@@ -189,10 +208,10 @@ final class Refresher: @unchecked Sendable {
     /// are abandoned; every completed one is already committed. Waits at most `timeout`
     /// seconds for the queue (false when it did not answer in time). Safe to call more than once.
     @discardableResult
-    func stop(timeout: Double) -> Bool {
+    nonisolated func stop(timeout: Double) -> Bool {
         let done = DispatchSemaphore(value: 0)
-        queue.async {
-            self.stopOnQueue()
+        onQueue { refresher in
+            refresher.stopOnQueue()
             done.signal()
         }
         return done.wait(timeout: .now() + timeout) == .success
@@ -224,7 +243,6 @@ final class Refresher: @unchecked Sendable {
     /// Handles everything due now, then re-arms the timer. Never nests: asked for while running,
     /// it goes round once more instead.
     func tick() {
-        dispatchPrecondition(condition: .onQueue(queue))
         guard !stopped else { return }
         guard !ticking else {
             tickAgain = true
@@ -260,7 +278,7 @@ final class Refresher: @unchecked Sendable {
         if let expiry = expiries.peek()?.deadline { next = min(next ?? expiry, expiry) }
         if timer == nil {
             let source = DispatchSource.makeTimerSource(queue: queue)
-            source.setEventHandler { [weak self] in self?.tick() }
+            source.setEventHandler { [weak self] in self?.assumeIsolated { $0.tick() } }
             source.resume()
             timer = source
         }
@@ -288,14 +306,14 @@ final class Refresher: @unchecked Sendable {
         let source = DispatchSource.makeTimerSource(queue: queue)
         let interval = configuration.log.summaryInterval
         source.schedule(deadline: .now() + interval, repeating: interval, leeway: .seconds(1))
-        source.setEventHandler { [weak self] in self?.logSummaryOnQueue() }
+        source.setEventHandler { [weak self] in self?.assumeIsolated { $0.logSummaryOnQueue() } }
         source.resume()
         summaryTimer = source
     }
 
     /// Logs the summary line (devices by state, runway) now; what SIGUSR1 does.
-    func logSummary() {
-        queue.async { self.logSummaryOnQueue() }
+    nonisolated func logSummary() {
+        onQueue { $0.logSummaryOnQueue() }
     }
 
     func logSummaryOnQueue() {
