@@ -33,10 +33,15 @@ final class HTTPConnection {
     /// re-enter it (the loop there picks up the next pipelined request instead).
     private var processing = false
 
-    /// The client, as `HTTPRequest.peer` gives it.
-    private let peer: String
+    /// The client: its address, or its credentials on a Unix socket.
+    let peer: Peer
+    /// When bytes last moved either way (monotonic): the connection idle the longest is shed first.
+    private(set) var lastActive = MonotonicClock.now()
 
-    init(fd: Int32, core: ServerCore, peer: String) {
+    /// Open, with no request being read or handled and no answer waiting to be sent.
+    var isIdle: Bool { !closed && pending == nil && input.isEmpty && unsent == 0 && !closeAfterWrite }
+
+    init(fd: Int32, core: ServerCore, peer: Peer) {
         self.fd = fd
         self.core = core
         self.peer = peer
@@ -68,6 +73,7 @@ final class HTTPConnection {
             }
             guard let count = received else { break }
             if count > 0 {
+                lastActive = MonotonicClock.now()
                 input.append(contentsOf: core.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
                 // that would only say EAGAIN (one syscall less per request).
@@ -103,7 +109,8 @@ final class HTTPConnection {
                 pending = sequence
                 send(.error(status, status == 431 ? "headers_too_large" : status == 413 ? "body_too_large" : "bad_request"), for: sequence)
             case .request(var request, let consumed):
-                request.peer = peer
+                request.peer = peer.text
+                request.credentials = peer.credentials
                 if consumed == input.count { input.removeAll(keepingCapacity: true) } else { input.removeFirst(consumed) }
                 scanned = 0
                 sequence += 1
@@ -179,6 +186,7 @@ final class HTTPConnection {
             }
             outputOffset += count
         }
+        lastActive = MonotonicClock.now()
         output.removeAll(keepingCapacity: true)
         outputOffset = 0
         if closeAfterWrite {

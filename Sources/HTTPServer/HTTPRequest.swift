@@ -1,3 +1,5 @@
+import SystemCalls
+
 /// One parsed HTTP/1.x request.
 public struct HTTPRequest: Sendable {
     public let method: String
@@ -14,6 +16,8 @@ public struct HTTPRequest: Sendable {
     public let body: [UInt8]
     /// Who sent it: `address:port` of a TCP client, `unix` on a Unix socket (set by the server).
     public internal(set) var peer = ""
+    /// On a Unix socket: who connected, as the kernel saw it (set by the server).
+    public internal(set) var credentials: PeerCredentials?
 
     public init(method: String, target: String, minorVersion: Int = 1, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.method = method

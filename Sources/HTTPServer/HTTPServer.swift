@@ -3,6 +3,7 @@ import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import SystemCalls
 
 /// An HTTP/1.1 server on non-blocking sockets and one epoll thread (`EventLoop`): no thread
@@ -19,8 +20,14 @@ public final class HTTPServer: Sendable {
         /// Seconds a client has to send a whole request (and to take a response), and the
         /// keep-alive idle time.
         public var requestTimeout: Double = 10
-        /// Open connections at most; further ones are closed as soon as they are accepted.
+        /// Open connections at most. A connection beyond it takes the place of the connection
+        /// idle the longest; when none is idle, it is closed as soon as it is accepted.
         public var maximumConnections = 1024
+        /// Open connections at most from one client address (an IPv6 client: its /64), with the
+        /// same rule; nil for no per-address cap (a Unix socket has no address).
+        public var maximumConnectionsPerAddress: Int?
+        /// Told (on the loop thread, so it must not block) of every connection a cap closed.
+        public var onLimit: (@Sendable (ConnectionLimitEvent) -> Void)?
 
         public init() {}
     }
@@ -29,11 +36,12 @@ public final class HTTPServer: Sendable {
 
     let loop: EventLoop
     private let core: LoopBound<ServerCore>
+    private let openCount = OpenConnectionCount()
 
     /// A server whose handler runs on a loop thread named `label`.
     public init(label: String, configuration: Configuration = Configuration(), handler: @escaping Handler) {
         loop = EventLoop(name: label)
-        core = LoopBound(ServerCore(configuration: configuration, handler: handler, loop: loop), on: loop.thread)
+        core = LoopBound(ServerCore(configuration: configuration, handler: handler, loop: loop, openCount: openCount), on: loop.thread)
     }
 
     deinit {
@@ -75,25 +83,63 @@ public final class HTTPServer: Sendable {
         loop.sync { core.value.shutdown() }
     }
 
-    /// Number of open client connections (for tests and metrics).
-    public var connectionCount: Int {
+    /// Number of open client connections, from any thread (metrics and tests).
+    public var connectionCount: Int { openCount.value.load(ordering: .relaxed) }
+
+    /// Changes the connection caps; connections already open beyond them stay until they close
+    /// or are shed by newer ones.
+    public func setConnectionLimits(maximum: Int, perAddress: Int?) {
         let core = self.core
-        return loop.sync { core.value.connections.count }
+        loop.sync {
+            core.value.configuration.maximumConnections = maximum
+            core.value.configuration.maximumConnectionsPerAddress = perAddress
+        }
     }
+}
+
+/// A connection a cap closed: the client's address, which cap, and whether the new connection
+/// was refused or an idle one was shed to make room for it.
+public struct ConnectionLimitEvent: Sendable {
+    public enum Cap: String, Sendable {
+        case total
+        case perAddress = "per_address"
+    }
+
+    public enum Action: String, Sendable {
+        /// The new connection was closed: every connection under the cap was busy.
+        case refused
+        /// The connection idle the longest was closed to let the new one in.
+        case shedIdle = "shed_idle"
+    }
+
+    /// The address (or IPv6 /64) the cap counts.
+    public let address: String
+    public let cap: Cap
+    public let action: Action
+}
+
+/// How many connections a server has open: written on its loop thread, read from any.
+final class OpenConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
 }
 
 /// What a server holds on its loop thread: listeners, connections, the shared read buffer.
 final class ServerCore {
-    let configuration: HTTPServer.Configuration
+    var configuration: HTTPServer.Configuration
     let handler: HTTPServer.Handler
     let loop: EventLoop
     private var listeners: [ObjectIdentifier: Listener] = [:]
     private(set) var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    /// `connections.count`, readable from any thread.
+    let openCount: OpenConnectionCount
+    /// Open connections by client address (`Peer.address`), oldest first.
+    private var byAddress: [String: [HTTPConnection]] = [:]
     /// One read buffer for every connection: they all read on the loop thread, one at a time.
     var readBuffer = [UInt8](repeating: 0, count: 16384)
 
-    init(configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler, loop: EventLoop) {
+    init(configuration: HTTPServer.Configuration, handler: @escaping HTTPServer.Handler, loop: EventLoop, openCount: OpenConnectionCount) {
         self.configuration = configuration
+        self.openCount = openCount
         self.handler = handler
         self.loop = loop
     }
@@ -120,13 +166,24 @@ final class ServerCore {
         for connection in connections.values { connection.close() }
     }
 
-    func accepted(_ fd: Int32) {
-        guard connections.count < configuration.maximumConnections else {
-            Glibc.close(fd)
-            return
+    func accepted(_ fd: Int32, unix: Bool) {
+        let peer = unix ? Peer(unix: fd) : Peer(tcp: fd)
+        if let address = peer.address, let cap = configuration.maximumConnectionsPerAddress, let same = byAddress[address], same.count >= cap {
+            guard makeRoom(among: same, address: address, cap: .perAddress) else {
+                Glibc.close(fd)
+                return
+            }
         }
-        let connection = HTTPConnection(fd: fd, core: self, peer: Self.peer(of: fd))
+        if connections.count >= configuration.maximumConnections {
+            guard makeRoom(among: connections.values, address: peer.address ?? "unix", cap: .total) else {
+                Glibc.close(fd)
+                return
+            }
+        }
+        let connection = HTTPConnection(fd: fd, core: self, peer: peer)
         connections[ObjectIdentifier(connection)] = connection
+        openCount.value.store(connections.count, ordering: .relaxed)
+        if let address = peer.address { byAddress[address, default: []].append(connection) }
         connection.start()
         if connections.count == 1 {
             // Deadlines are checked by a tick that runs only while connections are open, so an
@@ -137,28 +194,22 @@ final class ServerCore {
 
     func closed(_ connection: HTTPConnection) {
         connections[ObjectIdentifier(connection)] = nil
+        openCount.value.store(connections.count, ordering: .relaxed)
+        if let address = connection.peer.address, var same = byAddress[address] {
+            same.removeAll { $0 === connection }
+            byAddress[address] = same.isEmpty ? nil : same
+        }
         if connections.isEmpty { loop.setTick(nil, nil) }
     }
 
-    /// `address:port` of a TCP client (`[v6]:port`), or `unix`.
-    static func peer(of fd: Int32) -> String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) } }
-        guard status == 0 else { return "unknown" }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            var address = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
-            inet_ntop(AF_INET, &address.sin_addr, &text, socklen_t(text.count))
-            return "\(String(cString: text)):\(UInt16(bigEndian: address.sin_port))"
-        case AF_INET6:
-            var address = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
-            inet_ntop(AF_INET6, &address.sin6_addr, &text, socklen_t(text.count))
-            return "[\(String(cString: text))]:\(UInt16(bigEndian: address.sin6_port))"
-        default:
-            return "unix"
-        }
+    /// Closes the connection among `candidates` idle the longest, to let a new one in; false
+    /// (the new one is refused) when every one of them is busy.
+    private func makeRoom(among candidates: some Sequence<HTTPConnection>, address: String, cap: ConnectionLimitEvent.Cap) -> Bool {
+        let oldest = candidates.filter(\.isIdle).min { $0.lastActive < $1.lastActive }
+        configuration.onLimit?(ConnectionLimitEvent(address: address, cap: cap, action: oldest == nil ? .refused : .shedIdle))
+        guard let oldest else { return false }
+        oldest.close()
+        return true
     }
 
     private func sweepConnections() {
@@ -269,7 +320,7 @@ final class Listener {
                 Glibc.close(client)
                 return
             }
-            core.accepted(client)
+            if case .unix = address { core.accepted(client, unix: true) } else { core.accepted(client, unix: false) }
         }
     }
 }

@@ -91,7 +91,7 @@ enum ListeningSocket {
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError(call: "mkdtemp(\(directory))", errno: Glibc.errno)
         }
-        let temporaryDirectory = String(cString: template)
+        let temporaryDirectory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let temporaryPath = temporaryDirectory + "/s"
         defer {
             unlink(temporaryPath)

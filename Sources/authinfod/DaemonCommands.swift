@@ -109,7 +109,7 @@ extension Commands {
             guard let live = try? StatusReport(json: response.body) else { return .failure("status: the daemon's answer is not a status document") }
             report = live
         case .success(let response)?:
-            return .failure("status: the daemon answered HTTP \(response.status)")
+            return .failure("status: \(answered(response.status))")
         case .failure(let error)?:
             return .failure("status: \(error)")
         case nil:
@@ -173,7 +173,7 @@ extension Commands {
         case .success(let response)? where response.status == 503 || response.status == 404:
             record = nil
         case .success(let response)?:
-            return .failure("get: the daemon answered HTTP \(response.status)")
+            return .failure("get: \(answered(response.status))")
         case .failure(let error)?:
             return .failure("get: \(error)")
         case nil:
@@ -222,12 +222,19 @@ extension Commands {
                 } ?? "refused"
                 return .failure("reload refused, the running configuration is kept: \(reason)")
             default:
-                return .failure("reload: the daemon answered HTTP \(response.status)")
+                return .failure("reload: \(answered(response.status))")
             }
         } catch {
             if case .notRunning = error { return .failure("reload: \(error); is authinfod running? (systemctl status authinfod)") }
             return .failure("reload: \(error)")
         }
+    }
+
+    /// What an unexpected answer from the daemon means, for the command's error line.
+    static func answered(_ status: Int) -> String {
+        guard status == 403 else { return "the daemon answered HTTP \(status)" }
+        return "the daemon refused (HTTP 403): uid \(getuid()) is not an admin on its socket; run this as root or as the service user, "
+            + "or grant this user in listen.unix_clients ({\"user\": \"NAME\", \"admin\": true})"
     }
 
     /// `refresh (DEVICE_ID... | --all)`: asks the running daemon to refresh now.
@@ -252,7 +259,7 @@ extension Commands {
         for id in ids {
             do {
                 let response = try UnixSocketClient.request(socket: socket, method: "POST", path: "/v1/devices/\(id)/refresh")
-                guard response.status == 202 else { return .failure("refresh: the daemon answered HTTP \(response.status) for \(id)") }
+                guard response.status == 202 else { return .failure("refresh: \(answered(response.status)) for \(id)") }
             } catch {
                 if case .notRunning = error {
                     return .failure("refresh: \(error); is authinfod running? (systemctl status authinfod)")

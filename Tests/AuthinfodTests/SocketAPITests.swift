@@ -89,7 +89,8 @@ struct APISite {
     /// Starts the daemon on a free port. Another test may take that port between the look-up
     /// and the daemon's bind (the kernel hands out freed ports again); the daemon then refuses
     /// to start, saying so, and the site tries another port.
-    init(devices: Int = 3, extra: [String: Any] = [:]) throws {
+    /// `listen` adds to (or overrides) the listen section; `extra` replaces top-level sections.
+    init(devices: Int = 3, extra: [String: Any] = [:], listen: [String: Any] = [:]) throws {
         site = try Site()
         try site.directory.write("kiosk.token", Self.kioskToken + "\n")
         try site.directory.write("ops.token", Self.adminToken + "\n")
@@ -98,7 +99,7 @@ struct APISite {
             attempt += 1
             let port = try APISite.freePort()
             var config = site.fastConfig(devices: devices)
-            config["listen"] = [
+            var listenSection: [String: Any] = [
                 "unix_socket": "authinfod.sock",
                 "tcp": "127.0.0.1:\(port)",
                 "tcp_clients": [
@@ -106,6 +107,8 @@ struct APISite {
                     ["name": "ops", "token_file": "ops.token", "devices": ["*"], "admin": true],
                 ],
             ]
+            for (key, value) in listen { listenSection[key] = value }
+            config["listen"] = listenSection
             for (key, value) in extra { config[key] = value }
             try site.writeConfig(config)
             let daemon = try site.start()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import HTTPServer
 import SystemCalls
@@ -101,16 +102,44 @@ struct RawClient {
         #expect(server.connectionCount == 0)
     }
 
-    @Test func connectionCapClosesConnectionsBeyondIt() throws {
+    /// At the cap with every connection busy (mid-request), a new connection is closed at once.
+    @Test func connectionCapClosesConnectionsBeyondItWhenAllAreBusy() throws {
         let (server, port) = try echoServer { $0.maximumConnections = 2 }
         defer { server.shutdown() }
         let first = try RawClient(port: port), second = try RawClient(port: port)
+        first.send("GET /ok HTTP/1.1\r\n")
+        second.send("GET /ok HTTP/1.1\r\n")
         Thread.sleep(forTimeInterval: 0.1)
         let third = try RawClient(port: port)
         third.send("GET / HTTP/1.1\r\n\r\n")
         #expect(third.receive() == "")
-        first.send("GET /ok HTTP/1.1\r\nConnection: close\r\n\r\n")
+        first.send("Connection: close\r\n\r\n")
         #expect(first.receive().hasSuffix("GET /ok 0"))
+        for client in [first, second, third] { client.close() }
+    }
+
+    /// At the cap, a new connection takes the place of the one idle the longest; connections
+    /// beyond the per-address cap do the same among that address's connections.
+    @Test func aNewConnectionBeyondTheCapShedsTheLongestIdle() throws {
+        let events = Mutex<[ConnectionLimitEvent]>([])
+        let (server, port) = try echoServer {
+            $0.maximumConnections = 2
+            $0.onLimit = { event in events.withLock { $0.append(event) } }
+        }
+        defer { server.shutdown() }
+        let first = try RawClient(port: port)
+        Thread.sleep(forTimeInterval: 0.05)
+        let second = try RawClient(port: port)
+        second.send("GET /keep HTTP/1.1\r\n\r\n")
+        #expect(second.receive { $0.hasSuffix("GET /keep 0") }.hasSuffix("GET /keep 0"))
+        let third = try RawClient(port: port)
+        third.send("GET /new HTTP/1.1\r\nConnection: close\r\n\r\n")
+        #expect(third.receive().hasSuffix("GET /new 0"))
+        #expect(first.receive() == "", "the longest-idle connection was closed to make room")
+        second.send("GET /still HTTP/1.1\r\nConnection: close\r\n\r\n")
+        #expect(second.receive().hasSuffix("GET /still 0"), "the recently active one was kept")
+        let seen = events.withLock { $0 }
+        #expect(seen.count == 1 && seen.first?.cap == .total && seen.first?.action == .shedIdle && seen.first?.address == "127.0.0.1")
         for client in [first, second, third] { client.close() }
     }
 

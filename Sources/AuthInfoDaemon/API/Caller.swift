@@ -1,34 +1,75 @@
+import Glibc
 import HTTPServer
+import SystemCalls
 import Synchronization
 import WeChatPay
 
-/// Who is asking: a local process on the Unix socket (trusted by the socket file's
-/// permissions), or a LAN client authenticated by its bearer token.
-enum Caller: Sendable {
-    case local
-    case client(name: String, devices: Set<String>, all: Bool, admin: Bool)
+/// Who is asking, and what they may do: a LAN client authenticated by its bearer token, or a
+/// local process on the Unix socket known by its peer credentials.
+struct Caller: Sendable {
+    /// For logs (`by=`): the TCP client's name, or `unix uid=N`.
+    let name: String
+    let isAdmin: Bool
+    private let devices: Set<String>
+    private let allDevices: Bool
+    /// Reads every device's authinfo without writing any (a local peer without a grant).
+    private let readsAll: Bool
 
-    var isAdmin: Bool {
-        switch self {
-        case .local: true
-        case .client(_, _, _, let admin): admin
-        }
+    private init(name: String, isAdmin: Bool, devices: Set<String>, allDevices: Bool, readsAll: Bool) {
+        self.name = name
+        self.isAdmin = isAdmin
+        self.devices = devices
+        self.allDevices = allDevices
+        self.readsAll = readsAll
     }
 
-    /// Whether the caller may read and write `device`. Checked before the device's existence,
+    /// A caller granted `devices` (`"*"` for all) and admin or not.
+    static func granted(_ name: String, devices: some Sequence<String>, admin: Bool) -> Caller {
+        let devices = Set(devices)
+        return Caller(name: name, isAdmin: admin, devices: devices, allDevices: devices.contains("*"), readsAll: false)
+    }
+
+    /// A local peer with no grant: it may read any device's authinfo and nothing else.
+    static func reader(_ name: String) -> Caller {
+        Caller(name: name, isAdmin: false, devices: [], allDevices: false, readsAll: true)
+    }
+
+    /// Whether the caller may read `device`'s authinfo. Checked before the device's existence,
     /// so a client never learns which devices outside its scope exist.
-    func mayAccess(_ device: String) -> Bool {
-        switch self {
-        case .local: true
-        case .client(_, let devices, let all, let admin): admin || all || devices.contains(device)
-        }
+    func mayRead(_ device: String) -> Bool {
+        readsAll || mayWrite(device)
     }
 
-    var name: String {
-        switch self {
-        case .local: "unix-socket"
-        case .client(let name, _, _, _): name
+    /// Whether the caller may write `device` (raw_data, the exchange).
+    func mayWrite(_ device: String) -> Bool {
+        isAdmin || allDevices || devices.contains(device)
+    }
+}
+
+/// Roles on the Unix socket, from the peer's credentials: root and the daemon's own user are
+/// admin; `listen.unix_clients` grants users and groups devices and admin (grants add up);
+/// every other peer may only read authinfo.
+struct UnixRoles: Sendable {
+    private let grants: [Configuration.UnixClient]
+    private let serviceUID: UInt32
+
+    init(_ grants: [Configuration.UnixClient], serviceUID: UInt32 = geteuid()) {
+        self.grants = grants
+        self.serviceUID = serviceUID
+    }
+
+    func caller(for credentials: PeerCredentials?) -> Caller {
+        guard let credentials else { return .reader("unix") }
+        let name = "unix uid=\(credentials.uid)"
+        if credentials.uid == 0 || credentials.uid == serviceUID { return .granted(name, devices: [], admin: true) }
+        let matching = grants.filter { grant in
+            switch grant.principal {
+            case .user(_, let uid): credentials.uid == uid
+            case .group(_, let gid): credentials.isMember(of: gid)
+            }
         }
+        guard !matching.isEmpty else { return .reader(name) }
+        return .granted(name, devices: matching.flatMap(\.devices), admin: matching.contains(where: \.admin))
     }
 }
 
@@ -44,7 +85,7 @@ struct TokenAuthenticator: Sendable {
     /// loaded with its secrets).
     init(clients: [Configuration.TCPClient]) {
         callers = clients.compactMap { client in
-            client.token.map { (SecretBytes($0.withUnsafeBytes { SHA256.digest($0) }), .client(name: client.name, devices: Set(client.devices), all: client.devices.contains("*"), admin: client.admin)) }
+            client.token.map { (SecretBytes($0.withUnsafeBytes { SHA256.digest($0) }), .granted(client.name, devices: client.devices, admin: client.admin)) }
         }
     }
 
@@ -68,16 +109,21 @@ struct TokenAuthenticator: Sendable {
     }
 }
 
-/// The TCP clients in service: read by every LAN request, replaced whole by a reload (open
-/// connections keep working; a token rotated out fails from its next request).
+/// The TCP clients and Unix roles in service: read by every request, replaced whole by a reload
+/// (open connections keep working; a token rotated out fails from its next request, a grant
+/// taken back applies from the next request).
 final class ClientTable: Sendable {
-    private let authenticator = Mutex(TokenAuthenticator(clients: []))
+    private let table = Mutex((tcp: TokenAuthenticator(clients: []), unix: UnixRoles([])))
 
     func authenticate(_ request: HTTPRequest) -> Caller? {
-        authenticator.withLock { $0.authenticate(request) }
+        table.withLock { $0.tcp.authenticate(request) }
     }
 
-    func replace(with new: TokenAuthenticator) {
-        authenticator.withLock { $0 = new }
+    func unixCaller(_ request: HTTPRequest) -> Caller {
+        table.withLock { $0.unix.caller(for: request.credentials) }
+    }
+
+    func replace(tcp: TokenAuthenticator, unix: UnixRoles) {
+        table.withLock { $0 = (tcp, unix) }
     }
 }

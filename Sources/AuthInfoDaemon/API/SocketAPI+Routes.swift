@@ -15,6 +15,20 @@ extension SocketAPI {
         let logger: Logger
         let authFailures: AuthFailures
         let reloader: Reloader
+        let connectionLimits: ConnectionLimits
+        let openConnections: OpenConnections
+    }
+
+    /// The API's two servers, for the open-connection gauge (set once both exist).
+    final class OpenConnections: Sendable {
+        private let servers = Mutex<(unix: HTTPServer, tcp: HTTPServer)?>(nil)
+
+        func set(unix: HTTPServer, tcp: HTTPServer) { servers.withLock { $0 = (unix, tcp) } }
+
+        var counts: [(listener: String, count: Int)] {
+            guard let (unix, tcp) = servers.withLock({ $0 }) else { return [] }
+            return [("unix", unix.connectionCount), ("tcp", tcp.connectionCount)]
+        }
     }
 
     /// What `POST /v1/reload` runs: set by the daemon once it exists.
@@ -35,8 +49,8 @@ extension SocketAPI {
     static func route(_ request: HTTPRequest, caller: Caller, context: RouteContext, _ responder: HTTPResponder) {
         let service = context.service
         if request.method == "GET", let id = authinfoDevice(request.path) {
-            guard caller.mayAccess(id) else {
-                context.authFailures.record(.outOfScope, peer: request.peer, client: caller.name)
+            guard caller.mayRead(id) else {
+                context.authFailures.record(.outOfScope, peer: request.peer, caller: caller.name)
                 return responder.respondNow(.error(403, "forbidden"))
             }
             switch service.served.lookup(id) {
@@ -54,9 +68,10 @@ extension SocketAPI {
             responder.respond(only("GET", request) ?? json(200, "{\"status\":\"ok\"}"))
         case ["", "metrics"]:
             if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
-            let failures = context.authFailures
+            let failures = context.authFailures, limits = context.connectionLimits, open = context.openConnections
             service.metricsText { text in
-                responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text + failures.exposition()))
+                let all = text + failures.exposition() + limits.exposition(open: open.counts)
+                responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: all))
             }
         case ["", "v1", "status"]:
             if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
@@ -101,8 +116,8 @@ extension SocketAPI {
         case "refresh": method = "POST"
         default: return responder.respond(.error(404, "not_found"))
         }
-        guard caller.mayAccess(id) else {
-            context.authFailures.record(.outOfScope, peer: request.peer, client: caller.name)
+        guard action == "authinfo" ? caller.mayRead(id) : caller.mayWrite(id) else {
+            context.authFailures.record(.outOfScope, peer: request.peer, caller: caller.name)
             return responder.respond(.error(403, "forbidden"))
         }
         if let refusal = only(method, request) { return responder.respond(refusal) }
@@ -165,7 +180,7 @@ extension SocketAPI {
 
     private static func admin(_ caller: Caller, _ request: HTTPRequest, _ context: RouteContext) -> HTTPResponse? {
         guard !caller.isAdmin else { return nil }
-        context.authFailures.record(.notAdmin, peer: request.peer, client: caller.name)
+        context.authFailures.record(.notAdmin, peer: request.peer, caller: caller.name)
         return .error(403, "forbidden")
     }
 

@@ -16,6 +16,7 @@ final class SocketAPI: Sendable {
     struct Staged: Sendable {
         fileprivate let listen: Configuration.Listen
         fileprivate let clients: TokenAuthenticator
+        fileprivate let roles: UnixRoles
         fileprivate var unix: BoundListener?
         fileprivate var tcp: BoundListener?
     }
@@ -37,26 +38,35 @@ final class SocketAPI: Sendable {
     /// An API answering from `service`; it listens once a staged configuration is committed.
     init(service: any DeviceService, logger: Logger) {
         self.logger = logger
-        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger), reloader: reloader)
-        unixServer = HTTPServer(label: "authinfod.unix") { request, responder in
-            Self.route(request, caller: .local, context: context, responder)
-        }
+        let connectionLimits = ConnectionLimits(logger: logger)
+        let open = OpenConnections()
+        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger), reloader: reloader,
+                                   connectionLimits: connectionLimits, openConnections: open)
         let clients = self.clients
-        tcpServer = HTTPServer(label: "authinfod.tcp") { request, responder in
+        let budget = DescriptorBudget.current()
+        var unixConfiguration = HTTPServer.Configuration()
+        unixConfiguration.maximumConnections = budget.unixConnections
+        unixServer = HTTPServer(label: "authinfod.unix", configuration: unixConfiguration) { request, responder in
+            Self.route(request, caller: clients.unixCaller(request), context: context, responder)
+        }
+        var tcpConfiguration = HTTPServer.Configuration()
+        tcpConfiguration.onLimit = { connectionLimits.record($0) }
+        tcpServer = HTTPServer(label: "authinfod.tcp", configuration: tcpConfiguration) { request, responder in
             guard let caller = clients.authenticate(request) else {
-                context.authFailures.record(request.header("Authorization") == nil ? .missingToken : .invalidToken, peer: request.peer, client: nil)
+                context.authFailures.record(request.header("Authorization") == nil ? .missingToken : .invalidToken, peer: request.peer, caller: nil)
                 var response = HTTPResponse.error(401, "unauthorized")
                 response.headers.append(("WWW-Authenticate", "Bearer realm=\"authinfod\""))
                 return responder.respondNow(response)
             }
             Self.route(request, caller: caller, context: context, responder)
         }
+        open.set(unix: unixServer, tcp: tcpServer)
     }
 
     /// Binds what `listen` adds or moves, and builds its client table; nothing in service changes.
     func stage(_ listen: Configuration.Listen) throws(DaemonError) -> Staged {
         let current = active.withLock { $0.listen }
-        var staged = Staged(listen: listen, clients: TokenAuthenticator(clients: listen.tcpClients))
+        var staged = Staged(listen: listen, clients: TokenAuthenticator(clients: listen.tcpClients), roles: UnixRoles(listen.unixClients))
         if let path = listen.unixSocket, path != current?.unixSocket {
             let directory = (path as NSString).deletingLastPathComponent
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
@@ -85,8 +95,15 @@ final class SocketAPI: Sendable {
 
     /// Puts `staged` in service: the client table first, then the new listeners replace the old.
     func commit(_ staged: Staged) {
-        clients.replace(with: staged.clients)
+        clients.replace(tcp: staged.clients, unix: staged.roles)
         let listen = staged.listen
+        let budget = DescriptorBudget.current()
+        let tcpCap = budget.tcpConnections(configured: listen.maxConnections)
+        tcpServer.setConnectionLimits(maximum: tcpCap, perAddress: min(listen.maxConnectionsPerAddress, tcpCap))
+        if listen.tcp != nil && tcpCap < listen.maxConnections {
+            logger.warning("descriptor_limit", ["open_files": budget.openFiles, "max_connections": tcpCap, "configured": listen.maxConnections,
+                                                "hint": "the open-file limit leaves room for only \(tcpCap) LAN connections beside the reserve; raise LimitNOFILE= (the shipped unit sets 65536)"])
+        }
         let (retired, previous) = active.withLock { active -> ([(HTTPServer, BoundListener)], Configuration.Listen?) in
             let previous = active.listen
             var retired: [(HTTPServer, BoundListener)] = []

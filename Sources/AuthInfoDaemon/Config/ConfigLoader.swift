@@ -270,8 +270,43 @@ public enum ConfigLoader {
         if listen.tcp != nil && listen.tcpClients.isEmpty {
             throw object.error("tcp_clients", "listen.tcp is on but no tcp_clients are configured, so every request would be refused")
         }
+        if let clients = try object.array("unix_clients") {
+            for (index, element) in clients.enumerated() {
+                var client = try ConfigObject(file: context.file, path: object.key("unix_clients[\(index)]"), value: element)
+                listen.unixClients.append(try parseUnixClient(&client, deviceIDs: deviceIDs))
+            }
+        }
+        listen.maxConnections = try object.positiveInteger("max_connections", default: listen.maxConnections)
+        listen.maxConnectionsPerAddress = try object.positiveInteger("max_connections_per_address", default: listen.maxConnectionsPerAddress)
         try object.rejectUnknownKeys()
         return listen
+    }
+
+    /// One `unix_clients` entry: exactly one of `user` and `group` (a name, or a numeric id when
+    /// no such name exists), with `devices` and `admin`.
+    static func parseUnixClient(_ client: inout ConfigObject, deviceIDs: Set<String>) throws(ConfigError) -> Configuration.UnixClient {
+        let user = try client.string("user"), group = try client.string("group")
+        let principal: Configuration.UnixClient.Principal
+        switch (user, group) {
+        case (let name?, nil):
+            guard let uid = LocalAccounts.uid(of: name) else { throw client.error("user", "no local user \"\(name)\" (getent passwd \(name))") }
+            principal = .user(name: name, uid: uid)
+        case (nil, let name?):
+            guard let gid = LocalAccounts.gid(of: name) else { throw client.error("group", "no local group \"\(name)\" (getent group \(name))") }
+            principal = .group(name: name, gid: gid)
+        default:
+            throw client.error("user", "set exactly one of user and group")
+        }
+        let devices = try client.stringArray("devices") ?? []
+        for (index, device) in devices.enumerated() where device != "*" && !deviceIDs.contains(device) {
+            throw client.error("devices[\(index)]", "\"\(device)\" is not a configured device_id")
+        }
+        let admin = try client.bool("admin", default: false)
+        guard admin || !devices.isEmpty else {
+            throw client.error("devices", "grants nothing: list the devices this peer may write (or \"*\"), or set admin: true")
+        }
+        try client.rejectUnknownKeys()
+        return Configuration.UnixClient(principal: principal, devices: devices, admin: admin)
     }
 
     static func parseHostPort(_ text: String, _ object: ConfigObject) throws(ConfigError) -> (String, UInt16) {

@@ -65,6 +65,26 @@ public struct Configuration: Sendable {
         /// `host:port` for devices on the LAN; nil when off.
         public var tcp: (host: String, port: UInt16)?
         public var tcpClients: [TCPClient]
+        /// Local users and groups granted more than reading authinfo on the Unix socket.
+        public var unixClients: [UnixClient] = []
+        /// Open LAN connections at most, in total and from one address (an IPv6 /64).
+        public var maxConnections = 4096
+        public var maxConnectionsPerAddress = 64
+    }
+
+    /// A grant on the Unix socket to a local user or group (resolved to its id when the config
+    /// is read). Root and the daemon's own user are admin without one; every other peer may
+    /// only read authinfo.
+    public struct UnixClient: Sendable, Equatable {
+        public enum Principal: Sendable, Equatable {
+            case user(name: String, uid: UInt32)
+            case group(name: String, gid: UInt32)
+        }
+
+        public var principal: Principal
+        /// Device ids the peer may read and write (raw_data); `["*"]` for all.
+        public var devices: [String]
+        public var admin: Bool
     }
 
     public struct TCPClient: Sendable {
