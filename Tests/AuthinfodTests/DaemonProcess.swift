@@ -6,13 +6,16 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(config: String, logPath: String, environment: [String: String] = [:]) throws {
+    /// `launcher` runs the binary (its path and arguments follow the launcher's), e.g. to start it
+    /// in a namespace of its own.
+    init(config: String, logPath: String, environment: [String: String] = [:], launcher: [String] = []) throws {
         self.logPath = logPath
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
-        process.executableURL = URL(fileURLWithPath: Binary.path)
-        process.arguments = ["run", "--config", config]
+        let command = launcher + [Binary.path, "run", "--config", config]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["JOURNAL_STREAM"] = nil
         env["NOTIFY_SOCKET"] = nil
@@ -92,8 +95,8 @@ extension Site {
         ])
     }
 
-    func start(environment: [String: String] = [:]) throws -> DaemonProcess {
-        try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"), environment: environment)
+    func start(environment: [String: String] = [:], launcher: [String] = []) throws -> DaemonProcess {
+        try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"), environment: environment, launcher: launcher)
     }
 
     /// The published document of `device`, parsed, or nil.

@@ -143,6 +143,37 @@ import WeChatPaySimulator
         #expect(gateway.simulator.didIssue(info.value, to: "dev-0001"))
     }
 
+    /// A primary that never answers the connect (a dark host, a dropped route) fails over like
+    /// a refusal; the primary may take half of the timeout, and the whole call ends within it.
+    @Test func aConnectTimeoutFailsOverToTheBackupWithinTheTimeout() async throws {
+        var gateway = try GatewayFixture()
+        let primary = try UnansweredPort()
+        gateway.configuration.baseURL = URL(string: "http://127.0.0.1:\(primary.port)")!
+        gateway.configuration.backupBaseURL = gateway.simulator.baseURL
+        gateway.configuration.timeout = 2
+        let started = Date()
+        let info = try await gateway.client().authinfo(GatewayFixture.device)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(gateway.simulator.didIssue(info.value, to: "dev-0001"), "answered by the backup")
+        #expect(elapsed >= 0.9 && elapsed < 2.5, "the primary's connect had half the timeout, then the backup answered: \(elapsed) s")
+    }
+
+    @Test func aConnectTimeoutWithoutBackupIsARetryableTransportErrorWithinTheTimeout() async throws {
+        var gateway = try GatewayFixture()
+        let primary = try UnansweredPort()
+        gateway.configuration.baseURL = URL(string: "http://127.0.0.1:\(primary.port)")!
+        gateway.configuration.timeout = 1
+        let started = Date()
+        let error = await expectFailure { try await gateway.client().authinfo(GatewayFixture.device) }
+        #expect(Date().timeIntervalSince(started) < 1.5)
+        guard case .transport(let reason) = error?.kind else {
+            Issue.record("expected a transport error, got \(String(describing: error))")
+            return
+        }
+        #expect(reason.contains("connecting timed out"), "\(reason)")
+        #expect(error?.isRetryable == true)
+    }
+
     @Test func refusedConnectionWithoutBackupIsARetryableTransportError() async throws {
         var gateway = try GatewayFixture()
         let refusing = RefusingPort()

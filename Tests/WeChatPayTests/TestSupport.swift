@@ -86,3 +86,31 @@ func expectFailure<T>(_ body: () async throws -> T, sourceLocation: SourceLocati
     }
     return nil
 }
+
+/// A loopback TCP port where connecting never completes: it listens with a backlog of 0 and one
+/// connection nobody accepts fills it, so the kernel drops every further SYN (a host that has
+/// gone dark, as far as a client can tell).
+final class UnansweredPort {
+    let port: UInt16
+    private let listener: Int32
+    private let filler: Int32
+
+    init() throws {
+        (listener, port) = loopbackSocket()
+        guard listen(listener, 0) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard status == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    }
+
+    deinit {
+        close(filler)
+        close(listener)
+    }
+}

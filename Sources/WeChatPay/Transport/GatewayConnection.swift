@@ -16,27 +16,19 @@ final class GatewayConnection: @unchecked Sendable {
     /// When the connection was last handed back (monotonic), to retire idle ones.
     var idleSince = 0.0
 
-    /// Resolves `host`, connects to its first address that answers before `deadline`, and
-    /// completes the TLS handshake (peer certificate and host name verified).
+    /// Resolves `host`, connects to its first address that answers, and completes the TLS
+    /// handshake (peer certificate and host name verified), all before `deadline`. Failing or
+    /// running out of time here is a connect-stage failure: nothing was sent, so the request may
+    /// go to the backup domain.
     init(host: String, port: UInt16, tls: TLSClientContext?, deadline: Double) throws(TransportFailure) {
         self.host = host
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
-        var list: UnsafeMutablePointer<addrinfo>?
-        let resolved = getaddrinfo(host, String(port), &hints, &list)
-        guard resolved == 0, let list else {
-            throw TransportFailure(.connect, "cannot resolve \(host): \(String(cString: gai_strerror(resolved)))", host: host)
-        }
-        defer { freeaddrinfo(list) }
+        let addresses = try Resolver.resolve(host, port: port, deadline: deadline)
         var lastError = "no address"
         var connected: Int32 = -1
-        var entry: UnsafeMutablePointer<addrinfo>? = list
-        while let address = entry, connected < 0 {
-            entry = address.pointee.ai_next
-            let candidate = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        for address in addresses where connected < 0 {
+            let candidate = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard candidate >= 0 else { lastError = SystemError.last("socket").reason; continue }
-            if Glibc.connect(candidate, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 || errno == EINPROGRESS {
+            if address.withSocketAddress({ Glibc.connect(candidate, $0, $1) }) == 0 || errno == EINPROGRESS {
                 do throws(TransportFailure) {
                     try Self.wait(candidate, events: Int16(POLLOUT), until: deadline, host: host, stage: .connect)
                     var code: Int32 = 0
@@ -149,11 +141,15 @@ final class GatewayConnection: @unchecked Sendable {
         throw TransportFailure(.exchange, "connection failed: \(SystemError.last("send").reason)", host: host)
     }
 
-    /// Waits for `events` on `fd` until `deadline`; a timeout throws `.timeout`.
+    /// Waits for `events` on `fd` until `deadline`; a timeout throws `.connectTimeout` while
+    /// connecting, `.timeout` afterwards.
     private static func wait(_ fd: Int32, events: Int16, until deadline: Double, host: String, stage: TransportFailure.Stage) throws(TransportFailure) {
         while true {
             let remaining = deadline - MonotonicClock.now()
-            guard remaining > 0 else { throw TransportFailure(.timeout, "timed out", host: host) }
+            guard remaining > 0 else {
+                if stage == .connect { throw TransportFailure(.connectTimeout, "connecting timed out", host: host) }
+                throw TransportFailure(.timeout, "timed out", host: host)
+            }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let ready = poll(&entry, 1, Int32(min(remaining * 1000 + 1, Double(Int32.max))))
             if ready > 0 { return }

@@ -53,22 +53,29 @@ final class HTTPTransport: Sendable {
     }
 
     /// Sends `request` to the primary base URL, and once more to the backup when the primary
-    /// could not be connected to. HTTP error statuses are answers, never failed over.
+    /// could not be connected to (refused, unresolvable, or out of time resolving, connecting or
+    /// in the TLS handshake). HTTP error statuses are answers, never failed over.
+    ///
+    /// The whole call, failover included, ends within `timeout`: with a backup, connecting to
+    /// the primary may take at most half of it, so the backup keeps the rest.
     ///
     /// `resign` makes a freshly signed copy of the request (new nonce and timestamp) for the one
     /// case where a request may be sent twice: a kept-alive connection that fails before any
     /// answer byte, whose server may have read the request. Without it, that failure is thrown.
     /// Blocks until the answer or the failure: exchange threads only.
     func sendBlocking(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil) throws(WeChatPayError) -> GatewayAnswer {
+        let start = MonotonicClock.now()
+        let deadline = start + timeout
         do {
-            return try exchange(request, with: baseURL, resign: resign)
+            return try exchange(request, with: baseURL, deadline: deadline,
+                                connectDeadline: backupBaseURL == nil ? deadline : start + timeout / 2, resign: resign)
         } catch let error where error.isConnectionFailure {
             guard let backupBaseURL else { throw error.wrapped(request) }
             // The primary may have read the request before the connect that failed (a re-send
             // after a kept-alive connection broke): the backup gets it signed afresh.
             let again = resign?() ?? request
             do {
-                return try exchange(again, with: backupBaseURL, resign: resign)
+                return try exchange(again, with: backupBaseURL, deadline: deadline, connectDeadline: deadline, resign: resign)
             } catch let backupError {
                 throw WeChatPayError(
                     kind: backupError.kind.failedOver(primary: error.reason),
@@ -80,9 +87,10 @@ final class HTTPTransport: Sendable {
     }
 
     /// One blocking exchange: on an idle keep-alive connection when there is one (retried once,
-    /// freshly signed, on a new connection if it failed before answering), otherwise on a new one.
-    private func exchange(_ request: SignedRequest, with base: URL, resign: (@Sendable () -> SignedRequest?)?) throws(TransportFailure) -> GatewayAnswer {
-        let deadline = MonotonicClock.now() + timeout
+    /// freshly signed, on a new connection if it failed before answering), otherwise on a new one,
+    /// which must be connected by `connectDeadline`.
+    private func exchange(_ request: SignedRequest, with base: URL, deadline: Double, connectDeadline: Double,
+                          resign: (@Sendable () -> SignedRequest?)?) throws(TransportFailure) -> GatewayAnswer {
         let target = try Target(base)
         var bytes = target.requestBytes(request)
         let now = MonotonicClock.now()
@@ -99,7 +107,8 @@ final class HTTPTransport: Sendable {
                 break
             }
         }
-        let connection = try GatewayConnection(host: target.host, port: target.port, tls: target.secure ? try tlsContext(target) : nil, deadline: deadline)
+        let connection = try GatewayConnection(host: target.host, port: target.port, tls: target.secure ? try tlsContext(target) : nil,
+                                               deadline: min(deadline, connectDeadline))
         return try exchange(bytes, on: connection, target: target, deadline: deadline)
     }
 
@@ -179,6 +188,8 @@ struct TransportFailure: Error {
     enum Stage {
         /// Resolving, connecting or the TLS handshake: nothing was sent, so resending is safe.
         case connect
+        /// The same, out of time (a DNS server or a host that does not answer).
+        case connectTimeout
         /// Sending the request or reading the answer.
         case exchange
         case timeout
@@ -198,13 +209,13 @@ struct TransportFailure: Error {
         self.host = host
     }
 
-    var isConnectionFailure: Bool { stage == .connect }
+    var isConnectionFailure: Bool { stage == .connect || stage == .connectTimeout }
 
     var kind: WeChatPayError.Kind {
         switch stage {
         case .oversized: .malformedAnswer(reason)
         case .timeout: .timeout
-        case .connect, .exchange: .transport("\(host): \(reason)")
+        case .connect, .connectTimeout, .exchange: .transport("\(host): \(reason)")
         }
     }
 
