@@ -113,7 +113,7 @@ soak: deps
 ## parser, FUZZ_SECONDS each (default 120), from the seeds in Tests/FuzzCorpus. New inputs collect in
 ## .build-fuzz/corpus; a crash stops the run and leaves its input in .build-fuzz/artifacts.
 FUZZ_SECONDS ?= 120
-FUZZ_TARGETS := http config answer
+FUZZ_TARGETS := http config answer reader
 fuzz: deps
 	@mkdir -p .build-fuzz/artifacts
 	@echo '{"schemaVersion":"1.0","linker":{"path":"$(dir $(shell readlink -f $$(command -v $(SWIFT))))ld.lld"}}' > .build-fuzz/toolset.json

@@ -13,12 +13,42 @@ enum FuzzTarget: String, CaseIterable {
     case config
     /// A gateway answer: error body, signature headers, authinfo and token bodies.
     case answer
+    /// `HTTPAnswerReader`: the raw bytes a gateway (or anyone on the path) sends back.
+    case reader
 
     func run(_ bytes: [UInt8]) {
         switch self {
         case .http: Self.http(bytes)
         case .config: Self.config(bytes)
         case .answer: Self.answer(bytes)
+        case .reader: Self.reader(bytes)
+        }
+    }
+
+    /// Byte 0 picks how the rest arrives (in reads of 1 to 16 bytes); the rest is the stream.
+    /// Read in pieces or in one read, the stream gives the same answer or fails either way; an
+    /// answer is a final status with a body within the limit and as long as its Content-Length.
+    static func reader(_ bytes: [UInt8]) {
+        let limit = 2048
+        let stream = Array(bytes.dropFirst())
+        let step = bytes.isEmpty ? 1 : Int(bytes[0]) % 16 + 1
+        let pieces = stride(from: 0, to: stream.count, by: step).map { Array(stream[$0..<min($0 + step, stream.count)]) }
+        let whole = HTTPAnswerReplay.read(chunks: [stream], maximumBodyBytes: limit)
+        let split = HTTPAnswerReplay.read(chunks: pieces, maximumBodyBytes: limit)
+        switch (whole, split) {
+        case (.success(let a), .success(let b)):
+            check(a.answer.status == b.answer.status && a.answer.headers == b.answer.headers && a.answer.body == b.answer.body,
+                  "the same bytes in reads of \(step) gave another answer")
+            let answer = a.answer
+            check((200...599).contains(answer.status), "final status \(answer.status)")
+            check(answer.body.count <= limit, "body within the limit")
+            if answer.headers["transfer-encoding"] == nil, let length = answer.headers["content-length"], answer.status != 204, answer.status != 304 {
+                check(Int(length) == answer.body.count, "body of \(answer.body.count) bytes, Content-Length \(length)")
+            }
+        case (.failure, .failure):
+            break
+        case (.success, .failure(let failure)), (.failure(let failure), .success):
+            preconditionFailure("read whole and in reads of \(step), one succeeded and one failed: \(failure)")
         }
     }
 

@@ -7,7 +7,7 @@ import Testing
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("FuzzCorpus").path
 
-    @Test(arguments: ["http", "config", "answer"])
+    @Test(arguments: ["http", "config", "answer", "reader"])
     func seededCorpusReplaysWithoutBreakingAnInvariant(target: String) throws {
         let folder = Self.corpus + "/" + target
         let inputs = try FileManager.default.contentsOfDirectory(atPath: folder).count

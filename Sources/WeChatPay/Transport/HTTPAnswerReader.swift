@@ -1,16 +1,26 @@
+/// Where an answer's bytes come from: a gateway connection, or (for the fuzzer) bytes in chunks.
+protocol AnswerByteSource {
+    /// The host, for error messages.
+    var host: String { get }
+    /// Appends what is available to `buffer`, waiting until `deadline`; the count, 0 at the end.
+    func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int
+}
+
+extension GatewayConnection: AnswerByteSource {}
+
 /// Reads one HTTP/1.1 answer from a connection: the status line, header fields, and a body framed
 /// by `Content-Length`, `chunked` transfer coding, or the end of the stream. Refuses oversized
 /// headers or bodies and anything that is not HTTP.
-struct HTTPAnswerReader {
-    static let maximumHeaderBytes = 64 * 1024
+struct HTTPAnswerReader<Source: AnswerByteSource> {
+    static var maximumHeaderBytes: Int { 64 * 1024 }
 
-    let connection: GatewayConnection
+    let connection: Source
     let deadline: Double
     let maximumBodyBytes: Int
     private var buffer: [UInt8] = []
     private var start = 0
 
-    init(connection: GatewayConnection, deadline: Double, maximumBodyBytes: Int) {
+    init(connection: Source, deadline: Double, maximumBodyBytes: Int) {
         self.connection = connection
         self.deadline = deadline
         self.maximumBodyBytes = maximumBodyBytes
@@ -97,6 +107,8 @@ struct HTTPAnswerReader {
         var searchFrom = start
         while true {
             if let end = indexOfCRLF(from: searchFrom) {
+                // The same limit whether the line came in one read or many.
+                guard end - start <= max(0, limit) else { throw malformed("\(what) too long") }
                 defer { start = end + 2 }
                 return String(decoding: buffer[start..<end], as: UTF8.self)
             }
@@ -152,5 +164,43 @@ struct HTTPAnswerReader {
         var failure = TransportFailure(.oversized, "answer of \(count) bytes is larger than \(maximumBodyBytes)", host: connection.host)
         failure.answerBegan = true
         return failure
+    }
+}
+
+/// Reads answers from bytes in memory, as they would arrive in `chunks` on a connection: what the
+/// answer fuzzer drives, so every read boundary the network could produce is exercised.
+public enum HTTPAnswerReplay {
+    /// What reading gave: the answer and whether the connection could be reused, or the
+    /// transport failure's description.
+    public static func read(chunks: [[UInt8]], maximumBodyBytes: Int) -> Result<(answer: GatewayAnswer, reusable: Bool), ReplayFailure> {
+        var reader = HTTPAnswerReader(connection: ChunkSource(chunks: chunks), deadline: .infinity, maximumBodyBytes: maximumBodyBytes)
+        do {
+            let (answer, reusable) = try reader.read()
+            return .success((answer, reusable))
+        } catch {
+            return .failure(ReplayFailure(description: error.reason, oversized: error.stage == .oversized))
+        }
+    }
+
+    public struct ReplayFailure: Error, CustomStringConvertible {
+        public let description: String
+        /// The answer was refused for its size.
+        public let oversized: Bool
+    }
+
+    private final class ChunkSource: AnswerByteSource {
+        let host = "replay"
+        private var chunks: ArraySlice<[UInt8]>
+
+        init(chunks: [[UInt8]]) { self.chunks = chunks[...] }
+
+        func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
+            while let chunk = chunks.popFirst() {
+                if chunk.isEmpty { continue }
+                buffer += chunk
+                return chunk.count
+            }
+            return 0
+        }
     }
 }
