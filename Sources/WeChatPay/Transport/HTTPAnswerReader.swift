@@ -95,9 +95,10 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
     }
 
     private mutating func bodyToEnd() throws(TransportFailure) -> [UInt8] {
-        while try connection.read(into: &buffer, deadline: deadline) > 0 {
+        // Checked before each read too: what arrived with the header block counts.
+        repeat {
             guard buffer.count - start <= maximumBodyBytes else { throw oversized(buffer.count - start) }
-        }
+        } while try connection.read(into: &buffer, deadline: deadline) > 0
         defer { start = buffer.count }
         return Array(buffer[start...])
     }
