@@ -228,7 +228,7 @@ public final class WeChatPayClient: Sendable {
 
     private func downloadReportingFailure() throws(WeChatPayError) {
         do throws(WeChatPayError) {
-            try downloadCertificatesBlocking()
+            _ = try downloadCertificatesBlocking()
         } catch {
             configuration.events?(.certificateDownloadFailed(error))
             throw error

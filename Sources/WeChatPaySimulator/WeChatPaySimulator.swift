@@ -46,6 +46,10 @@ public final class WeChatPaySimulator: Sendable {
         var inFlight = 0
         var maxInFlight = 0
         var delays: [String: Double] = [:]
+        /// raw_data values refused as invalid or expired.
+        var rejectedRawData: Set<String> = []
+        /// Seconds the gateway's clock is ahead of this machine's (negative: behind).
+        var clockSkew = 0.0
     }
 
     public let merchant: Merchant
@@ -121,6 +125,24 @@ public final class WeChatPaySimulator: Sendable {
         state.withLock { $0.delays[deviceID] = seconds }
     }
 
+    /// Refuses authinfo requests carrying `rawData` the way the gateway refuses a stale or foreign
+    /// raw_data (signed 400 PARAM_ERROR "无效的RawData数据"), whatever the device.
+    public func rejectRawData(_ rawData: String) {
+        state.withLock { _ = $0.rejectedRawData.insert(rawData) }
+    }
+
+    /// Seconds the gateway's clock runs ahead of this machine's (negative: behind): it judges
+    /// request timestamps and stamps its answers by that clock.
+    public var clockSkew: Double {
+        get { state.withLock { $0.clockSkew } }
+        set { state.withLock { $0.clockSkew = newValue } }
+    }
+
+    /// Authinfo requests received for `deviceID` (answered or not).
+    public func authInfoRequestCount(deviceID: String) -> Int {
+        state.withLock { $0.log.filter { $0.path == WeChatPayClient.authInfoPath && $0.deviceID == deviceID }.count }
+    }
+
     /// Undoes `reject(deviceID:)`.
     public func accept(deviceID: String) {
         state.withLock { $0.rejections[deviceID] = nil }
@@ -156,14 +178,15 @@ public final class WeChatPaySimulator: Sendable {
     // MARK: - Answering
 
     fileprivate func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        let now = Date().timeIntervalSince1970
         let (fault, answer, delay) = state.withLock { state -> (SimulatorFault, Answer, Double?) in
+            let local = Date().timeIntervalSince1970
+            let now = local + state.clockSkew
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
             let (answer, deviceID) = self.answer(request, now: now, state: &state)
             let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
             state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
-                                                    status: answer.status, at: now))
+                                                    status: answer.status, at: local))
             let fault = state.fault
             if fault == .hangUpOnceAfterReading { state.fault = .none }
             return (fault, answer, deviceID.flatMap { state.delays[$0] })
@@ -263,6 +286,7 @@ public final class WeChatPaySimulator: Sendable {
         if let subAppID = body["sub_appid"], !(subAppID is String) { return (error(400, "PARAM_ERROR", "sub_appid must be a string"), nil) }
         let deviceID = body["device_id"] as! String
         if let rejection = state.rejections[deviceID] { return (error(rejection.status, rejection.code, rejection.message), deviceID) }
+        if state.rejectedRawData.contains(body["raw_data"] as! String) { return (error(400, "PARAM_ERROR", "无效的RawData数据"), deviceID) }
         state.counter += 1
         let value = "SIMAUTH-\(deviceID)-\(state.counter)-\(SecureRandom.alphanumeric(24))"
         state.issued[deviceID, default: []].append(value)
@@ -318,9 +342,9 @@ public final class WeChatPaySimulator: Sendable {
 
     /// Adds the gateway's signature headers (or the fault's version of them) to an answer.
     private func sign(_ answer: Answer, fault: SimulatorFault) -> HTTPResponse {
-        let (credentials, mode) = state.withLock { ($0.credentials, $0.signingMode) }
+        let (credentials, mode, skew) = state.withLock { ($0.credentials, $0.signingMode, $0.clockSkew) }
         let body = Array(answer.body.utf8)
-        var timestamp = Int(Date().timeIntervalSince1970)
+        var timestamp = Int(Date().timeIntervalSince1970 + skew)
         if fault == .staleTimestamp { timestamp -= 600 }
         let nonce = SecureRandom.alphanumeric(32)
         let message = AnswerSignature.message(timestamp: String(timestamp), nonce: nonce, body: body)

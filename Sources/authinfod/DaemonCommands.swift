@@ -50,7 +50,7 @@ extension Commands {
         mallopt(M_ARENA_MAX, 2)
         let logger = Logger(level: configuration.log.level)
         let daemon = Daemon(configuration: configuration, credentials: credentials, logger: logger)
-        control.attach(daemon, logger: logger, configPath: options.value("config"))
+        control.attach(daemon)
         do {
             try daemon.start()
         } catch {
@@ -274,21 +274,16 @@ extension Commands {
 
 /// Routes SIGUSR1 and SIGHUP to the daemon once it exists.
 final class DaemonControl: Sendable {
-    private struct Attached {
-        let daemon: Daemon
-        let logger: Logger
-        let configPath: String?
+    private let attached = Mutex<Daemon?>(nil)
+
+    func attach(_ daemon: Daemon) {
+        attached.withLock { $0 = daemon }
     }
 
-    private let attached = Mutex<Attached?>(nil)
-
-    func attach(_ daemon: Daemon, logger: Logger, configPath: String?) {
-        attached.withLock { $0 = Attached(daemon: daemon, logger: logger, configPath: configPath) }
-    }
-
-    /// SIGUSR1 (summary) and SIGHUP (reload); SIGTERM and SIGINT are handled by `runDaemon`.
+    /// SIGUSR1 (summary) and SIGHUP (reload of the file the daemon runs with); SIGTERM and
+    /// SIGINT are handled by `runDaemon`.
     func handle(_ number: Int32) {
-        guard let (daemon, logger, configPath) = attached.withLock({ $0.map { ($0.daemon, $0.logger, $0.configPath) } }) else { return }
+        guard let daemon = attached.withLock({ $0 }) else { return }
         if number == SIGUSR1 { return daemon.logSummary() }
         // An invalid new config is logged and the running one kept.
         daemon.reloadConfigFile()

@@ -42,7 +42,7 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
                 if field.isEmpty { break }
                 guard let colon = field.firstIndex(of: ":") else { throw malformed("header field without a colon") }
                 let name = field[..<colon].lowercased()
-                let value = Self.trimmed(field[field.index(after: colon)...])
+                let value = field[field.index(after: colon)...].withoutOptionalWhitespace
                 headers[name] = headers[name].map { $0 + ", " + value } ?? value
             }
             if (100...199).contains(status) { continue }
@@ -74,7 +74,7 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
         var body: [UInt8] = []
         while true {
             let sizeLine = try line(limit: 1024, what: "chunk size")
-            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map(Self.trimmed) ?? ""
+            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map(\.withoutOptionalWhitespace) ?? ""
             // Hex digits only: Int(_:radix:) would also take a sign, and a negative size must
             // never reach the reads below.
             guard !digits.isEmpty, digits.count <= 8, digits.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
@@ -138,14 +138,6 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
         }
     }
 
-    /// `text` without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
-    static func trimmed(_ text: Substring) -> String {
-        var bytes = text.utf8[...]
-        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
-        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
-        return String(Substring(bytes))
-    }
-
     private func indexOfCRLF(from index: Int) -> Int? {
         var position = index
         while position + 1 < buffer.count {
@@ -203,5 +195,15 @@ public enum HTTPAnswerReplay {
             }
             return 0
         }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
+    fileprivate var withoutOptionalWhitespace: String {
+        var bytes = utf8[...]
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return String(Substring(bytes))
     }
 }
