@@ -163,7 +163,7 @@ final class HTTPConnection {
             output.removeFirst(outputOffset)
             outputOffset = 0
         }
-        output += response.serialized(close: closeAfterWrite)
+        output += response.serialized(close: closeAfterWrite, date: core.date.now())
         flush()
     }
 

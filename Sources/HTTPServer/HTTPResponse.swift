@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An HTTP response to send: status, headers and a complete body (`Content-Length` is added).
 public struct HTTPResponse: Sendable {
     public var status: Int
@@ -20,9 +24,10 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, contentType: "application/json", text: "{\"error\":\"\(code)\"}")
     }
 
-    /// The bytes on the wire; `close` adds `Connection: close`. Built byte by byte (this is on
-    /// every request's path).
-    func serialized(close: Bool) -> [UInt8] {
+    /// The bytes on the wire, with a `Date` field (`date`, an HTTP-date) unless the response
+    /// carries one; `close` adds `Connection: close`. Built byte by byte (this is on every
+    /// request's path).
+    func serialized(close: Bool, date: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128 + body.count)
         bytes += "HTTP/1.1 ".utf8
@@ -34,6 +39,11 @@ public struct HTTPResponse: Sendable {
             bytes += name.utf8
             bytes += [0x3A, 0x20]
             bytes += value.utf8
+            bytes += [13, 10]
+        }
+        if !headers.contains(where: { $0.name.caseInsensitiveEquals("Date") }) {
+            bytes += "Date: ".utf8
+            bytes += date
             bytes += [13, 10]
         }
         bytes += "Content-Length: ".utf8
@@ -67,5 +77,23 @@ public struct HTTPResponse: Sendable {
         case 505: "HTTP Version Not Supported"
         default: "Status"
         }
+    }
+}
+
+/// The `Date` field's value for the current second (RFC 9110 IMF-fixdate), made once a second.
+struct HTTPDate {
+    private var second = -1
+    private var cached: [UInt8] = []
+
+    mutating func now() -> [UInt8] {
+        var seconds = time(nil)
+        guard Int(seconds) != second else { return cached }
+        second = Int(seconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 40)
+        let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        cached = buffer[0..<count].map { UInt8(bitPattern: $0) }
+        return cached
     }
 }

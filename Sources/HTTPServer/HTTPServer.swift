@@ -134,6 +134,8 @@ final class ServerCore {
     let openCount: OpenConnectionCount
     /// Open connections by client address (`Peer.address`), oldest first.
     private var byAddress: [String: [HTTPConnection]] = [:]
+    /// The `Date` field, remade once a second for every answer of this loop.
+    var date = HTTPDate()
     /// One read buffer for every connection: they all read on the loop thread, one at a time.
     var readBuffer = [UInt8](repeating: 0, count: 16384)
 

@@ -17,6 +17,9 @@ public enum ClientEvent: Sendable {
     case certificatesUpdated([X509Certificate])
     /// Downloading platform certificates failed; the current set stays in use.
     case certificateDownloadFailed(WeChatPayError)
+    /// The gateway's clock moved past `GatewayClock.warningSeconds` from this host's, or back
+    /// within it (seconds; positive: the gateway is ahead).
+    case clockOffsetChanged(seconds: Double)
 }
 
 /// Everything a `WeChatPayClient` needs: merchant credentials, verification keys, endpoints.

@@ -18,6 +18,8 @@ public final class WeChatPayClient: Sendable {
     private let configuration: ClientConfiguration
     private let transport: HTTPTransport
     private let certificates: PlatformCertificates
+    /// The gateway's clock as verified answers show it (kept across a reload's new client).
+    public let gatewayClock: GatewayClock
 
     /// A client for `configuration`. With `previous` (a reload), its connections are kept when the
     /// base URLs and timeout are unchanged: a new HTTP session per reload would grow the process.
@@ -28,6 +30,7 @@ public final class WeChatPayClient: Sendable {
         } else {
             transport = HTTPTransport(configuration)
         }
+        gatewayClock = previous?.gatewayClock ?? GatewayClock()
         certificates = PlatformCertificates(initial: configuration.platformCertificates,
                                             downloadedAt: configuration.platformCertificatesDownloadedAt,
                                             minimumAttemptInterval: configuration.certificateAttemptInterval)
@@ -129,14 +132,27 @@ public final class WeChatPayClient: Sendable {
         try checkRefusalIsSigned(answer, endpoint)
         try checkStatus(answer, endpoint)
         let now = configuration.clock()
-        let signature = try signatureHeaders(answer, endpoint, now: now)
+        // Verified first, judged for age after: a genuine answer that is only too old or too new
+        // measures this host's clock, and says so.
+        let signature = try signatureHeaders(answer, endpoint, now: now, checkingFreshness: false)
         let key = try verificationKey(serial: signature.serial, now: now, allowDownload: true, endpoint, answer)
         do {
             try signature.verify(body: answer.body, with: key)
         } catch {
             throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID)
         }
+        recordGatewayClock(signature, now: now)
+        let offset = Int((Double(signature.timestamp) - now.timeIntervalSince1970).rounded())
+        guard abs(Double(signature.timestamp) - now.timeIntervalSince1970) <= AnswerSignature.maximumSkew else {
+            throw WeChatPayError(kind: .signature(.verifiedButStale(offsetSeconds: offset)), endpoint: endpoint, requestID: answer.requestID)
+        }
         return answer
+    }
+
+    private func recordGatewayClock(_ signature: AnswerSignature, now: Date) {
+        if gatewayClock.record(gatewayTimestamp: signature.timestamp, now: now), let offset = gatewayClock.offsetSeconds {
+            configuration.events?(.clockOffsetChanged(seconds: offset))
+        }
     }
 
     /// Signs a request; `certificateSerial` is sent as `Wechatpay-Serial` when no public key is configured.
@@ -185,15 +201,17 @@ public final class WeChatPayClient: Sendable {
                 throw failure
             }
             try signature.verify(body: answer.body, with: key)
+            recordGatewayClock(signature, now: now)
         } catch {
             throw WeChatPayError(kind: .unverifiedError(status: answer.status, reason: error), endpoint: endpoint,
                                  requestID: answer.requestID, serverDate: answer.date)
         }
     }
 
-    private func signatureHeaders(_ answer: GatewayAnswer, _ endpoint: String, now: Date) throws(WeChatPayError) -> AnswerSignature {
+    private func signatureHeaders(_ answer: GatewayAnswer, _ endpoint: String, now: Date,
+                                  checkingFreshness: Bool = true) throws(WeChatPayError) -> AnswerSignature {
         do {
-            return try AnswerSignature(answer: answer, now: now)
+            return try AnswerSignature(answer: answer, now: now, checkingFreshness: checkingFreshness)
         } catch {
             throw WeChatPayError(kind: .signature(error), endpoint: endpoint, requestID: answer.requestID, serverDate: answer.date)
         }

@@ -17,6 +17,9 @@ public enum SignatureFailure: Error, Sendable, Equatable {
     case certificateExpired(String)
     /// The signature does not verify over `TIMESTAMP\nNONCE\nBODY\n`: forged or tampered.
     case invalid
+    /// The answer verifies, but its timestamp is more than 300 s from the local clock (positive:
+    /// ahead of it): this host's clock is off by that much, or the answer is an old one replayed.
+    case verifiedButStale(offsetSeconds: Int)
 
     var explanation: String {
         switch self {
@@ -27,6 +30,9 @@ public enum SignatureFailure: Error, Sendable, Equatable {
         case .unknownSerial(let serial): "answer is signed with key \(serial), which is neither the configured WeChat Pay public key nor a downloaded platform certificate"
         case .certificateExpired(let serial): "answer is signed with platform certificate \(serial), which is outside its validity period"
         case .invalid: "answer signature does not verify (forged or altered in transit)"
+        case .verifiedButStale(let seconds):
+            "the answer is signed correctly but stamped \(abs(seconds)) s \(seconds > 0 ? "ahead of" : "behind") this host's clock (limit 300 s): "
+                + "this host's clock is off by that much (fix its time synchronisation: timedatectl, chrony or systemd-timesyncd), or the answer was replayed"
         }
     }
 }

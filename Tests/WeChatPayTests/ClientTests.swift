@@ -48,7 +48,7 @@ import WeChatPaySimulator
     @Test(arguments: [
         (SimulatorFault.forgedSignature, SignatureFailure.invalid),
         (.signTest, .signTest),
-        (.staleTimestamp, .staleTimestamp(skewSeconds: 600)),
+        (.staleTimestamp, .verifiedButStale(offsetSeconds: -600)),
     ])
     func untrustworthyAnswersAreRefusedAsRetryableSignatureErrors(fault: SimulatorFault, expected: SignatureFailure) async throws {
         let gateway = try GatewayFixture()
@@ -62,8 +62,10 @@ import WeChatPaySimulator
             Issue.record("expected a signature error, got \(String(describing: error))")
             return
         }
-        if case .staleTimestamp(let skew) = failure {
-            #expect((599...601 + took).contains(skew), "ten minutes stale, the call took \(took) s")
+        if case .verifiedButStale(let offset) = failure {
+            // Genuinely signed, ten minutes old: measured, then refused for its age.
+            #expect((599...601 + took).contains(-offset), "ten minutes stale, the call took \(took) s")
+            #expect(error?.description.contains("this host's clock is off by that much") == true, "\(String(describing: error))")
         } else {
             #expect(failure == expected)
         }

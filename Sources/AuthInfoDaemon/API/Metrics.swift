@@ -45,6 +45,10 @@ struct Metrics {
         lines.append("authinfod_gateway_request_duration_seconds_bucket{le=\"+Inf\"} \(latencyCount)")
         lines.append("authinfod_gateway_request_duration_seconds_sum \(latencySum)")
         lines.append("authinfod_gateway_request_duration_seconds_count \(latencyCount)")
+        if let offset = report.clockOffsetSeconds {
+            lines += ["# HELP authinfod_clock_offset_seconds Seconds the gateway's clock is ahead of this host's (negative: behind), from verified answers.",
+                      "# TYPE authinfod_clock_offset_seconds gauge", "authinfod_clock_offset_seconds \(Int(offset))"]
+        }
         lines += ["# HELP authinfod_storage_fault Whether the database or publish folder is failing.", "# TYPE authinfod_storage_fault gauge",
                   "authinfod_storage_fault \(storageFault ? 1 : 0)"]
         return lines.joined(separator: "\n") + "\n"

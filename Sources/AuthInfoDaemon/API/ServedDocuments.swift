@@ -1,11 +1,16 @@
+import Dispatch
 import Foundation
 import Synchronization
+import WeChatPay
 
 /// The documents `GET /v1/devices/{id}/authinfo` answers with, pre-rendered, readable from the
-/// listeners' queues without a hop onto the daemon's queue (the hot path of the socket API).
+/// listeners' threads without a hop onto the refresher's queue (the hot path of the socket API),
+/// and the long-polls waiting for them to change.
 ///
-/// `Mutex` rather than queue confinement because readers are the server queues and the only
-/// writer is the daemon's queue; each access is a dictionary lookup or store.
+/// `Mutex` rather than queue confinement because readers are the listener threads and the only
+/// writer is the refresher's queue; each access is a dictionary lookup or store. A waiting
+/// request is a closure in a list, not a thread: its answer is sent when the value changes or
+/// its wait ends (checked four times a second by one timer, which runs only while someone waits).
 final class ServedDocuments: Sendable {
     /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired".
     struct Entry: Sendable {
@@ -15,6 +20,20 @@ final class ServedDocuments: Sendable {
         /// When the refresh becomes overdue.
         let dueAt: Double
         let failing: Bool
+        /// A weak validator of the value (not of `state`, which moves with time): changes exactly
+        /// when a new authinfo is served.
+        let etag: String
+
+        init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool) {
+            self.document = document
+            self.expiresAt = expiresAt
+            self.dueAt = dueAt
+            self.failing = failing
+            var value = Array(document.authinfo.utf8)
+            value += String(Int(document.fetchedAt.rounded(.down))).utf8
+            let digest = SHA256.digest(value)
+            etag = "W/\"" + digest.prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+        }
 
         func state(at now: Double) -> AuthInfoDocument.State {
             .of(expiresAt: expiresAt, failing: failing, dueAt: dueAt, now: now)
@@ -26,23 +45,69 @@ final class ServedDocuments: Sendable {
         }
     }
 
+    /// How a wait ended.
+    enum WaitOutcome: Sendable {
+        /// The served value is another than the one the client has (nil: none is served).
+        case changed(Entry?)
+        /// The wait ran out with the client's value still current.
+        case unchanged
+        /// The device is no longer configured.
+        case gone
+    }
+
+    private struct Waiter {
+        let etag: String?
+        let deadline: Double
+        let reply: @Sendable (WaitOutcome) -> Void
+    }
+
     private struct State {
         var devices = Set<String>()
         var entries: [String: Entry] = [:]
-    }
+        var waiters: [String: [Waiter]] = [:]
+        var waiting = 0
+        var timer: DispatchSourceTimer?
 
-    private let state = Mutex(State())
-
-    /// The configured device ids (unknown ones get 404).
-    func configure(devices: Set<String>) {
-        state.withLock { state in
-            state.devices = devices
-            state.entries.reserveCapacity(devices.count)
+        mutating func takeWaiters(_ id: String) -> [Waiter] {
+            let taken = waiters.removeValue(forKey: id) ?? []
+            waiting -= taken.count
+            return taken
         }
     }
 
+    /// Seconds a long-poll may wait at most.
+    static let maximumWait = 300.0
+    private static let sweepInterval = 0.25
+
+    private let state = Mutex(State())
+    private let now: @Sendable () -> Double
+    private let sweeps = DispatchQueue(label: "authinfod.long-polls")
+
+    /// Served documents whose deadlines are on `monotonic`, the refresher's clock.
+    init(monotonic: @escaping @Sendable () -> Double) {
+        now = monotonic
+    }
+
+    /// The configured device ids (unknown ones get 404); waits for a removed one end.
+    func configure(devices: Set<String>) {
+        let ended = state.withLock { state -> [Waiter] in
+            state.devices = devices
+            state.entries.reserveCapacity(devices.count)
+            let removed = state.waiters.keys.filter { !devices.contains($0) }
+            return removed.flatMap { state.takeWaiters($0) }
+        }
+        for waiter in ended { waiter.reply(.gone) }
+    }
+
+    /// Serves `entry` for `id` (nil: no value); a new value ends the waits for it.
     func set(_ id: String, _ entry: Entry?) {
-        state.withLock { $0.entries[id] = entry }
+        let woken = state.withLock { state -> [Waiter] in
+            let previous = state.entries[id]
+            state.entries[id] = entry
+            guard previous?.etag != entry?.etag, state.waiters[id] != nil else { return [] }
+            return state.takeWaiters(id)
+        }
+        for waiter in woken { waiter.reply(.changed(entry)) }
     }
 
     /// nil: unknown device; `.some(nil)`: configured but no value yet.
@@ -51,5 +116,53 @@ final class ServedDocuments: Sendable {
             guard state.devices.contains(id) else { return nil }
             return .some(state.entries[id])
         }
+    }
+
+    /// Calls `reply` exactly once: at once when `id`'s served value is not the one tagged `etag`
+    /// (nil: none), otherwise when it changes or after `seconds`.
+    func wait(for id: String, unless etag: String?, seconds: Double, reply: @escaping @Sendable (WaitOutcome) -> Void) {
+        let deadline = now() + min(seconds, Self.maximumWait)
+        let immediate = state.withLock { state -> WaitOutcome? in
+            guard state.devices.contains(id) else { return .gone }
+            let current = state.entries[id]
+            guard current?.etag == etag else { return .changed(current) }
+            state.waiters[id, default: []].append(Waiter(etag: etag, deadline: deadline, reply: reply))
+            state.waiting += 1
+            if state.timer == nil { state.timer = startSweeping() }
+            return nil
+        }
+        if let immediate { reply(immediate) }
+    }
+
+    /// Long-polls waiting now (metrics and tests).
+    var waitingCount: Int { state.withLock { $0.waiting } }
+
+    private func startSweeping() -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: sweeps)
+        timer.schedule(deadline: .now() + Self.sweepInterval, repeating: Self.sweepInterval, leeway: .milliseconds(50))
+        timer.setEventHandler { [weak self] in self?.sweep() }
+        timer.resume()
+        return timer
+    }
+
+    /// Ends the waits whose time is up; stops the timer when nobody waits.
+    private func sweep() {
+        let now = now()
+        let expired = state.withLock { state -> [Waiter] in
+            var expired: [Waiter] = []
+            for (id, waiters) in state.waiters {
+                guard waiters.contains(where: { $0.deadline <= now }) else { continue }
+                expired += waiters.filter { $0.deadline <= now }
+                let remaining = waiters.filter { $0.deadline > now }
+                state.waiters[id] = remaining.isEmpty ? nil : remaining
+            }
+            state.waiting -= expired.count
+            if state.waiting == 0 {
+                state.timer?.cancel()
+                state.timer = nil
+            }
+            return expired
+        }
+        for waiter in expired { waiter.reply(.unchanged) }
     }
 }

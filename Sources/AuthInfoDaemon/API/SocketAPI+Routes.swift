@@ -53,14 +53,7 @@ extension SocketAPI {
                 context.authFailures.record(.outOfScope, peer: request.peer, caller: caller.name)
                 return responder.respondNow(.error(403, "forbidden"))
             }
-            switch service.served.lookup(id) {
-            case nil: responder.respondNow(.error(404, "unknown_device"))
-            case .some(nil): responder.respondNow(.error(503, "no_authinfo_yet"))
-            case .some(let entry?):
-                responder.respondNow(HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-                                                  body: entry.body(at: service.monotonicNow())))
-            }
-            return
+            return readAuthinfo(id, request, service: service, responder)
         }
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false)
         switch segments {
@@ -70,7 +63,9 @@ extension SocketAPI {
             if let refusal = only("GET", request) ?? admin(caller, request, context) { return responder.respond(refusal) }
             let failures = context.authFailures, limits = context.connectionLimits, open = context.openConnections
             service.metricsText { text in
-                let all = text + failures.exposition() + limits.exposition(open: open.counts)
+                let waiting = "# HELP authinfod_long_polls_waiting GET authinfo requests held by ?wait= now.\n"
+                    + "# TYPE authinfod_long_polls_waiting gauge\nauthinfod_long_polls_waiting \(service.served.waitingCount)\n"
+                let all = text + failures.exposition() + limits.exposition(open: open.counts) + waiting
                 responder.respond(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: all))
             }
         case ["", "v1", "status"]:

@@ -35,5 +35,6 @@ extension StatusReport {
         }
         self.init(generatedAt: generatedAt, source: string(field(root, "source")) ?? "daemon", devices: devices)
         if case .array(let notes)? = field(root, "notes") { self.notes = notes.compactMap { string($0) } }
+        clockOffsetSeconds = number(field(root, "clock_offset_seconds"))
     }
 }

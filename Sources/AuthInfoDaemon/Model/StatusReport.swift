@@ -79,6 +79,9 @@ public struct StatusReport: Sendable {
     public var devices: [DeviceStatus]
     /// Extra facts for operators (e.g. a storage fault, or why the cache was read).
     public var notes: [String] = []
+    /// Seconds the gateway's clock is ahead of this host's (negative: behind), from verified
+    /// answers; nil before any (or when read from the cache).
+    public var clockOffsetSeconds: Double?
 
     public init(generatedAt: Double, source: String, devices: [DeviceStatus]) {
         self.generatedAt = generatedAt
@@ -108,7 +111,8 @@ public struct StatusReport: Sendable {
         func number(_ value: Double?) -> String { value.map { String(Int($0.rounded(.down))) } ?? "null" }
         var text = "{\"generated_at\":\(number(generatedAt)),\"source\":\"\(source)\",\"summary\":{\"devices\":\(devices.count)"
         for state in DeviceState.allCases { text += ",\"\(state.rawValue)\":\(count(state))" }
-        text += "},\"runway_seconds\":\(number(runway)),\"notes\":[\(notes.map(JSONText.quote).joined(separator: ","))],\"devices\":["
+        text += "},\"runway_seconds\":\(number(runway)),\"clock_offset_seconds\":\(clockOffsetSeconds.map { String(Int($0)) } ?? "null")"
+        text += ",\"notes\":[\(notes.map(JSONText.quote).joined(separator: ","))],\"devices\":["
         text += devices.map { device in
             var row = "{\"device_id\":\(JSONText.quote(device.deviceID)),\"state\":\"\(device.state.rawValue)\""
             row += ",\"fetched_at\":\(number(device.fetchedAt)),\"expires_at\":\(number(device.expiresAt))"
@@ -146,6 +150,10 @@ public struct StatusReport: Sendable {
                 .joined(separator: "  ")
         }
         lines.append(summaryLine + (source == "daemon" ? " (from the running daemon)" : " (from the cache)"))
+        if let offset = clockOffsetSeconds {
+            let relation = offset == 0 ? "in step with" : "\(Int(abs(offset))) s \(offset > 0 ? "ahead of" : "behind")"
+            lines.append("gateway clock: \(relation) this host's" + (abs(offset) > 60 ? " (more than 60 s: check time synchronisation)" : ""))
+        }
         lines += notes
         return lines.joined(separator: "\n")
     }

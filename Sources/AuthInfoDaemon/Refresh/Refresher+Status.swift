@@ -16,6 +16,7 @@ extension Refresher {
             return DeviceStatus(record, nextAttemptAt: next, now: wall)
         }
         var report = StatusReport(generatedAt: wall, source: "daemon", devices: rows)
+        report.clockOffsetSeconds = client?.gatewayClock.offsetSeconds
         if let storageFault { report.notes.append("storage fault: \(storageFault)") }
         return report
     }

@@ -52,7 +52,7 @@ actor Refresher {
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
-    nonisolated let served = ServedDocuments()
+    nonisolated let served: ServedDocuments
     var hook: ChangeHook?
 
     init(configuration: Configuration, credentials: MerchantCredentials, logger: Logger, clock: DaemonClock,
@@ -62,6 +62,7 @@ actor Refresher {
         self.credentials = credentials
         self.logger = logger
         self.clock = clock
+        served = ServedDocuments(monotonic: clock.monotonic)
         publisher = Publisher(directory: configuration.storage.publishDirectory)
         scheduler = RefreshScheduler(settings: configuration.refresh, random: random)
         devices = DeviceTable(configuration.devices)
@@ -201,6 +202,14 @@ actor Refresher {
             }
         case .certificateDownloadFailed(let error):
             logger.warning("certificates_failed", ["code": error.code, "error": error.description])
+        case .clockOffsetChanged(let offset):
+            if abs(offset) > GatewayClock.warningSeconds {
+                let relation = "\(Int(abs(offset))) s \(offset > 0 ? "behind" : "ahead of")"
+                logger.warning("clock_offset", ["offset_seconds": Int(offset),
+                                                "hint": "this host's clock is \(relation) the gateway's; past 300 s every call fails: fix time synchronisation (timedatectl, chrony or systemd-timesyncd)"])
+            } else {
+                logger.info("clock_offset", ["offset_seconds": Int(offset), "hint": "the clock is back within 60 s of the gateway's"])
+            }
         }
     }
 

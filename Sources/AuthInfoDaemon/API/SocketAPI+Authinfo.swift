@@ -1,0 +1,72 @@
+import Foundation
+import HTTPServer
+
+/// `GET /v1/devices/{id}/authinfo`, the hot path: answered from the served documents on the
+/// listener's thread, with an `ETag`; `If-None-Match` gives 304 while the value is the same, and
+/// `?wait=SECONDS` (at most 300) holds the request until the value changes or the wait ends.
+extension SocketAPI {
+    static func readAuthinfo(_ id: String, _ request: HTTPRequest, service: any DeviceService, _ responder: HTTPResponder) {
+        guard let wait = waitSeconds(request.query) else {
+            return responder.respondNow(.error(400, "invalid_wait"))
+        }
+        guard let current = service.served.lookup(id) else { return responder.respondNow(.error(404, "unknown_device")) }
+        let presented = request.header("If-None-Match").map(EntityTags.init)
+        let matching = current.flatMap { entry in presented?.matches(entry.etag) == true ? entry : nil }
+        guard wait > 0, matching != nil || (current == nil && presented == nil) else {
+            if let matching { return responder.respondNow(notModified(matching.etag)) }
+            return responder.respondNow(answer(current, service: service))
+        }
+        service.served.wait(for: id, unless: matching?.etag, seconds: wait) { outcome in
+            switch outcome {
+            case .changed(let entry): responder.respond(answer(entry, service: service))
+            case .unchanged: responder.respond(matching.map { notModified($0.etag) } ?? .error(503, "no_authinfo_yet"))
+            case .gone: responder.respond(.error(404, "unknown_device"))
+            }
+        }
+    }
+
+    private static func answer(_ entry: ServedDocuments.Entry?, service: any DeviceService) -> HTTPResponse {
+        guard let entry else { return .error(503, "no_authinfo_yet") }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("ETag", entry.etag)],
+                            body: entry.body(at: service.monotonicNow()))
+    }
+
+    private static func notModified(_ etag: String) -> HTTPResponse {
+        HTTPResponse(status: 304, headers: [("ETag", etag), ("Cache-Control", "no-store")])
+    }
+
+    /// `wait` of the query: 0 when absent, nil when it is not a number of seconds from 0 to 300.
+    static func waitSeconds(_ query: String?) -> Double? {
+        guard let query else { return 0 }
+        var wait = 0.0
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == "wait" else { continue }
+            guard parts.count == 2, parts[1].utf8.count <= 8, let seconds = Double(parts[1]), seconds.isFinite,
+                  (0...ServedDocuments.maximumWait).contains(seconds) else { return nil }
+            wait = seconds
+        }
+        return wait
+    }
+}
+
+/// The entity tags of an `If-None-Match` field, compared weakly (RFC 9110 13.1.2): `W/` is
+/// ignored, `*` matches any served value.
+struct EntityTags {
+    private let tags: [String]
+    private let any: Bool
+
+    init(_ field: String) {
+        let items = field.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        any = items.contains("*")
+        tags = items.map(Self.opaque)
+    }
+
+    func matches(_ etag: String) -> Bool {
+        any || tags.contains(Self.opaque(etag))
+    }
+
+    private static func opaque(_ tag: String) -> String {
+        tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
+    }
+}
