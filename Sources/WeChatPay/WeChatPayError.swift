@@ -97,6 +97,15 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the gateway refused the request's raw_data itself (a stale or foreign raw_data,
+    /// "无效的RawData数据"): the same raw_data cannot succeed, only new raw_data from the device.
+    /// Only ever true of a verified refusal (unsigned ones are `unverifiedError`).
+    public var refusesRawData: Bool {
+        guard case .http(let status, let code, let message, let detail) = kind, (400...499).contains(status), status != 429 else { return false }
+        let text = [code, message, detail].compactMap { $0 }.joined(separator: " ").lowercased().replacingOccurrences(of: "_", with: "")
+        return text.contains("rawdata") || text.contains("raw data")
+    }
+
     /// The HTTP status, when the gateway answered with an error status.
     public var httpStatus: Int? {
         if case .http(let status, _, _, _) = kind { return status }

@@ -86,7 +86,8 @@ import WeChatPaySimulator
 
     @Test func aRejectedDeviceIsNotRetriedFastAndStatusShowsItsCode() throws {
         let site = try Site()
-        site.simulator.reject(deviceID: "dev-0002", status: 400, code: "PARAM_ERROR", message: "raw_data is invalid")
+        // A refusal of the device itself (a refusal of its raw_data is needs_raw_data: RawDataLifecycleTests).
+        site.simulator.reject(deviceID: "dev-0002", status: 400, code: "PARAM_ERROR", message: "sub_mchid and device_id do not match")
         try site.writeConfig(site.fastConfig(devices: 3, interval: 30, backoff: (0.1, 0.2)))
         let daemon = try site.start()
         daemon.wait(10, "the others filled and dev-0002 rejected") {

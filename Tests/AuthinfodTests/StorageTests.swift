@@ -12,7 +12,33 @@ import Testing
         record.consecutiveFailures = 2
         record.lastError = RecordedError(code: "SYSTEM_ERROR", message: "down", httpStatus: 500, requestID: "R1", at: 1_763_800_100)
         record.pushedRawData = "pushed"
+        record.rawDataDigest = RawDataDigest.of("pushed")
+        record.rawDataSince = 1_763_799_000
+        record.needsRawData = true
+        record.fetchedWithRawData = RawDataDigest.of("earlier")
         return record
+    }
+
+    /// A cache written by the previous schema (version 1) is migrated in place: every value and
+    /// error kept, the raw_data lifecycle columns added empty.
+    @Test func aVersionOneCacheIsMigratedKeepingEveryValue() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("authinfo.db")
+        do {
+            let connection = try SQLiteConnection(path: path)
+            try connection.execute("""
+                CREATE TABLE devices (device_id TEXT PRIMARY KEY NOT NULL, authinfo TEXT, fetched_at REAL, expires_at REAL,
+                    next_attempt_at REAL, consecutive_failures INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+                    error_code TEXT, error_message TEXT, error_http_status INTEGER, error_request_id TEXT, error_at REAL, pushed_raw_data TEXT);
+                CREATE TABLE platform_certificates (serial_no TEXT PRIMARY KEY NOT NULL, pem TEXT NOT NULL, downloaded_at REAL NOT NULL);
+                INSERT INTO devices (device_id, authinfo, fetched_at, expires_at, rejected, pushed_raw_data) VALUES ('old', 'V', 1, 2, 1, 'P');
+                PRAGMA user_version = 1;
+                """)
+        }
+        let store = try AuthInfoStore(path: path)
+        #expect(try store.connection.scalarText("PRAGMA user_version") == "2")
+        let old = try #require(try store.loadAll()["old"])
+        #expect(old.authinfo == "V" && old.rejected && old.pushedRawData == "P" && !old.needsRawData && old.rawDataDigest == nil)
     }
 
     @Test func recordsRoundTripDurablyInWALMode() throws {

@@ -20,15 +20,18 @@ final class ServedDocuments: Sendable {
         /// When the refresh becomes overdue.
         let dueAt: Double
         let failing: Bool
+        /// The device's raw_data was refused: the value is served, and says so.
+        let needsRawData: Bool
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
         /// when a new authinfo is served.
         let etag: String
 
-        init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool) {
+        init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
             self.document = document
             self.expiresAt = expiresAt
             self.dueAt = dueAt
             self.failing = failing
+            self.needsRawData = needsRawData
             var value = Array(document.authinfo.utf8)
             value += String(Int(document.fetchedAt.rounded(.down))).utf8
             let digest = SHA256.digest(value)
@@ -36,7 +39,7 @@ final class ServedDocuments: Sendable {
         }
 
         func state(at now: Double) -> AuthInfoDocument.State {
-            .of(expiresAt: expiresAt, failing: failing, dueAt: dueAt, now: now)
+            .of(expiresAt: expiresAt, needsRawData: needsRawData, failing: failing, dueAt: dueAt, now: now)
         }
 
         /// The body at monotonic time `now`.

@@ -175,6 +175,9 @@ public enum ConfigLoader {
         refresh.backoffMaximum = try object.positiveNumber("backoff_max_seconds", default: refresh.backoffMaximum)
         refresh.maximumRequestsPerSecond = try object.positiveNumber("max_requests_per_second", default: refresh.maximumRequestsPerSecond)
         refresh.maximumConcurrentRequests = try object.positiveInteger("max_concurrent_requests", default: refresh.maximumConcurrentRequests)
+        if object.value("raw_data_max_age_seconds") != nil {
+            refresh.rawDataMaxAge = try object.positiveNumber("raw_data_max_age_seconds", default: 0)
+        }
         try object.rejectUnknownKeys()
         guard refresh.interval < refresh.authInfoTTL else {
             throw object.error("interval_seconds", "must be below authinfo_ttl_seconds (\(ConfigObject.format(refresh.authInfoTTL))), or authinfo expires before it is refreshed")

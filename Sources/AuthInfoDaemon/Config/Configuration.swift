@@ -50,6 +50,9 @@ public struct Configuration: Sendable {
         public var backoffMaximum: Double = 300
         public var maximumRequestsPerSecond: Double = 10
         public var maximumConcurrentRequests: Int = 4
+        /// raw_data older than this (since the daemon first saw it) is not sent: the device
+        /// needs new raw_data. nil: no limit.
+        public var rawDataMaxAge: Double?
 
         public init() {}
     }

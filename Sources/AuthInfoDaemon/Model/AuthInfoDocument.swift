@@ -6,6 +6,7 @@ import WeChatPay
 public struct AuthInfoDocument: Sendable, Equatable {
     public enum State: String, Sendable {
         case fresh, stale, expired
+        case needsRawData = "needs_raw_data"
     }
 
     public var deviceID: String

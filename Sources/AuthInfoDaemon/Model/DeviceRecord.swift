@@ -1,3 +1,6 @@
+import Foundation
+import WeChatPay
+
 /// What the cache holds for one device. Times are Unix seconds (wall clock).
 public struct DeviceRecord: Sendable, Equatable {
     public var deviceID: String
@@ -18,6 +21,15 @@ public struct DeviceRecord: Sendable, Equatable {
     private var lastErrorBox: RecordedErrorBox?
     /// raw_data pushed by the device over the socket API; preferred over the config's.
     public var pushedRawData: String?
+    /// The raw_data in force (pushed, inline or the file's), as `RawDataDigest`, and since when
+    /// (wall time the daemon first saw it).
+    public var rawDataDigest: String?
+    public var rawDataSince: Double?
+    /// The gateway refused `rawDataDigest` (or it grew older than `raw_data_max_age_seconds`):
+    /// no gateway call for the device until new raw_data arrives.
+    public var needsRawData = false
+    /// The raw_data the current authinfo was fetched with (`RawDataDigest`).
+    public var fetchedWithRawData: String?
 
     public init(deviceID: String) {
         self.deviceID = deviceID
@@ -56,4 +68,12 @@ private final class RecordedErrorBox: Sendable, Equatable {
     }
 
     static func == (a: RecordedErrorBox, b: RecordedErrorBox) -> Bool { a.error == b.error }
+}
+
+/// A raw_data's fingerprint (SHA-256, hex): what the record keeps to tell raw_data apart
+/// without storing every copy.
+enum RawDataDigest {
+    static func of(_ rawData: String) -> String {
+        SHA256.digest(Array(rawData.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
 }

@@ -11,6 +11,9 @@ public enum DeviceState: String, Sendable, CaseIterable {
     case expired
     /// The gateway refused the device (non-retryable error); see the last error.
     case rejected
+    /// The gateway refused the device's raw_data (or it is older than allowed): no call until new
+    /// raw_data arrives; a valid value is still served.
+    case needsRawData = "needs_raw_data"
     /// No value yet.
     case pending
 }
@@ -20,12 +23,14 @@ extension DeviceState {
     /// the summary and the hook all derive a device's state here. Times are on one clock (wall
     /// or monotonic, as long as all three agree):
     ///
+    /// - `needs_raw_data` when the device's raw_data was refused, whatever value it still has;
     /// - `rejected` when the gateway refused the device, whatever value it still has;
     /// - `pending` without a value, `expired` once the value's `expiresAt` has passed;
     /// - `stale` while valid but its refresh is overdue: the last attempt failed, or `dueAt` is
     ///   more than a second past;
     /// - otherwise `fresh`.
-    public static func of(expiresAt: Double?, rejected: Bool, failing: Bool, dueAt: Double?, now: Double) -> DeviceState {
+    public static func of(expiresAt: Double?, rejected: Bool, needsRawData: Bool = false, failing: Bool, dueAt: Double?, now: Double) -> DeviceState {
+        if needsRawData { return .needsRawData }
         if rejected { return .rejected }
         guard let expiresAt else { return .pending }
         if now >= expiresAt { return .expired }
@@ -36,11 +41,13 @@ extension DeviceState {
 
 extension AuthInfoDocument.State {
     /// What a served document says of a device holding a value: the rule above, where a
-    /// rejected device still serving its value is stale (its refresh keeps failing).
-    static func of(expiresAt: Double, failing: Bool, dueAt: Double?, now: Double) -> Self {
-        switch DeviceState.of(expiresAt: expiresAt, rejected: false, failing: failing, dueAt: dueAt, now: now) {
+    /// rejected device still serving its value is stale (its refresh keeps failing), and one
+    /// waiting for raw_data says so while its value is valid.
+    static func of(expiresAt: Double, needsRawData: Bool = false, failing: Bool, dueAt: Double?, now: Double) -> Self {
+        if needsRawData && now < expiresAt { return .needsRawData }
+        return switch DeviceState.of(expiresAt: expiresAt, rejected: false, failing: failing, dueAt: dueAt, now: now) {
         case .expired, .pending: .expired
-        case .stale, .rejected: .stale
+        case .stale, .rejected, .needsRawData: .stale
         case .fresh: .fresh
         }
     }
@@ -66,7 +73,7 @@ public struct DeviceStatus: Sendable {
         consecutiveFailures = record.consecutiveFailures
         lastError = record.lastError
         state = .of(expiresAt: record.authinfo == nil ? nil : record.expiresAt ?? now, rejected: record.rejected,
-                    failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
+                    needsRawData: record.needsRawData, failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
     }
 }
 

@@ -15,10 +15,32 @@ extension Refresher {
             finish(id, .localFailure, error: RecordedError(code: "raw_data_unreadable", message: error.description, httpStatus: nil, requestID: nil, at: clock.wall()))
             return
         }
+        guard var record = records[id] else { return }
+        let wall = clock.wall()
+        let digest = RawDataDigest.of(rawData)
+        if record.rawDataDigest != digest {
+            // New raw_data (pushed, configured or in the file): whatever was refused is behind us.
+            record.rawDataDigest = digest
+            record.rawDataSince = wall
+            record.needsRawData = false
+            records[id] = record
+        }
+        if !record.needsRawData, let maximumAge = configuration.refresh.rawDataMaxAge, let since = record.rawDataSince, wall - since > maximumAge {
+            let message = "the raw_data is \(Int(wall - since)) s old, above refresh.raw_data_max_age_seconds (\(Int(maximumAge)))"
+            return needRawData(id, RecordedError(code: "raw_data_too_old", message: message, httpStatus: nil, requestID: nil, at: wall))
+        }
+        if record.needsRawData {
+            // The same raw_data the gateway refused: sending it again cannot succeed.
+            let next = scheduler.finish(id, .waitingForRawData, now: clock.monotonic())
+            record.nextAttemptAt = wall + (next - clock.monotonic())
+            records[id] = record
+            return
+        }
         let request = AuthInfoRequest(spAppID: device.spAppID, subAppID: device.subAppID, subMchID: device.subMchID,
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
         guard let client else { return }
         startedAt[id] = clock.monotonic()
+        sentRawData[id] = digest
         // The one hop off the queue: the whole call runs on an exchange thread, and its result
         // comes straight back here.
         client.authinfo(request) { result in
@@ -60,6 +82,8 @@ extension Refresher {
         let lifetime = Double(info.expiresIn ?? Int(configuration.refresh.authInfoTTL))
         let wasFailing = record.consecutiveFailures > 0 || record.rejected || (record.authinfo != nil && !record.isValid(at: wall))
         let failures = record.consecutiveFailures
+        record.fetchedWithRawData = sentRawData.removeValue(forKey: id)
+        record.needsRawData = false
         record.authinfo = info.value
         record.fetchedAt = wall
         record.expiresAt = wall + lifetime
@@ -91,6 +115,19 @@ extension Refresher {
 
     func failed(_ id: String, _ error: WeChatPayError) {
         guard !stopped, devices.contains(id) else { return }
+        let sent = sentRawData.removeValue(forKey: id)
+        if error.refusesRawData {
+            let refused = RecordedError(code: error.code, message: error.message, httpStatus: error.httpStatus, requestID: error.requestID, at: clock.wall())
+            guard records[id]?.rawDataDigest == sent else {
+                // New raw_data came while the old one was being refused: try the new one now.
+                let mono = clock.monotonic()
+                _ = scheduler.finish(id, .waitingForRawData, now: mono)
+                scheduler.schedule(id, at: mono)
+                recordMetrics(id, result: "rejected", code: refused.code, mono: mono)
+                return tick()
+            }
+            return needRawData(id, refused)
+        }
         let outcome: RefreshOutcome
         switch error.kind {
         case .transport, .timeout: outcome = .gatewayUnavailable
@@ -133,6 +170,28 @@ extension Refresher {
         tick()
     }
 
+    /// The device's raw_data was refused (or is too old): no gateway call for it until new
+    /// raw_data arrives; its valid value stays served. Logged once, when it happens.
+    func needRawData(_ id: String, _ error: RecordedError) {
+        guard var record = records[id] else { return }
+        let wall = clock.wall(), mono = clock.monotonic()
+        record.needsRawData = true
+        record.rejected = false
+        record.consecutiveFailures += 1
+        record.lastError = error
+        let next = scheduler.finish(id, .waitingForRawData, now: mono)
+        record.nextAttemptAt = wall + (next - mono)
+        records[id] = record
+        recordMetrics(id, result: "rejected", code: error.code, mono: mono)
+        persist(record)
+        updateServed(id)
+        logger.error("needs_raw_data", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
+                                        "error": error.message,
+                                        "hint": "no call for this device until it sends new raw_data (PUT …/raw_data, POST …/authinfo, or the config); its valid value stays served"])
+        notifyStatusIfDue()
+        tick()
+    }
+
     private func recordMetrics(_ id: String, result: String, code: String, mono: Double) {
         refreshesSinceTrim += 1
         metrics.recordRefresh(result: result, code: code)
@@ -147,7 +206,8 @@ extension Refresher {
             return
         }
         let due = scheduler.nextAttempt(of: id, now: mono) ?? expiresAt
-        served.set(id, .init(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0))
+        served.set(id, .init(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0,
+                             needsRawData: record.needsRawData))
     }
 
     /// When `id`'s value expires on the monotonic clock: its expiry deadline while it is valid,

@@ -63,8 +63,8 @@ extension Refresher {
                 scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
             } else if previous != device {
                 summary.changed += 1
-                if previous?.rawData != device.rawData || record.rejected { scheduler.schedule(device.id, at: mono) }
-            } else if record.rejected {
+                if previous?.rawData != device.rawData || record.rejected || record.needsRawData { scheduler.schedule(device.id, at: mono) }
+            } else if record.rejected || record.needsRawData {
                 scheduler.schedule(device.id, at: mono)
             }
             record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }

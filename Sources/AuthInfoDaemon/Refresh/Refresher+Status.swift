@@ -26,7 +26,7 @@ extension Refresher {
         onQueueSync { refresher in
             guard refresher.devices.contains(id), let record = refresher.records[id], let document = AuthInfoDocument(record),
                   case let mono = refresher.clock.monotonic(), let expires = refresher.expiresAtMonotonic(id, now: mono) else { return nil }
-            return (document, .of(expiresAt: expires, failing: record.consecutiveFailures > 0,
+            return (document, .of(expiresAt: expires, needsRawData: record.needsRawData, failing: record.consecutiveFailures > 0,
                                   dueAt: refresher.scheduler.nextAttempt(of: id, now: mono), now: mono))
         }
     }

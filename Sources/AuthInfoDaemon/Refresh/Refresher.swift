@@ -49,6 +49,8 @@ actor Refresher {
     var metrics = Metrics()
     /// When each in-flight refresh started (monotonic), for the latency histogram.
     var startedAt: [String: Double] = [:]
+    /// The raw_data (`RawDataDigest`) each in-flight refresh sent.
+    var sentRawData: [String: String] = [:]
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.

@@ -12,6 +12,10 @@ enum RefreshOutcome: Equatable {
     case localFailure
     /// The gateway refused the device (a non-retryable 4xx).
     case rejected
+    /// Nothing was sent: the device's raw_data was refused and no new one has come. Its raw_data
+    /// is looked at again after `interval` or `backoff_max_seconds`, whichever is sooner (a
+    /// `raw_data_file` may have changed); the gateway is not involved.
+    case waitingForRawData
 }
 
 /// When each device is refreshed: the pure policy, on monotonic seconds, with no I/O.
@@ -139,6 +143,8 @@ final class RefreshScheduler {
             failures[id, default: 0] += 1
             outage = nil
             next = now + settings.interval
+        case .waitingForRawData:
+            next = now + min(settings.interval, settings.backoffMaximum)
         }
         due.set(id, next)
         return next

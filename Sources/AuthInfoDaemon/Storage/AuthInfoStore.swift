@@ -24,7 +24,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 ///
 /// Not `Sendable`: one instance lives on the daemon's queue.
 public final class AuthInfoStore {
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     let connection: SQLiteConnection
     public let path: String
 
@@ -130,6 +130,19 @@ public final class AuthInfoStore {
                     """)
             }
         }
+        if version < 2 {
+            // The raw_data lifecycle: which raw_data is in force and since when, whether the
+            // gateway refused it, and which one the current value was fetched with.
+            try connection.transaction { () throws(SQLiteError) in
+                try connection.execute("""
+                    ALTER TABLE devices ADD COLUMN raw_data_digest TEXT;
+                    ALTER TABLE devices ADD COLUMN raw_data_since REAL;
+                    ALTER TABLE devices ADD COLUMN needs_raw_data INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE devices ADD COLUMN fetched_with_raw_data TEXT;
+                    PRAGMA user_version = 2;
+                    """)
+            }
+        }
     }
 
     /// Every device row, by id (rows of devices no longer configured included). `expecting`:
@@ -138,7 +151,8 @@ public final class AuthInfoStore {
         do {
             let statement = try connection.statement("""
                 SELECT device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
-                       error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data FROM devices
+                       error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data,
+                       raw_data_digest, raw_data_since, needs_raw_data, fetched_with_raw_data FROM devices
                 """)
             defer { statement.reset() }
             var records = [String: DeviceRecord](minimumCapacity: count)
@@ -156,6 +170,10 @@ public final class AuthInfoStore {
                                                      requestID: statement.text(10), at: statement.double(11) ?? 0)
                 }
                 record.pushedRawData = statement.text(12)
+                record.rawDataDigest = statement.text(13)
+                record.rawDataSince = statement.double(14)
+                record.needsRawData = (statement.integer(15) ?? 0) != 0
+                record.fetchedWithRawData = statement.text(16)
                 records[id] = record
             }
             return records
@@ -170,14 +188,17 @@ public final class AuthInfoStore {
             try connection.transaction { () throws(SQLiteError) in
                 let statement = try connection.statement("""
                     INSERT INTO devices (device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
-                                         error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         error_code, error_message, error_http_status, error_request_id, error_at, pushed_raw_data,
+                                         raw_data_digest, raw_data_since, needs_raw_data, fetched_with_raw_data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(device_id) DO UPDATE SET authinfo = excluded.authinfo, fetched_at = excluded.fetched_at,
                         expires_at = excluded.expires_at, next_attempt_at = excluded.next_attempt_at,
                         consecutive_failures = excluded.consecutive_failures, rejected = excluded.rejected,
                         error_code = excluded.error_code, error_message = excluded.error_message,
                         error_http_status = excluded.error_http_status, error_request_id = excluded.error_request_id,
-                        error_at = excluded.error_at, pushed_raw_data = excluded.pushed_raw_data
+                        error_at = excluded.error_at, pushed_raw_data = excluded.pushed_raw_data,
+                        raw_data_digest = excluded.raw_data_digest, raw_data_since = excluded.raw_data_since,
+                        needs_raw_data = excluded.needs_raw_data, fetched_with_raw_data = excluded.fetched_with_raw_data
                     """)
                 for record in records {
                     try statement.run([
@@ -185,6 +206,8 @@ public final class AuthInfoStore {
                         SQLiteValue(record.nextAttemptAt), .integer(record.consecutiveFailures), .integer(record.rejected ? 1 : 0),
                         SQLiteValue(record.lastError?.code), SQLiteValue(record.lastError?.message), SQLiteValue(record.lastError?.httpStatus),
                         SQLiteValue(record.lastError?.requestID), SQLiteValue(record.lastError?.at), SQLiteValue(record.pushedRawData),
+                        SQLiteValue(record.rawDataDigest), SQLiteValue(record.rawDataSince), .integer(record.needsRawData ? 1 : 0),
+                        SQLiteValue(record.fetchedWithRawData),
                     ])
                 }
             }
