@@ -15,6 +15,8 @@ enum Usage {
       authinfod refresh (DEVICE_ID... | --all) [--config FILE]
                                                ask the running daemon to refresh now
       authinfod reload       [--config FILE]   ask the running daemon to re-read its config; waits for the outcome
+      authinfod exchange DEVICE_ID (--raw-data-file FILE | --raw-data -) [--config FILE]
+                                               hand the daemon new raw_data, print the authinfo document
       authinfod token --out-user-id ID --organization-id ORG [--config FILE]
                                                obtain a face-pay signing token (POST /v3/offlinefacemch/tokens)
       authinfod demo         [--devices N]     the whole story against a built-in simulator
@@ -25,6 +27,16 @@ enum Usage {
     """
 
     static let commands: [String: String] = [
+        "exchange": """
+        Usage: authinfod exchange DEVICE_ID (--raw-data-file FILE | --raw-data -) [--config FILE]
+
+        What a terminal's app does over the socket API (POST /v1/devices/ID/authinfo): hands the
+        running daemon the raw_data the face SDK generated and prints the authinfo document it
+        answers with. The cached value comes back at once when it is fresh and came from this
+        raw_data; otherwise the device is refreshed now (within the rate limit). Exit 0 with the
+        document (on stderr a note when it is the cached one because no new value could be had),
+        1 when the gateway refused this raw_data or no valid value exists.
+        """,
         "check-config": """
         Usage: authinfod check-config [--config FILE]
 

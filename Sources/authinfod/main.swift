@@ -37,6 +37,7 @@ func run(_ arguments: [String]) async -> Int32 {
         case "get": result = try Commands.get(rest)
         case "refresh": result = try Commands.refresh(rest)
         case "reload": result = try Commands.reload(rest)
+        case "exchange": result = try Commands.exchange(rest)
         case "demo": result = try await Demo.run(rest)
         default: throw UsageError("unknown command \"\(command)\"")
         }

@@ -10,6 +10,10 @@ protocol DeviceService: Sendable {
     func monotonicNow() -> Double
     /// Refreshes `id` as soon as the rate limit allows.
     func refreshNow(_ id: String)
+    /// The exchange: keeps `rawData` (persisted) for `id` and answers with its value — the cached
+    /// one when it is fresh and came from this raw_data, else a new one (coalesced with a refresh
+    /// in flight, within the rate) — or why not, within `api.timeout_seconds` + 1 s.
+    func exchange(_ id: String, rawData: String, reply: @escaping @Sendable (ExchangeOutcome) -> Void)
     /// Keeps `rawData` (persisted) for `id` and refreshes it now; `reply(false)` for an unknown device.
     func pushRawData(_ id: String, _ rawData: String, reply: @escaping @Sendable (Bool) -> Void)
     /// A face-pay token for the user, from the gateway.

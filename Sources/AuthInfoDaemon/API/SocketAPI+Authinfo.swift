@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import WeChatPay
 
 /// `GET /v1/devices/{id}/authinfo`, the hot path: answered from the served documents on the
 /// listener's thread, with an `ETag`; `If-None-Match` gives 304 while the value is the same, and
@@ -68,5 +69,61 @@ struct EntityTags {
 
     private static func opaque(_ tag: String) -> String {
         tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag
+    }
+}
+
+/// `POST /v1/devices/{id}/authinfo` `{"raw_data":"…"}`: the exchange.
+extension SocketAPI {
+    static func exchange(_ id: String, _ request: HTTPRequest, caller: Caller, context: RouteContext, _ responder: HTTPResponder) {
+        guard case .object(let members)? = try? JSONParser.parse(request.body),
+              case .string(let text)? = members.first(where: { $0.key == "raw_data" })?.value else {
+            return responder.respond(.error(400, "expected {\"raw_data\":\"…\"}"))
+        }
+        guard let rawData = validRawData(text) else { return responder.respond(.error(400, "invalid_raw_data")) }
+        let service = context.service, logger = context.logger
+        service.exchange(id, rawData: rawData) { outcome in
+            let response = exchangeAnswer(outcome, service: service)
+            logger.info("exchanged", ["device": id, "by": caller.name, "status": response.status, "result": result(outcome)])
+            responder.respond(response)
+        }
+    }
+
+    private static func exchangeAnswer(_ outcome: ExchangeOutcome, service: any DeviceService) -> HTTPResponse {
+        switch outcome {
+        case .value(let entry):
+            return answer(entry, service: service)
+        case .cached(let entry, let problem):
+            var response = answer(entry, service: service)
+            // The document, with what kept it from being new: `{…,"refresh_error":{…}}`.
+            response.body.removeLast()
+            response.body += ",\"refresh_error\":\(problemJSON(problem))}".utf8
+            return response
+        case .unavailable(let problem):
+            return HTTPResponse(status: 503, headers: [("Content-Type", "application/json"), ("Retry-After", String(Int(problem.retryIn.rounded(.up))))],
+                                body: Array("{\"error\":\"gateway_unavailable\",\"refresh_error\":\(problemJSON(problem))}".utf8))
+        case .rawDataRejected(let code, let message):
+            return HTTPResponse(status: 422, contentType: "application/json",
+                                text: "{\"error\":\"raw_data_rejected\",\"code\":\(JSONText.quote(code)),\"message\":\(JSONText.quote(message))}")
+        case .deviceRejected(let code, let message):
+            return HTTPResponse(status: 502, contentType: "application/json",
+                                text: "{\"error\":\"device_rejected\",\"code\":\(JSONText.quote(code)),\"message\":\(JSONText.quote(message))}")
+        case .unknownDevice:
+            return .error(404, "unknown_device")
+        }
+    }
+
+    private static func problemJSON(_ problem: RefreshProblem) -> String {
+        "{\"code\":\(JSONText.quote(problem.code)),\"message\":\(JSONText.quote(problem.message)),\"retry_in_seconds\":\(Int(problem.retryIn.rounded(.up)))}"
+    }
+
+    private static func result(_ outcome: ExchangeOutcome) -> String {
+        switch outcome {
+        case .value: "value"
+        case .cached: "cached"
+        case .unavailable: "unavailable"
+        case .rawDataRejected: "raw_data_rejected"
+        case .deviceRejected: "device_rejected"
+        case .unknownDevice: "unknown_device"
+        }
     }
 }

@@ -106,18 +106,20 @@ extension SocketAPI {
         let service = context.service, logger = context.logger
         let method: String
         switch action {
-        case "authinfo": method = "GET"
+        case "authinfo": method = request.method == "POST" ? "POST" : "GET"
         case "raw_data": method = "PUT"
         case "refresh": method = "POST"
         default: return responder.respond(.error(404, "not_found"))
         }
-        guard action == "authinfo" ? caller.mayRead(id) : caller.mayWrite(id) else {
+        guard method == "GET" ? caller.mayRead(id) : caller.mayWrite(id) else {
             context.authFailures.record(.outOfScope, peer: request.peer, caller: caller.name)
             return responder.respond(.error(403, "forbidden"))
         }
         if let refusal = only(method, request) { return responder.respond(refusal) }
         guard service.served.lookup(id) != nil else { return responder.respond(.error(404, "unknown_device")) }
         switch action {
+        case "authinfo":
+            exchange(id, request, caller: caller, context: context, responder)
         case "raw_data":
             guard let text = String(validating: request.body, as: UTF8.self) else { return responder.respond(.error(400, "raw_data_not_utf8")) }
             guard let rawData = validRawData(text) else { return responder.respond(.error(400, "invalid_raw_data")) }

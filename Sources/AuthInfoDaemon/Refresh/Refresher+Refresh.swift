@@ -108,6 +108,8 @@ extension Refresher {
         expiries.set(id, mono + lifetime)
         updateServed(id)
         logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
+        answerExchanges(id) { now in (served.lookup(id) ?? nil).map(ExchangeOutcome.value)
+            ?? .unavailable(RefreshProblem(code: "no_value", message: "the new value could not be served", retryIn: 1)) }
         if wasFailing { logger.info("recovered", ["device": id, "after_failures": failures]) }
         notifyStatusIfDue()
         tick()
@@ -155,6 +157,10 @@ extension Refresher {
         persist(record)
         updateServed(id)
         let retryIn = max(0, retryAt - mono)
+        answerExchanges(id) { now in
+            outcome == .rejected ? .deviceRejected(code: error.code, message: error.message)
+                : cachedOrUnavailable(id, RefreshProblem(code: error.code, message: error.message, retryIn: max(1, retryIn)), at: now)
+        }
         if outcome == .rejected {
             logger.error("rejected", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
                                       "retry_in": retryIn, "error": error.message])
@@ -185,6 +191,7 @@ extension Refresher {
         recordMetrics(id, result: "rejected", code: error.code, mono: mono)
         persist(record)
         updateServed(id)
+        answerExchanges(id) { _ in .rawDataRejected(code: error.code, message: error.message) }
         logger.error("needs_raw_data", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
                                         "error": error.message,
                                         "hint": "no call for this device until it sends new raw_data (PUT …/raw_data, POST …/authinfo, or the config); its valid value stays served"])

@@ -51,6 +51,9 @@ actor Refresher {
     var startedAt: [String: Double] = [:]
     /// The raw_data (`RawDataDigest`) each in-flight refresh sent.
     var sentRawData: [String: String] = [:]
+    /// Exchanges waiting for their device's refresh, and the last token handed out.
+    var exchanges: [String: [PendingExchange]] = [:]
+    var nextExchangeToken = 0
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
