@@ -33,7 +33,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CLinux"),
         .target(name: "SystemCalls"),
-        .target(name: "HTTPServer", dependencies: ["CLinux", "SystemCalls"]),
+        .target(name: "HTTPServer", dependencies: ["CLinux", "COpenSSL", "SystemCalls"]),
         .target(name: "WeChatPay", dependencies: ["COpenSSL", "SystemCalls"]),
         .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
         .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer", "CLinux", "SystemCalls"]),

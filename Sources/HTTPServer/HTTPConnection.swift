@@ -35,16 +35,23 @@ final class HTTPConnection {
 
     /// The client: its address, or its credentials on a Unix socket.
     let peer: Peer
+    /// TLS on this connection (the listener has a certificate), nil for plain HTTP.
+    private let tls: TLSSession?
+    /// Whether the first byte was looked at (a TLS connection must start with a handshake record).
+    private var checkedFirstByte = false
+    /// A TLS read asked to wait for the socket to become writable (a TLS 1.3 post-handshake message).
+    private var tlsWaitsForWritable = false
     /// When bytes last moved either way (monotonic): the connection idle the longest is shed first.
     private(set) var lastActive = MonotonicClock.now()
 
     /// Open, with no request being read or handled and no answer waiting to be sent.
     var isIdle: Bool { !closed && pending == nil && input.isEmpty && unsent == 0 && !closeAfterWrite }
 
-    init(fd: Int32, core: ServerCore, peer: Peer) {
+    init(fd: Int32, core: ServerCore, peer: Peer, tls: TLSSession?) {
         self.fd = fd
         self.core = core
         self.peer = peer
+        self.tls = tls
     }
 
     func start() {
@@ -54,19 +61,79 @@ final class HTTPConnection {
         // The loop owns this handler, and through it the connection, until `close()` unregisters
         // it; a connection closed from inside its own handler is kept alive until that returns.
         core.loop.register(fd, events: watched) { [self] events in
+            if let tls, !tls.established { return continueHandshake() }
+            if tlsWaitsForWritable, events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                tlsWaitsForWritable = false
+                readAvailable()
+            }
             if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !output.isEmpty { flush() }
             if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0, !closed { readAvailable() }
         }
         armTimer()
     }
 
+    // MARK: TLS handshake
+
+    /// Drives the handshake as the socket allows. A client that speaks plain HTTP to the TLS
+    /// port gets a plain 400 saying so, and is closed.
+    private func continueHandshake() {
+        guard let tls, !closed else { return }
+        if !checkedFirstByte {
+            var first: UInt8 = 0
+            let peeked = recv(fd, &first, 1, Int32(MSG_PEEK))
+            if peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+            guard peeked == 1 else { return close() }
+            checkedFirstByte = true
+            // 0x16: a TLS handshake record.
+            guard first == 0x16 else { return refusePlaintext() }
+        }
+        switch tls.handshake() {
+        case .done:
+            watch(EPOLLIN.rawValue)
+            // The client may have sent its request with its last handshake message.
+            readAvailable()
+        case .wantRead: watch(EPOLLIN.rawValue)
+        case .wantWrite: watch(EPOLLOUT.rawValue)
+        case .closed, .failed: close()
+        }
+    }
+
+    private func refusePlaintext() {
+        let answer = Array("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 24\r\nConnection: close\r\n\r\n{\"error\":\"tls_required\"}".utf8)
+        _ = answer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close()
+    }
+
+    private func watch(_ events: UInt32) {
+        guard events != watched, !closed else { return }
+        watched = events
+        core.loop.modify(fd, events: events)
+    }
+
     // MARK: Reading
+
+    /// Reads what the client sent into `core.readBuffer`: the count, 0 at its end, nil when
+    /// nothing is there now.
+    private func receive() throws(SystemError) -> Int? {
+        guard let tls else {
+            return try SystemCall.nonBlocking("recv") { core.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        }
+        switch core.readBuffer.withUnsafeMutableBytes({ tls.read(into: $0) }) {
+        case .done(let count): return count
+        case .wantRead: return nil
+        case .wantWrite:
+            tlsWaitsForWritable = true
+            return nil
+        case .closed: return 0
+        case .failed: throw SystemError(call: "SSL_read", errno: EPROTO)
+        }
+    }
 
     private func readAvailable() {
         while !closed {
             let received: Int?
             do {
-                received = try SystemCall.nonBlocking("recv") { core.readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+                received = try receive()
             } catch {
                 close()
                 return
@@ -76,8 +143,9 @@ final class HTTPConnection {
                 lastActive = MonotonicClock.now()
                 input.append(contentsOf: core.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
-                // that would only say EAGAIN (one syscall less per request).
-                if count < core.readBuffer.count { break }
+                // that would only say EAGAIN (one syscall less per request). Not under TLS,
+                // whose session may hold more decrypted bytes than one read returned.
+                if count < core.readBuffer.count && tls == nil { break }
                 if input.count > core.configuration.limits.maximumHeaderBytes + core.configuration.limits.maximumBodyBytes + 8192 {
                     break
                 }
@@ -137,7 +205,7 @@ final class HTTPConnection {
         guard !closed else { return }
         var wanted: UInt32 = 0
         if pending == nil && !closeAfterWrite && unsent < Self.maximumUnsentBytes { wanted |= EPOLLIN.rawValue }
-        if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
+        if outputOffset < output.count || tlsWaitsForWritable { wanted |= EPOLLOUT.rawValue }
         if wanted != watched {
             watched = wanted
             core.loop.modify(fd, events: wanted)
@@ -171,9 +239,7 @@ final class HTTPConnection {
         while outputOffset < output.count {
             let sent: Int?
             do {
-                sent = try SystemCall.nonBlocking("send") {
-                    output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
-                }
+                sent = try transmit()
             } catch {
                 close()
                 return
@@ -193,6 +259,20 @@ final class HTTPConnection {
             close()
         } else {
             processInput()
+        }
+    }
+
+    /// Sends from `output` at `outputOffset`: the count, nil when the socket takes nothing now.
+    private func transmit() throws(SystemError) -> Int? {
+        guard let tls else {
+            return try SystemCall.nonBlocking("send") {
+                output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
+            }
+        }
+        switch output.withUnsafeBytes({ tls.write(UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }) {
+        case .done(let count): return count
+        case .wantWrite, .wantRead: return nil
+        case .closed, .failed: throw SystemError(call: "SSL_write", errno: EPIPE)
         }
     }
 
@@ -226,6 +306,7 @@ final class HTTPConnection {
         guard !closed else { return }
         closed = true
         core.loop.unregister(fd)
+        tls?.shutdown()
         Glibc.close(fd)
         core.closed(self)
     }

@@ -54,14 +54,21 @@ public final class HTTPServer: Sendable {
     /// asked for, or the free one picked for port 0; 0 for a Unix socket). A server may listen on
     /// several addresses at once; each listener stops on its own (`stopListening(_:)`).
     @discardableResult
-    public func listen(on address: ListenAddress) throws(SystemError) -> BoundListener {
+    public func listen(on address: ListenAddress, tls: TLSServerContext? = nil) throws(SystemError) -> BoundListener {
         let socket: ListeningSocket.Bound
         switch address {
         case .tcp(let host, let requested): socket = try ListeningSocket.tcp(host: host, port: requested)
         case .unix(let path, let mode): socket = try ListeningSocket.unix(path: path, mode: mode)
         }
         let core = self.core
-        return loop.sync { core.value.listen(socket, address: address) }
+        return loop.sync { core.value.listen(socket, address: address, tls: tls) }
+    }
+
+    /// Serves the connections `listener` accepts from now on with `tls` (nil: plain HTTP);
+    /// connections already open keep what they started with.
+    public func setTLS(_ tls: TLSServerContext?, for listener: BoundListener) {
+        let core = self.core
+        loop.sync { core.value.setTLS(tls, for: listener.id) }
     }
 
     /// Stops accepting on `listener` (its Unix socket file is removed while it is still the one
@@ -146,11 +153,16 @@ final class ServerCore {
         self.loop = loop
     }
 
-    func listen(_ socket: ListeningSocket.Bound, address: ListenAddress) -> BoundListener {
+    func listen(_ socket: ListeningSocket.Bound, address: ListenAddress, tls: TLSServerContext?) -> BoundListener {
         let listener = Listener(socket: socket, address: address, core: self)
+        listener.tls = tls
         listeners[ObjectIdentifier(listener)] = listener
         listener.start()
         return BoundListener(id: ObjectIdentifier(listener), address: address, port: socket.port)
+    }
+
+    func setTLS(_ tls: TLSServerContext?, for id: ObjectIdentifier) {
+        listeners[id]?.tls = tls
     }
 
     /// Stops the listener `id`, or every listener when nil.
@@ -168,7 +180,7 @@ final class ServerCore {
         for connection in connections.values { connection.close() }
     }
 
-    func accepted(_ fd: Int32, unix: Bool) {
+    func accepted(_ fd: Int32, unix: Bool, tls: TLSServerContext?) {
         let peer = unix ? Peer(unix: fd) : Peer(tcp: fd)
         if let address = peer.address, let cap = configuration.maximumConnectionsPerAddress, let same = byAddress[address], same.count >= cap {
             guard makeRoom(among: same, address: address, cap: .perAddress) else {
@@ -182,7 +194,12 @@ final class ServerCore {
                 return
             }
         }
-        let connection = HTTPConnection(fd: fd, core: self, peer: peer)
+        let session = tls.flatMap { TLSSession(context: $0, fd: fd) }
+        guard tls == nil || session != nil else {
+            Glibc.close(fd)
+            return
+        }
+        let connection = HTTPConnection(fd: fd, core: self, peer: peer, tls: session)
         connections[ObjectIdentifier(connection)] = connection
         openCount.value.store(connections.count, ordering: .relaxed)
         if let address = peer.address { byAddress[address, default: []].append(connection) }
@@ -260,6 +277,8 @@ public struct BoundListener: Sendable, Hashable {
 final class Listener {
     let fd: Int32
     let address: ListenAddress
+    /// TLS for the connections it accepts from now on (a reload may replace it).
+    var tls: TLSServerContext?
     /// The socket file's identity, for a Unix socket: removed at stop only while the path still
     /// names this file (a reload may have bound a new socket there since).
     private let file: (device: UInt64, inode: UInt64)?
@@ -322,7 +341,7 @@ final class Listener {
                 Glibc.close(client)
                 return
             }
-            if case .unix = address { core.accepted(client, unix: true) } else { core.accepted(client, unix: false) }
+            if case .unix = address { core.accepted(client, unix: true, tls: nil) } else { core.accepted(client, unix: false, tls: tls) }
         }
     }
 }

@@ -143,3 +143,41 @@ extension ExchangeTests {
         #expect(usage.status == 2 && usage.stderr.contains("--raw-data-file"))
     }
 }
+
+extension ExchangeTests {
+    /// The curl commands of the README's "Integrating a terminal", run as written (with the
+    /// variables they name set) against the real daemon over TLS.
+    @Test func theREADMEsTerminalCommandsWork() throws {
+        let readme = try String(contentsOfFile: UnitFileTests.root.appendingPathComponent("README.md").path, encoding: .utf8)
+        let section = try #require(readme.components(separatedBy: "### Integrating a terminal").dropFirst().first?.components(separatedBy: "\n### ").first)
+        let commands = section.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasPrefix("curl ") }
+        #expect(commands.count == 2, "\(commands)")
+        let (api, certificate) = try TLSListenerTests.site()
+        defer { _ = api.daemon.terminate() }
+        var environment = ["AUTHINFOD": "https://localhost:\(api.port)", "CA": certificate, "TOKEN": APISite.kioskToken,
+                           "DEVICE": "dev-0001", "RAW_DATA": "RAW-FROM-THE-SDK", "PATH": "/usr/bin:/bin"]
+        func run(_ command: String) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", command]
+            process.environment = environment
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text
+        }
+        let exchanged = try run(commands[0])
+        #expect(exchanged.hasPrefix("HTTP/1.1 200") && exchanged.contains("\"authinfo\":"), "\(exchanged.prefix(300))")
+        #expect(api.site.simulator.requests(path: "/v3/offlineface/authinfo").last?.rawData == "RAW-FROM-THE-SDK")
+        let etag: String = try #require(LongPollTests.etag(exchanged))
+        environment["ETAG"] = etag
+
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1) { _ = try? api.unix("/v1/devices/dev-0001/refresh", ["-X", "POST"]) }
+        let started = Date()
+        let next = try run(commands[1])
+        #expect(next.hasPrefix("HTTP/1.1 200") && LongPollTests.etag(next) != environment["ETAG"], "\(next.prefix(300))")
+        #expect(Date().timeIntervalSince(started) < 5, "answered on the refresh, not at the end of the wait")
+    }
+}

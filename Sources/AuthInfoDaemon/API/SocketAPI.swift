@@ -76,9 +76,13 @@ final class SocketAPI: Sendable {
                 throw DaemonError(description: "cannot listen on listen.unix_socket \(path): \(error)")
             }
         }
+        if listen.tls != nil && listen.tls?.context == nil {
+            discard(staged)
+            throw DaemonError(description: "listen.tls: the certificate and key were not loaded")
+        }
         if let tcp = listen.tcp, tcp.host != current?.tcp?.host || tcp.port != current?.tcp?.port {
             do {
-                staged.tcp = try tcpServer.listen(on: .tcp(host: tcp.host, port: tcp.port))
+                staged.tcp = try tcpServer.listen(on: .tcp(host: tcp.host, port: tcp.port), tls: listen.tls?.context)
             } catch {
                 discard(staged)
                 throw DaemonError(description: "cannot listen on listen.tcp \(ListenAddress.tcp(host: tcp.host, port: tcp.port)): \(error)")
@@ -123,6 +127,11 @@ final class SocketAPI: Sendable {
             return (retired, previous)
         }
         for (server, listener) in retired { server.stopListening(listener) }
+        if staged.tcp == nil, let kept = active.withLock({ $0.tcp }) {
+            // Same address: new connections get the certificate and key just read; open ones
+            // finish with what they started with.
+            tcpServer.setTLS(listen.tls?.context, for: kept)
+        }
         if previous?.tcp != nil && listen.tcp == nil {
             // The LAN listener is off: its clients' connections go with it.
             tcpServer.shutdown()
@@ -137,9 +146,13 @@ final class SocketAPI: Sendable {
                 logger.info("listening", ["unix_socket": path, "mode": "0" + String(listen.unixSocketMode, radix: 8)])
             }
         }
+        if let tcp = listen.tcp, listen.tls == nil, !ConfigLoader.isLoopback(tcp.host) {
+            logger.warning("plaintext_listener", ["tcp": ListenAddress.tcp(host: tcp.host, port: tcp.port).description,
+                                                  "hint": "allow_plaintext is set: authinfo and tokens cross the LAN in clear; set listen.tls"])
+        }
         if let tcp = staged.tcp {
             logger.info("listening", ["tcp": ListenAddress.tcp(host: tcp.address.tcpHost, port: tcp.port).description,
-                                      "clients": listen.tcpClients.count])
+                                      "tls": listen.tls == nil ? "off" : "on", "clients": listen.tcpClients.count])
         } else if listen.tcp != nil, !Self.sameClients(previous?.tcpClients ?? [], listen.tcpClients) {
             logger.info("tcp_clients", ["clients": listen.tcpClients.count])
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import WeChatPay
 
 /// Reads and validates a configuration file (README, "Configuration"): unknown keys,
@@ -35,7 +36,28 @@ public enum ConfigLoader {
             configuration.listen.tcpClients[index].token = try TCPClientToken.load(client, key: key, file: configuration.file)
             if client.tokenSource == .inline { try refuseInlineTokenInReadableFile(configuration.file, key: key + ".token") }
         }
+        if let tls = configuration.listen.tls {
+            configuration.listen.tls?.context = try tlsContext(tls, file: configuration.file)
+        }
         return (configuration, credentials)
+    }
+
+    /// The LAN listener's TLS context: the key file must be private (like every key), and the
+    /// chain and key must go together.
+    static func tlsContext(_ tls: Configuration.TLS, file: String) throws(ConfigError) -> TLSServerContext {
+        let key: SecretBytes
+        do {
+            key = SecretBytes(try SecretFile.read(tls.privateKeyFile, maximumBytes: 64 * 1024, private: true))
+        } catch {
+            throw ConfigError(file: file, key: "listen.tls.private_key_file", message: error.description)
+        }
+        let made = key.withUnsafeBytes { bytes in
+            Result { () throws(TLSServerContext.SetupError) in try TLSServerContext(certificateChainFile: tls.certificateFile, privateKey: bytes) }
+        }
+        switch made {
+        case .success(let context): return context
+        case .failure(let error): throw ConfigError(file: file, key: "listen.tls", message: error.description)
+        }
     }
 
     /// A token written into the config is a secret in that file: only its owner may read it.
@@ -279,6 +301,16 @@ public enum ConfigLoader {
                 listen.unixClients.append(try parseUnixClient(&client, deviceIDs: deviceIDs))
             }
         }
+        if var tls = try object.object("tls") {
+            let certificate = try tls.requiredString("certificate_file"), key = try tls.requiredString("private_key_file")
+            try tls.rejectUnknownKeys()
+            listen.tls = Configuration.TLS(certificateFile: context.secretPath(certificate), privateKeyFile: context.secretPath(key))
+        }
+        listen.allowPlaintext = try object.bool("allow_plaintext", default: false)
+        if let tcp = listen.tcp, listen.tls == nil, !listen.allowPlaintext, !isLoopback(tcp.host) {
+            throw object.error("tcp", "\(tcp.host) is reachable from the LAN, where authinfo and tokens would travel in clear: set listen.tls "
+                               + "(certificate_file, private_key_file), or \"allow_plaintext\": true on a segment you trust")
+        }
         listen.maxConnections = try object.positiveInteger("max_connections", default: listen.maxConnections)
         listen.maxConnectionsPerAddress = try object.positiveInteger("max_connections_per_address", default: listen.maxConnectionsPerAddress)
         try object.rejectUnknownKeys()
@@ -310,6 +342,16 @@ public enum ConfigLoader {
         }
         try client.rejectUnknownKeys()
         return Configuration.UnixClient(principal: principal, devices: devices, admin: admin)
+    }
+
+    /// 127.0.0.0/8 and ::1 (and the IPv4-mapped loopback): only this host can connect.
+    static func isLoopback(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
     }
 
     static func parseHostPort(_ text: String, _ object: ConfigObject) throws(ConfigError) -> (String, UInt16) {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import WeChatPay
 
 /// The daemon's validated configuration (README, "Configuration"). Paths are absolute,
@@ -73,6 +74,19 @@ public struct Configuration: Sendable {
         /// Open LAN connections at most, in total and from one address (an IPv6 /64).
         public var maxConnections = 4096
         public var maxConnectionsPerAddress = 64
+        /// TLS on the LAN listener; nil: plain HTTP (loopback, or `allowPlaintext`).
+        public var tls: TLS?
+        /// A non-loopback `tcp` without `tls` is refused unless this is set.
+        public var allowPlaintext = false
+    }
+
+    /// The LAN listener's certificate chain and key (PEM files).
+    public struct TLS: Sendable {
+        public var certificateFile: String
+        public var privateKeyFile: String
+        /// The context built from both, once, by `ConfigLoader.loadWithSecrets` (nil when
+        /// secrets were not checked).
+        public internal(set) var context: TLSServerContext?
     }
 
     /// A grant on the Unix socket to a local user or group (resolved to its id when the config

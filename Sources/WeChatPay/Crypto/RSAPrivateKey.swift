@@ -1,3 +1,4 @@
+import SystemCalls
 import COpenSSL
 
 /// An RSA private key (the merchant's `apiclient_key.pem`, or the simulator's platform key) that

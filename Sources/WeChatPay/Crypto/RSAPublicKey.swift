@@ -1,3 +1,4 @@
+import SystemCalls
 import COpenSSL
 
 /// An RSA public key (the WeChat Pay public key, a platform certificate's key, or the merchant's

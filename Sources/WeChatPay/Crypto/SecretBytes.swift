@@ -1,3 +1,4 @@
+import SystemCalls
 import COpenSSL
 
 /// Key material that is zeroed when released (the APIv3 key, bearer tokens).

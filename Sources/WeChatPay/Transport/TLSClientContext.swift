@@ -1,3 +1,4 @@
+import SystemCalls
 import COpenSSL
 
 /// The TLS settings every gateway connection shares: TLS 1.2 or newer, the peer verified against

@@ -7,6 +7,10 @@
 /// class creates the object in `init`, frees it in `deinit` (so the pointer never outlives its
 /// owner), and no code writes through it in between; reads from several threads are what the
 /// libraries above allow.
-struct SharedCObject<Pointer>: @unchecked Sendable {
-    let pointer: Pointer
+public struct SharedCObject<Pointer>: @unchecked Sendable {
+    public let pointer: Pointer
+
+    public init(pointer: Pointer) {
+        self.pointer = pointer
+    }
 }
