@@ -64,3 +64,21 @@ import Testing
         #expect(status.stdout.contains("needs_raw_data") && status.stdout.contains("raw_data_max_age_seconds"), "\(status.stdout)")
     }
 }
+
+extension RawDataLifecycleTests {
+    /// The on_change hook hears of state changes too, with AUTHINFOD_STATE: a new value (fresh),
+    /// then raw_data the gateway refused (needs_raw_data).
+    @Test func theHookIsToldTheNewState() throws {
+        let site = try Site()
+        let output = site.directory.file("hook.out")
+        let script = try site.directory.write("hook.sh", "#!/bin/sh\necho \"$AUTHINFOD_DEVICE_ID $AUTHINFOD_STATE\" >> \(output)\n", mode: 0o755)
+        try site.writeConfig(site.fastConfig(devices: 1).merging(["on_change": ["command": [script], "timeout_seconds": 4]]) { $1 })
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        let lines = { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        daemon.wait(10, "the first value's hook") { lines() == ["dev-0001 fresh"] }
+        site.simulator.rejectRawData("RAW-1")
+        #expect(try Wire.curl(["--unix-socket", site.directory.file("authinfod.sock"), "-X", "POST", "http://localhost/v1/devices/dev-0001/refresh"]).status == 202)
+        daemon.wait(10, "the needs_raw_data hook") { lines() == ["dev-0001 fresh", "dev-0001 needs_raw_data"] }
+    }
+}

@@ -1,8 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Runs `on_change.command` after a device's authinfo changes, with `AUTHINFOD_DEVICE_ID` and
-/// `AUTHINFOD_FILE` in its environment. Never blocks refreshes: a run is spawned at once and waited for on a thread of its own,
+/// Runs `on_change.command` after a device's authinfo or state changes, with
+/// `AUTHINFOD_DEVICE_ID`, `AUTHINFOD_FILE` and `AUTHINFOD_STATE` in its environment. Never blocks refreshes: a run is spawned at once and waited for on a thread of its own,
 /// at most `maximumConcurrent` at once, one per device at a time (a change during a run is
 /// coalesced into one more run), each killed after `timeout_seconds` (with whatever it started).
 /// Failures are logged.
@@ -24,11 +24,17 @@ final class ChangeHook: Sendable {
         var timedOut = false
     }
 
+    /// What a run is told: the device's published file and its state then.
+    struct Change: Sendable {
+        let file: String
+        let state: String
+    }
+
     private struct State {
         var running: [String: Run] = [:]
         var runs: UInt64 = 0
-        var pending: [String: String] = [:]
-        var waiting: [(String, String)] = []
+        var pending: [String: Change] = [:]
+        var waiting: [(String, Change)] = []
         var stopped = false
     }
 
@@ -39,16 +45,22 @@ final class ChangeHook: Sendable {
         self.logger = logger
     }
 
-    /// Schedules a run for `device` whose file is `file`.
-    func changed(device: String, file: String) {
+    /// Schedules a run for `device`, whose file is `file` and state `deviceState` (a change
+    /// while a run is queued replaces what the queued run will be told).
+    func changed(device: String, file: String, state deviceState: DeviceState) {
+        let change = Change(file: file, state: deviceState.rawValue)
         state.withLock { state in
             guard !state.stopped else { return }
             if state.running[device] != nil {
-                state.pending[device] = file
+                state.pending[device] = change
             } else if state.running.count >= Self.maximumConcurrent {
-                if !state.waiting.contains(where: { $0.0 == device }) { state.waiting.append((device, file)) }
+                if let index = state.waiting.firstIndex(where: { $0.0 == device }) {
+                    state.waiting[index].1 = change
+                } else {
+                    state.waiting.append((device, change))
+                }
             } else {
-                launch(device, file, &state)
+                launch(device, change, &state)
             }
         }
     }
@@ -73,11 +85,12 @@ final class ChangeHook: Sendable {
     }
 
     /// Spawns the command for `device` (with the lock held: posix_spawn returns at once).
-    private func launch(_ device: String, _ file: String, _ state: inout State) {
+    private func launch(_ device: String, _ change: Change, _ state: inout State) {
         let environment = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
             "AUTHINFOD_DEVICE_ID": device,
-            "AUTHINFOD_FILE": file,
+            "AUTHINFOD_FILE": change.file,
+            "AUTHINFOD_STATE": change.state,
         ]
         let process: HookProcess
         do {

@@ -98,7 +98,7 @@ extension Refresher {
         if let document = AuthInfoDocument(record) {
             do {
                 try publisher.write(id, document.json())
-                hook?.changed(device: id, file: publisher.path(of: id))
+                hook?.changed(device: id, file: publisher.path(of: id), state: .fresh)
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
                 stored = false
@@ -146,6 +146,7 @@ extension Refresher {
         guard var record = records[id] else { return }
         let wall = clock.wall(), mono = clock.monotonic()
         let wasOutage = scheduler.outage != nil
+        let wasRejected = record.rejected
         record.consecutiveFailures += 1
         record.rejected = outcome == .rejected
         record.lastError = error
@@ -161,6 +162,7 @@ extension Refresher {
             outcome == .rejected ? .deviceRejected(code: error.code, message: error.message)
                 : cachedOrUnavailable(id, RefreshProblem(code: error.code, message: error.message, retryIn: max(1, retryIn)), at: now)
         }
+        if outcome == .rejected && !wasRejected { hook?.changed(device: id, file: publisher.path(of: id), state: .rejected) }
         if outcome == .rejected {
             logger.error("rejected", ["device": id, "code": error.code, "http_status": error.httpStatus, "request_id": error.requestID,
                                       "retry_in": retryIn, "error": error.message])
@@ -181,6 +183,7 @@ extension Refresher {
     func needRawData(_ id: String, _ error: RecordedError) {
         guard var record = records[id] else { return }
         let wall = clock.wall(), mono = clock.monotonic()
+        if !record.needsRawData { hook?.changed(device: id, file: publisher.path(of: id), state: .needsRawData) }
         record.needsRawData = true
         record.rejected = false
         record.consecutiveFailures += 1

@@ -310,6 +310,7 @@ actor Refresher {
             // The lifetime is measured on the monotonic clock; a wall-clock jump changes nothing here.
             publisher.remove(next.key)
             updateServed(next.key)
+            hook?.changed(device: next.key, file: publisher.path(of: next.key), state: .expired)
             logger.error("expired", ["device": next.key, "failures": record.consecutiveFailures,
                                      "last_error": record.lastError?.code,
                                      "hint": "the device cannot take payments until a refresh succeeds"])
