@@ -55,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuthinfodTests",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "SystemCalls"]
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "SystemCalls", "COpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v6]

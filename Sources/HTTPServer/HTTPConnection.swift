@@ -143,9 +143,9 @@ final class HTTPConnection {
                 lastActive = MonotonicClock.now()
                 input.append(contentsOf: core.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
-                // that would only say EAGAIN (one syscall less per request). Not under TLS,
-                // whose session may hold more decrypted bytes than one read returned.
-                if count < core.readBuffer.count && tls == nil { break }
+                // that would only say EAGAIN (one syscall less per request). Under TLS, only
+                // when the session holds nothing more either.
+                if count < core.readBuffer.count && !(tls?.hasPending ?? false) { break }
                 if input.count > core.configuration.limits.maximumHeaderBytes + core.configuration.limits.maximumBodyBytes + 8192 {
                     break
                 }

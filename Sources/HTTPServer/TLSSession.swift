@@ -53,6 +53,9 @@ final class TLSSession {
         return result > 0 ? .done(Int(result)) : progress(result)
     }
 
+    /// Whether the session holds bytes not yet returned by `read` (decrypted or still to decrypt).
+    var hasPending: Bool { SSL_has_pending(ssl) == 1 }
+
     /// Sends close_notify if it can without waiting; the connection closes either way.
     func shutdown() {
         guard established else { return }

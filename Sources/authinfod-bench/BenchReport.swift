@@ -21,6 +21,7 @@ enum BenchReport {
         let signCost = try signCPUSeconds(try RSAPrivateKey(generatingBits: 2048), calls: 2000)
         let small = try DaemonBench.run(devices: devices, pythonClient: pythonClient, quiet: true)
         let http = try HTTPBench.run(seconds: 5, rounds: 3, quiet: true)
+        let https = try HTTPBench.run(seconds: 5, rounds: 3, tls: true, quiet: true)
         let big = try DaemonBench.run(devices: large, quiet: true)
 
         func ms(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
@@ -47,6 +48,13 @@ enum BenchReport {
             Row(figure: "GET authinfo, TCP, wrk -t1 -c32", measured: String(format: "%.0f req/s, p99 %.2f ms", http.daemonRate, http.daemonP99),
                 reference: String(format: "nginx %.0f req/s, p99 %.2f ms", http.nginxRate, http.nginxP99), ratio: times(http.daemonRate / http.nginxRate),
                 target: "≥ 1.0×, p99 ≤ 5 ms", met: http.daemonRate >= http.nginxRate && http.daemonP99 <= 5),
+            Row(figure: "GET authinfo, TLS keep-alive, wrk -t1 -c32", measured: String(format: "%.0f req/s, p99 %.2f ms", https.daemonRate, https.daemonP99),
+                reference: String(format: "nginx TLS %.0f req/s, p99 %.2f ms", https.nginxRate, https.nginxP99), ratio: times(https.daemonRate / https.nginxRate),
+                target: "≥ 1.0×", met: https.daemonRate >= https.nginxRate),
+            Row(figure: "exchange, new raw_data each (one gateway call)", measured: String(format: "p50 %.2f ms, p99 %.2f ms", http.exchangeP50, http.exchangeP99),
+                reference: String(format: "direct call p50 %.2f ms, p99 %.2f ms", http.directP50, http.directP99),
+                ratio: times(http.exchangeP50 / http.directP50), target: "p50 ≤ direct + 2 ms (one durable commit)",
+                met: http.exchangeP50 <= http.directP50 + 2),
         ]
         let scale = Double(large) / Double(devices)
         for (name, smallValue, bigValue, unit) in [("RSS idle", small.rssIdleMB, big.rssIdleMB, "MB"),

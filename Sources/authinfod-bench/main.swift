@@ -12,7 +12,8 @@ import WeChatPaySimulator
 /// `authinfod-bench report [--devices N] [--large N] [--python-client F]`: `make bench`, every
 /// figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
-/// `authinfod-bench http [--seconds S] [--rounds R]`: GET authinfo over TCP with wrk, next to nginx.
+/// `authinfod-bench http [--seconds S] [--rounds R] [--tls]`: GET authinfo over TCP (or TLS) with
+/// wrk, next to nginx; plain, also the exchange's latency next to the direct gateway call.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
 
 func processCPUSeconds() -> Double {
@@ -107,7 +108,8 @@ case "client":
     print("wall time per call:             \(ms(wall / Double(calls)))")
 
 case "http":
-    try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3)
+    try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3,
+                      tls: arguments.contains("--tls"))
 
 case "report":
     try BenchReport.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, large: Int(option("--large", arguments) ?? "") ?? 100_000,
@@ -122,7 +124,7 @@ case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }
 } catch {

@@ -45,6 +45,10 @@ extension Commands {
             files.rlim_cur = files.rlim_max
             setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
         }
+        // A peer that vanished makes a write fail with EPIPE, an error each connection handles;
+        // by default it would be SIGPIPE, which ends the process (OpenSSL writes with write(2),
+        // where our own sends pass MSG_NOSIGNAL). Hooks start with every signal at its default.
+        signal(SIGPIPE, SIG_IGN)
         // Each gateway exchange runs on a thread of its own, and glibc would give many of them a
         // malloc arena each; two arenas keep the resident size down at no measurable cost.
         mallopt(M_ARENA_MAX, 2)

@@ -154,3 +154,37 @@ extension TLSListenerTests {
         #expect(answered == 5000)
     }
 }
+
+import COpenSSL
+
+extension TLSListenerTests {
+    /// Clients that reset their TLS connection right after a request (what a load tester or a
+    /// terminal losing power does): the daemon's close_notify then meets a dead socket, which
+    /// must be an error to handle, never a SIGPIPE that kills the process.
+    @Test func clientsResettingTheirTLSConnectionsDoNotKillTheDaemon() throws {
+        // This test's own writes may meet a dead socket too: EPIPE here, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        let (api, _) = try Self.site()
+        defer { _ = api.daemon.terminate() }
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        for _ in 0..<40 {
+            let fd = try Wire.connect(port: api.port)
+            let ssl = try #require(SSL_new(context))
+            SSL_set_fd(ssl, fd)
+            #expect(SSL_connect(ssl) == 1)
+            _ = request.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            _ = SSL_read(ssl, &buffer, Int32(buffer.count))
+            // Reset: the daemon's next write on this socket fails with EPIPE.
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            SSL_free(ssl)
+            close(fd)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        try #require(api.daemon.process.isRunning, "the daemon died: status \(api.daemon.process.isRunning ? 0 : api.daemon.process.terminationStatus)")
+        #expect(try api.unix("/healthz").status == 200)
+    }
+}

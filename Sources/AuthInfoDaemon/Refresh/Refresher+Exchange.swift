@@ -30,8 +30,8 @@ extension Refresher {
             record.needsRawData = false
         }
         records[id] = record
-        persist(record)
         if record.fetchedWithRawData == digest, let entry = served.lookup(id) ?? nil, entry.state(at: mono) == .fresh {
+            persist(record)
             return reply(.value(entry))
         }
         if startedAt[id] == nil { scheduler.schedule(id, at: mono) }
@@ -40,9 +40,12 @@ extension Refresher {
             // refreshed as soon as a probe gets through.
             let problem = RefreshProblem(code: "gateway_unavailable", message: "the gateway cannot be reached; the device is refreshed as soon as it can be",
                                          retryIn: max(1, outage.nextProbeAt - mono))
+            persist(record)
             reply(cachedOrUnavailable(id, problem, at: mono))
             return tick()
         }
+        // Committed with the refresh's outcome (one commit, not two, on the exchange's path): the
+        // terminal hears nothing before that, so no answer ever rests on an uncommitted raw_data.
         nextExchangeToken += 1
         let token = nextExchangeToken
         exchanges[id, default: []].append(PendingExchange(token: token, reply: reply))
@@ -57,6 +60,7 @@ extension Refresher {
         guard let index = exchanges[id]?.firstIndex(where: { $0.token == token }) else { return }
         let pending = exchanges[id]!.remove(at: index)
         if exchanges[id]?.isEmpty == true { exchanges[id] = nil }
+        if let record = records[id] { persist(record) }
         let mono = clock.monotonic()
         let retryIn = max(1, (scheduler.nextAttempt(of: id, now: mono) ?? mono) - mono)
         pending.reply(cachedOrUnavailable(id, RefreshProblem(code: "refresh_pending",
