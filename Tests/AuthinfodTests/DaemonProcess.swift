@@ -38,6 +38,13 @@ final class DaemonProcess: @unchecked Sendable {
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// A number from the process's `/proc/PID/status` (`Threads`, `VmRSS` in KiB, …), -1 if absent.
+    func status(_ key: String) -> Int {
+        let text = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix(key + ":") } ?? ""
+        return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? -1
+    }
+
     /// Polls `condition` every 50 ms for up to `timeout` seconds.
     @discardableResult
     func wait(_ timeout: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool) -> Bool {

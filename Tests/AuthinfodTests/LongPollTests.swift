@@ -73,12 +73,7 @@ import Testing
         let api = try APISite(devices: 1, listen: ["max_connections": 6000])
         defer { _ = api.daemon.terminate() }
         let tag = try #require(Self.etag(try api.unix(Self.path, ["-i"]).body))
-        let pid = api.daemon.process.processIdentifier
-        func status(_ key: String) -> Int {
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-            let line = text.split(separator: "\n").first { $0.hasPrefix(key + ":") } ?? ""
-            return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? -1
-        }
+        let status = api.daemon.status
         let (threadsBefore, rssBefore) = (status("Threads"), status("VmRSS"))
         let request = Array("GET \(Self.path)?wait=120 HTTP/1.1\r\nAuthorization: Bearer \(APISite.kioskToken)\r\nIf-None-Match: \(tag)\r\n\r\n".utf8)
         var polls: [Int32] = []

@@ -122,12 +122,7 @@ extension TLSListenerTests {
         let (api, certificate) = try Self.site(["max_connections": 6000, "max_connections_per_address": 6000])
         defer { _ = api.daemon.terminate() }
         let tag = try #require(LongPollTests.etag(try api.unix(LongPollTests.path, ["-i"]).body))
-        let pid = api.daemon.process.processIdentifier
-        func status(_ key: String) -> Int {
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-            let line = text.split(separator: "\n").first { $0.hasPrefix(key + ":") } ?? ""
-            return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? -1
-        }
+        let status = api.daemon.status
         let (threadsBefore, rssBefore) = (status("Threads"), status("VmRSS"))
         let trust = try TLSClientContext(trustedCertificatesFile: certificate)
         let request = Array("GET \(LongPollTests.path)?wait=120 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\nIf-None-Match: \(tag)\r\n\r\n".utf8)
