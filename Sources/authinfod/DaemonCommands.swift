@@ -219,10 +219,10 @@ extension Commands {
             case 200:
                 print("reload applied")
                 return .success
-            case 422:
+            case 409:
                 let reason = (try? JSONParser.parse(response.body)).flatMap { value -> String? in
-                    guard case .object(let members) = value, case .string(let error)? = members.first(where: { $0.key == "error" })?.value else { return nil }
-                    return error
+                    guard case .object(let members) = value, case .string(let reason)? = members.first(where: { $0.key == "reason" })?.value else { return nil }
+                    return reason
                 } ?? "refused"
                 return .failure("reload refused, the running configuration is kept: \(reason)")
             default:

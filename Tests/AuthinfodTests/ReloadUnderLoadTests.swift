@@ -190,6 +190,8 @@ extension Wire {
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("reload refused") && refused.stderr.contains("127.0.0.3:\(taken)"), "\(refused.stderr)")
         #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0001/authinfo") == 200, "the running configuration is kept")
+        let answer = try api.unix("/v1/reload", ["-X", "POST"])
+        #expect(answer.status == 409 && answer.body.contains("\"error\":\"config_refused\"") && answer.body.contains("\"reason\":"), "\(answer)")
         #expect(try api.tcp("/v1/reload", token: APISite.kioskToken, ["-X", "POST"]).status == 403, "only an admin may reload")
     }
 }

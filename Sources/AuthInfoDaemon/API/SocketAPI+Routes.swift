@@ -79,7 +79,7 @@ extension SocketAPI {
                 switch result {
                 case .success: responder.respond(json(200, "{\"result\":\"applied\"}"))
                 case .failure(let error):
-                    responder.respond(json(422, "{\"result\":\"refused\",\"error\":\(JSONText.quote(error.description))}"))
+                    responder.respond(json(409, "{\"error\":\"config_refused\",\"reason\":\(JSONText.quote(error.description))}"))
                 }
             }
         case ["", "v1", "tokens"]:
