@@ -55,8 +55,13 @@ final class HTTPConnection {
     }
 
     func start() {
-        var keepAlive: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepAlive, socklen_t(MemoryLayout<Int32>.size))
+        var on: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, socklen_t(MemoryLayout<Int32>.size))
+        if peer.address != nil {
+            // Answers go out as soon as they are written: Nagle would hold a small answer (or a
+            // TLS record) back until the client's delayed acknowledgement, up to 40 ms.
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
         watched = EPOLLIN.rawValue
         // The loop owns this handler, and through it the connection, until `close()` unregisters
         // it; a connection closed from inside its own handler is kept alive until that returns.

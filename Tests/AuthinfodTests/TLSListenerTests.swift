@@ -183,3 +183,27 @@ extension TLSListenerTests {
         #expect(try api.unix("/healthz").status == 200)
     }
 }
+
+extension TLSListenerTests {
+    /// A terminal's requests on one kept-alive TLS connection are answered at once: 200 of them
+    /// in a row take well under a second. With Nagle's algorithm on the daemon's sockets, an
+    /// answer's TLS record could wait for the client's delayed acknowledgement (40 ms).
+    @Test func keptAliveTLSRequestsAreAnsweredWithoutDelay() throws {
+        let (api, certificate) = try Self.site()
+        defer { _ = api.daemon.terminate() }
+        let connection = try GatewayConnection(host: "localhost", port: api.port, tls: try TLSClientContext(trustedCertificatesFile: certificate),
+                                               deadline: MonotonicClock.now() + 5)
+        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        var slowest = 0.0
+        let started = MonotonicClock.now()
+        for _ in 0..<200 {
+            let before = MonotonicClock.now()
+            try connection.write(request, deadline: before + 5)
+            var reader = HTTPAnswerReader(connection: connection, deadline: before + 5, maximumBodyBytes: 1 << 20)
+            #expect(try reader.read().0.status == 200)
+            slowest = max(slowest, MonotonicClock.now() - before)
+        }
+        let total = MonotonicClock.now() - started
+        #expect(total < 1.5 && slowest < 0.035, "200 requests took \(total) s, the slowest \(Int(slowest * 1000)) ms")
+    }
+}
