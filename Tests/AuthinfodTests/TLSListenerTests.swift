@@ -135,7 +135,12 @@ extension TLSListenerTests {
             polls.append(connection)
         }
         let opened = Date().timeIntervalSince(started)
-        api.daemon.wait(30, "5,000 waiting") { (try? api.unix("/metrics").body)?.contains("authinfod_long_polls_waiting 5000") == true }
+        var waiting = ""
+        api.daemon.wait(60, "5,000 waiting") {
+            waiting = (try? api.unix("/metrics").body)?.split(separator: "\n").first { $0.hasPrefix("authinfod_long_polls_waiting ") }.map(String.init) ?? ""
+            return waiting == "authinfod_long_polls_waiting 5000"
+        }
+        #expect(waiting == "authinfod_long_polls_waiting 5000", "\(waiting), after \(Int(opened)) s of opening")
         let (threadsDuring, rssDuring) = (status("Threads"), status("VmRSS"))
         print("5,000 TLS long-polls (opened in \(Int(opened)) s): threads \(threadsBefore) → \(threadsDuring), RSS \(rssBefore / 1024) → \(rssDuring / 1024) MB")
         #expect(threadsDuring <= threadsBefore + 2)
