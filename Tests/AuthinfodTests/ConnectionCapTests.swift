@@ -17,7 +17,7 @@ import Testing
 
     /// The value of the metric line starting with `prefix`, or nil.
     static func metric(_ api: APISite, _ prefix: String) throws -> Int? {
-        let line = try api.unix("/metrics").body.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }
+        let line = Wire.unixBody(api.socketPath, "/metrics").split(separator: "\n").first { $0.hasPrefix(prefix + " ") }
         return line.flatMap { Int($0.split(separator: " ").last ?? "") }
     }
 
@@ -46,7 +46,7 @@ import Testing
         // A refresh still goes out and lands (gateway calls need descriptors too).
         let issued = { api.site.simulator.issuedAuthInfo(deviceID: "dev-0002").count }
         let before = issued()
-        #expect(try api.unix("/v1/devices/dev-0002/refresh", ["-X", "POST"]).status == 202)
+        #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0002/refresh", method: "POST") == 202)
         api.daemon.wait(10, "the refresh") { issued() > before }
         api.daemon.wait(5, "the refreshed value published") {
             api.daemon.log.split(separator: "\n").filter { $0.contains("event=refreshed device=dev-0002") }.count >= 2

@@ -87,14 +87,14 @@ import Testing
             polls.append(fd)
         }
         api.daemon.wait(20, "5,000 waiting") {
-            (try? api.unix("/metrics").body)?.contains("authinfod_long_polls_waiting 5000") == true
+            Wire.unixBody(api.socketPath, "/metrics").contains("authinfod_long_polls_waiting 5000")
         }
         let (threadsDuring, rssDuring) = (status("Threads"), status("VmRSS"))
         print("5,000 long-polls: threads \(threadsBefore) → \(threadsDuring), RSS \(rssBefore / 1024) → \(rssDuring / 1024) MB")
         #expect(threadsDuring <= threadsBefore + 2, "threads \(threadsBefore) → \(threadsDuring) with 5,000 long-polls")
         #expect(rssDuring - rssBefore < 50 * 1024, "RSS grew by \(rssDuring - rssBefore) KiB for 5,000 long-polls")
 
-        #expect(try api.unix("/v1/devices/dev-0001/refresh", ["-X", "POST"]).status == 202)
+        #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0001/refresh", method: "POST") == 202)
         var answered = 0
         var buffer = [UInt8](repeating: 0, count: 4096)
         for fd in polls where recv(fd, &buffer, buffer.count, 0) > 12 && buffer.starts(with: Array("HTTP/1.1 200".utf8)) { answered += 1 }

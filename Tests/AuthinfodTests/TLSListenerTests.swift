@@ -137,7 +137,7 @@ extension TLSListenerTests {
         let opened = Date().timeIntervalSince(started)
         var waiting = ""
         api.daemon.wait(60, "5,000 waiting") {
-            waiting = (try? api.unix("/metrics").body)?.split(separator: "\n").first { $0.hasPrefix("authinfod_long_polls_waiting ") }.map(String.init) ?? ""
+            waiting = Wire.unixBody(api.socketPath, "/metrics").split(separator: "\n").first { $0.hasPrefix("authinfod_long_polls_waiting ") }.map(String.init) ?? ""
             return waiting == "authinfod_long_polls_waiting 5000"
         }
         #expect(waiting == "authinfod_long_polls_waiting 5000", "\(waiting), after \(Int(opened)) s of opening")
@@ -145,7 +145,7 @@ extension TLSListenerTests {
         print("5,000 TLS long-polls (opened in \(Int(opened)) s): threads \(threadsBefore) → \(threadsDuring), RSS \(rssBefore / 1024) → \(rssDuring / 1024) MB")
         #expect(threadsDuring <= threadsBefore + 2)
         #expect(rssDuring - rssBefore < 100 * 1024, "RSS grew by \(rssDuring - rssBefore) KiB")
-        #expect(try api.unix("/v1/devices/dev-0001/refresh", ["-X", "POST"]).status == 202)
+        #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0001/refresh", method: "POST") == 202)
         var answered = 0
         for connection in polls {
             var reader = HTTPAnswerReader(connection: connection, deadline: MonotonicClock.now() + 10, maximumBodyBytes: 1 << 20)
