@@ -43,7 +43,10 @@ import Testing
         #expect(simulator.requests(path: "/v3/offlineface/authinfo").last?.rawData == "RAW-T2")
 
         #expect(try Self.exchange(api, "RAW-X", device: "dev-0002").status == 403, "a client writes only its devices")
-        #expect(try api.tcp(Self.path, token: APISite.kioskToken, ["-X", "POST", "--data-binary", "{\"raw\":1}"]).status == 400)
+        let malformed = try api.tcp(Self.path, token: APISite.kioskToken, ["-X", "POST", "--data-binary", "{\"raw\":1}"])
+        #expect(malformed.status == 400 && (try? JSONSerialization.jsonObject(with: Data(malformed.body.utf8))) != nil, "a JSON error: \(malformed.body)")
+        let token = try api.unix("/v1/tokens", ["-X", "POST", "--data-binary", "{}"])
+        #expect(token.status == 400 && (try? JSONSerialization.jsonObject(with: Data(token.body.utf8))) != nil, "a JSON error: \(token.body)")
         #expect(!api.daemon.log.contains("RAW-T1") && !api.daemon.log.contains(value), "neither raw_data nor authinfo is logged")
     }
 

@@ -77,7 +77,7 @@ extension SocketAPI {
     static func exchange(_ id: String, _ request: HTTPRequest, caller: Caller, context: RouteContext, _ responder: HTTPResponder) {
         guard case .object(let members)? = try? JSONParser.parse(request.body),
               case .string(let text)? = members.first(where: { $0.key == "raw_data" })?.value else {
-            return responder.respond(.error(400, "expected {\"raw_data\":\"…\"}"))
+            return responder.respond(.error(400, "expected_raw_data"))
         }
         guard let rawData = validRawData(text) else { return responder.respond(.error(400, "invalid_raw_data")) }
         let service = context.service, logger = context.logger

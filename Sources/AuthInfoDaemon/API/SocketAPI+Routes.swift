@@ -153,7 +153,8 @@ extension SocketAPI {
               case .string(let user)? = members.first(where: { $0.key == "out_user_id" })?.value,
               case .string(let organization)? = members.first(where: { $0.key == "organization_id" })?.value,
               !user.isEmpty, !organization.isEmpty, user.utf8.count <= 128, organization.utf8.count <= 128 else {
-            return responder.respond(.error(400, "expected {\"out_user_id\":\"…\",\"organization_id\":\"…\"}"))
+            // Codes only: `HTTPResponse.error` puts the code in a JSON string as it is.
+            return responder.respond(.error(400, "expected_out_user_id_and_organization_id"))
         }
         service.mintToken(user: user, organization: organization) { result in
             switch result {
