@@ -19,7 +19,8 @@ public final class GatewayClock: Sendable {
     /// Records a measurement; true when it crossed `warningSeconds` (either way) compared with the
     /// previous one, or is the first one and beyond it.
     func record(gatewayTimestamp: Int, now: Date) -> Bool {
-        let measured = (Double(gatewayTimestamp) - now.timeIntervalSince1970).rounded()
+        // Both in whole seconds: the gateway's timestamp is truncated, so a clock in step reads 0.
+        let measured = Double(gatewayTimestamp) - now.timeIntervalSince1970.rounded(.down)
         return offset.withLock { offset in
             let wasBeyond = offset.map { abs($0) > Self.warningSeconds } ?? false
             offset = measured
