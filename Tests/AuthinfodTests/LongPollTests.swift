@@ -5,6 +5,9 @@ import Testing
 /// the real daemon, with curl and with thousands of raw connections.
 @Suite struct LongPollTests {
     static let path = "/v1/devices/dev-0001/authinfo"
+    /// Refresh settings under which no refresh comes during a test of a few minutes.
+    static var quietRefresh: [String: Any] { ["refresh": ["interval_seconds": 600, "authinfo_ttl_seconds": 1200, "backoff_min_seconds": 0.2,
+                                                          "backoff_max_seconds": 1, "max_requests_per_second": 100, "max_concurrent_requests": 8]] }
 
     /// The ETag field of a curl answer printed with `-i`.
     static func etag(_ answer: String) -> String? {
@@ -70,7 +73,7 @@ import Testing
     /// thread count does not move and it grows by under 50 MB; one refresh answers them all.
     @Test func fiveThousandLongPollsCostNoThreadsAndLittleMemory() throws {
         try ConnectionCapTests.raiseOpenFileLimit()
-        let api = try APISite(devices: 1, listen: ["max_connections": 6000])
+        let api = try APISite(devices: 1, extra: Self.quietRefresh, listen: ["max_connections": 6000])
         defer { _ = api.daemon.terminate() }
         let tag = try #require(Self.etag(try api.unix(Self.path, ["-i"]).body))
         let status = api.daemon.status

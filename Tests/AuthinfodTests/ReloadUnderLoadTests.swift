@@ -41,36 +41,22 @@ extension Wire {
     /// A whole exchange on a new Unix-socket connection; the answer's status, 0 when the socket
     /// could not be reached.
     static func unixStatus(_ socketPath: String, _ path: String, method: String = "GET") -> Int {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: socketPath.utf8)
-            raw[socketPath.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { return 0 }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: authinfod\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            received += buffer[0..<count]
-        }
-        let text = String(decoding: received.prefix(20), as: UTF8.self)
+        let answer = unixAnswer(socketPath, method, path)
+        let text = String(decoding: answer.prefix(20), as: UTF8.self)
         return Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
     /// The body of `GET path` on the Unix socket, read with a socket of this process (no curl:
     /// Foundation's `Process` has crashed spawning while a test held thousands of descriptors).
     static func unixBody(_ socketPath: String, _ path: String) -> String {
+        let answer = unixAnswer(socketPath, "GET", path)
+        guard let end = answer.firstRange(of: Array("\r\n\r\n".utf8)) else { return "" }
+        return String(decoding: answer[end.upperBound...], as: UTF8.self)
+    }
+
+    /// Every byte answered to `method path` on a new connection (`Connection: close`), empty
+    /// when the socket could not be reached.
+    private static func unixAnswer(_ socketPath: String, _ method: String, _ path: String) -> [UInt8] {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_un()
@@ -82,10 +68,10 @@ extension Wire {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else { return "" }
+        guard connected == 0 else { return [] }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: authinfod\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: authinfod\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -94,8 +80,7 @@ extension Wire {
             if count <= 0 { break }
             received += buffer[0..<count]
         }
-        guard let end = received.firstRange(of: Array("\r\n\r\n".utf8)) else { return "" }
-        return String(decoding: received[end.upperBound...], as: UTF8.self)
+        return received
     }
 }
 
