@@ -90,8 +90,7 @@ struct TokenAuthenticator: Sendable {
     }
 
     func authenticate(_ request: HTTPRequest) -> Caller? {
-        guard let header = request.header("Authorization"), let presented = Self.bearerToken(header) else { return nil }
-        let digest = SHA256.digest(presented)
+        guard let header = request.header("Authorization"), let digest = Self.bearerTokenDigest(header) else { return nil }
         var match: Caller?
         for entry in callers where entry.digest.constantTimeEquals(digest) {
             match = entry.caller
@@ -99,13 +98,20 @@ struct TokenAuthenticator: Sendable {
         return match
     }
 
-    /// The token of `Bearer <token>` (scheme in any case, one or more spaces), or nil.
-    static func bearerToken(_ header: String) -> [UInt8]? {
-        let bytes = Array(header.utf8)
-        guard bytes.count > 7, bytes[6] == 0x20,
-              zip(bytes[0..<6], "bearer".utf8).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else { return nil }
-        guard let start = bytes[7...].firstIndex(where: { $0 != 0x20 }) else { return nil }
-        return Array(bytes[start...])
+    /// The SHA-256 digest of the token of `Bearer <token>` (scheme in any case, one or more
+    /// spaces), or nil. Read in place: the token is not copied.
+    static func bearerTokenDigest(_ header: String) -> [UInt8]? {
+        var header = header
+        return header.withUTF8 { bytes -> [UInt8]? in
+            guard bytes.count > 7, bytes[6] == 0x20,
+                  zip(bytes[0..<6], "bearer".utf8).allSatisfy({ asciiLowercased($0) == $1 }) else { return nil }
+            guard let start = bytes[7...].firstIndex(where: { $0 != 0x20 }) else { return nil }
+            return SHA256.digest(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start...])))
+        }
+    }
+
+    private static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
     }
 }
 

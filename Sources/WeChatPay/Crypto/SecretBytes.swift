@@ -29,13 +29,13 @@ public final class SecretBytes: Sendable {
     }
 
     /// Compares with `other` in time that depends only on the lengths, never on where they differ.
-    public func constantTimeEquals(_ other: some Collection<UInt8>) -> Bool {
-        let candidate = Array(other)
-        guard candidate.count == count else { return false }
-        return withUnsafeBytes { mine in
-            candidate.withUnsafeBytes { theirs in
-                CRYPTO_memcmp(mine.baseAddress, theirs.baseAddress, count) == 0
-            }
-        }
+    public func constantTimeEquals(_ other: UnsafeRawBufferPointer) -> Bool {
+        guard other.count == count else { return false }
+        return withUnsafeBytes { mine in CRYPTO_memcmp(mine.baseAddress, other.baseAddress, count) == 0 }
+    }
+
+    /// `constantTimeEquals` for bytes in an array.
+    public func constantTimeEquals(_ other: [UInt8]) -> Bool {
+        other.withUnsafeBytes { constantTimeEquals($0) }
     }
 }
