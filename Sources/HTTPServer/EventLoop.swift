@@ -129,9 +129,10 @@ final class EventLoop: Sendable {
                 // unregisters itself.
                 if let callback = local.callbacks[fd] { callback(events[index].events) }
             }
+            // Taken by swapping, so an empty queue costs no allocation.
             let (work, stopping) = posted.withLock { state in
-                let taken = state.work
-                state.work.removeAll(keepingCapacity: true)
+                var taken: [@Sendable () -> Void] = []
+                if !state.work.isEmpty { swap(&taken, &state.work) }
                 return (taken, state.stopping)
             }
             for item in work { item() }

@@ -236,7 +236,7 @@ final class HTTPConnection {
             output.removeFirst(outputOffset)
             outputOffset = 0
         }
-        output += response.serialized(close: closeAfterWrite, date: core.date.now())
+        response.write(into: &output, close: closeAfterWrite, date: core.date.now())
         flush()
     }
 

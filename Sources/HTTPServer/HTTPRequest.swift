@@ -50,14 +50,10 @@ public struct HTTPRequest: Sendable {
 extension String {
     /// ASCII case-insensitive equality (header names and tokens), byte by byte.
     func caseInsensitiveEquals(_ other: String) -> Bool {
-        var mine = self, theirs = other
-        return mine.withUTF8 { a in
-            theirs.withUTF8 { b in
-                guard a.count == b.count else { return false }
-                for index in 0..<a.count where asciiLower(a[index]) != asciiLower(b[index]) { return false }
-                return true
-            }
-        }
+        let mine = utf8, theirs = other.utf8
+        guard mine.count == theirs.count else { return false }
+        for (a, b) in zip(mine, theirs) where asciiLower(a) != asciiLower(b) { return false }
+        return true
     }
 }
 

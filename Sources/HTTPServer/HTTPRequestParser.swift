@@ -23,58 +23,73 @@ public enum HTTPParseResult: Sendable {
 
 /// A strict HTTP/1.x request parser: origin-form targets, token methods and header names, CRLF
 /// line endings, `Content-Length` bodies only. Pure: safe to fuzz, never traps on any input.
+///
+/// It works on the received bytes in place (the hot path of every socket read): the only
+/// allocations are the request's strings, its field list and its body.
 public enum HTTPRequestParser {
-    static let crlfcrlf: [UInt8] = [13, 10, 13, 10]
-
     /// Parses the first request in `bytes`, looking for the end of the header block from
     /// `scanFrom` (what an earlier `.incomplete` reported).
     public static func parse(_ bytes: ArraySlice<UInt8>, scanFrom: Int = 0, limits: HTTPLimits = HTTPLimits()) -> HTTPParseResult {
-        let base = bytes.startIndex
+        bytes.withUnsafeBufferPointer { parse($0, scanFrom: scanFrom, limits: limits) }
+    }
+
+    private typealias Bytes = UnsafeBufferPointer<UInt8>
+
+    private static func parse(_ bytes: Bytes, scanFrom: Int, limits: HTTPLimits) -> HTTPParseResult {
         let searchLimit = min(bytes.count, limits.maximumHeaderBytes + 4)
-        guard let headerEnd = find(crlfcrlf, in: bytes, from: base + max(0, scanFrom - 3), to: base + searchLimit) else {
+        guard let headerEnd = findTerminator(in: bytes, from: max(0, scanFrom - 3), to: searchLimit) else {
             if bytes.count > limits.maximumHeaderBytes + 3 {
                 return .invalid(status: 431, reason: "request header block larger than \(limits.maximumHeaderBytes) bytes")
             }
             if let invalid = earlyProblem(bytes) { return invalid }
-            return .incomplete(scanned: max(0, bytes.count))
+            return .incomplete(scanned: bytes.count)
         }
-        let head = bytes[base..<headerEnd]
-        var lines = split(head)
-        guard !lines.isEmpty else { return .invalid(status: 400, reason: "empty request") }
-        let requestLine = lines.removeFirst()
+        // Lines end at CRLF; a bare CR or LF stays inside its line and fails the checks there.
+        let requestLineEnd = lineEnd(in: bytes, from: 0, to: headerEnd)
         let method: String, target: String, minor: Int
-        switch parseRequestLine(requestLine) {
+        switch parseRequestLine(Bytes(rebasing: bytes[0..<requestLineEnd])) {
         case .success(let line): (method, target, minor) = line
         case .failure(let failure): return .invalid(status: failure.status, reason: failure.reason)
         }
-        guard lines.count <= limits.maximumHeaderCount else {
+        var fieldCount = 0
+        var index = requestLineEnd
+        while index < headerEnd {
+            fieldCount += 1
+            index = lineEnd(in: bytes, from: index + 2, to: headerEnd)
+        }
+        guard fieldCount <= limits.maximumHeaderCount else {
             return .invalid(status: 431, reason: "more than \(limits.maximumHeaderCount) header fields")
         }
         var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(lines.count)
+        headers.reserveCapacity(fieldCount)
         var contentLength: Int?
-        for line in lines {
-            guard let field = parseHeader(line) else { return .invalid(status: 400, reason: "malformed header field") }
-            if field.name.caseInsensitiveEquals("Transfer-Encoding") {
+        var lineStart = requestLineEnd + 2
+        while lineStart <= headerEnd {
+            let end = lineEnd(in: bytes, from: lineStart, to: headerEnd)
+            guard let (name, value) = parseHeader(Bytes(rebasing: bytes[lineStart..<end])) else {
+                return .invalid(status: 400, reason: "malformed header field")
+            }
+            if equalsIgnoringCase(name, "transfer-encoding") {
                 return .invalid(status: 501, reason: "Transfer-Encoding is not supported; send Content-Length")
             }
-            if field.name.caseInsensitiveEquals("Content-Length") {
-                guard let length = parseLength(field.value), contentLength == nil || contentLength == length else {
+            if equalsIgnoringCase(name, "content-length") {
+                guard let length = parseLength(value), contentLength == nil || contentLength == length else {
                     return .invalid(status: 400, reason: "invalid or conflicting Content-Length")
                 }
                 contentLength = length
             }
-            headers.append(field)
+            headers.append((string(name), string(value)))
+            lineStart = end + 2
         }
         let length = contentLength ?? 0
         guard length <= limits.maximumBodyBytes else {
             return .invalid(status: 413, reason: "body of \(length) bytes is larger than \(limits.maximumBodyBytes)")
         }
         let bodyStart = headerEnd + 4
-        guard bytes.endIndex - bodyStart >= length else { return .incomplete(scanned: headerEnd - base) }
-        let body = Array(bytes[bodyStart..<(bodyStart + length)])
+        guard bytes.count - bodyStart >= length else { return .incomplete(scanned: headerEnd) }
+        let body = length == 0 ? [] : Array(bytes[bodyStart..<(bodyStart + length)])
         let request = HTTPRequest(method: method, target: target, minorVersion: minor, headers: headers, body: body)
-        return .request(request, consumed: bodyStart + length - base)
+        return .request(request, consumed: bodyStart + length)
     }
 
     struct Failure: Error {
@@ -84,7 +99,7 @@ public enum HTTPRequestParser {
 
     /// Refuses garbage before the header block is complete: a request line must start with a
     /// method token and a space within a few bytes.
-    private static func earlyProblem(_ bytes: ArraySlice<UInt8>) -> HTTPParseResult? {
+    private static func earlyProblem(_ bytes: Bytes) -> HTTPParseResult? {
         var count = 0
         for byte in bytes {
             if byte == 0x20 { return count == 0 ? .invalid(status: 400, reason: "malformed request line") : nil }
@@ -94,10 +109,16 @@ public enum HTTPRequestParser {
         return nil
     }
 
-    private static func parseRequestLine(_ line: ArraySlice<UInt8>) -> Result<(String, String, Int), Failure> {
-        let parts = line.split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return .failure(Failure(status: 400, reason: "malformed request line")) }
-        let method = parts[0], target = parts[1], version = parts[2]
+    private static func parseRequestLine(_ line: Bytes) -> Result<(String, String, Int), Failure> {
+        // Exactly two spaces: method, target, version.
+        guard let firstSpace = line.firstIndex(of: 0x20),
+              let secondSpace = line[(firstSpace + 1)...].firstIndex(of: 0x20),
+              !line[(secondSpace + 1)...].contains(0x20) else {
+            return .failure(Failure(status: 400, reason: "malformed request line"))
+        }
+        let method = Bytes(rebasing: line[..<firstSpace])
+        let target = Bytes(rebasing: line[(firstSpace + 1)..<secondSpace])
+        let version = Bytes(rebasing: line[(secondSpace + 1)...])
         guard (1...16).contains(method.count), method.allSatisfy(isTokenByte) else {
             return .failure(Failure(status: 400, reason: "malformed method"))
         }
@@ -105,29 +126,34 @@ public enum HTTPRequestParser {
             return .failure(Failure(status: 400, reason: "request target must be an absolute path"))
         }
         let minor: Int
-        switch String(decoding: version, as: UTF8.self) {
-        case "HTTP/1.1": minor = 1
-        case "HTTP/1.0": minor = 0
-        case let other where other.hasPrefix("HTTP/"): return .failure(Failure(status: 505, reason: "unsupported \(other)"))
-        default: return .failure(Failure(status: 400, reason: "malformed HTTP version"))
+        if version.elementsEqual("HTTP/1.1".utf8) {
+            minor = 1
+        } else if version.elementsEqual("HTTP/1.0".utf8) {
+            minor = 0
+        } else if version.starts(with: "HTTP/".utf8) {
+            return .failure(Failure(status: 505, reason: "unsupported \(string(version))"))
+        } else {
+            return .failure(Failure(status: 400, reason: "malformed HTTP version"))
         }
-        return .success((String(decoding: method, as: UTF8.self), String(decoding: target, as: UTF8.self), minor))
+        return .success((string(method), string(target), minor))
     }
 
-    private static func parseHeader(_ line: ArraySlice<UInt8>) -> (name: String, value: String)? {
+    /// A field's name and value (surrounding blanks trimmed), or nil when the line is not one.
+    private static func parseHeader(_ line: Bytes) -> (name: Bytes, value: Bytes)? {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-        let name = line[line.startIndex..<colon]
+        let name = Bytes(rebasing: line[..<colon])
         guard !name.isEmpty, name.allSatisfy(isTokenByte) else { return nil }
-        var value = line[(colon + 1)...]
-        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+        var start = colon + 1, end = line.count
+        while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
+        while end > start, line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
+        let value = Bytes(rebasing: line[start..<end])
         guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
-        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        return (name, value)
     }
 
-    private static func parseLength(_ text: String) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 10, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return Int(text)
+    private static func parseLength(_ text: Bytes) -> Int? {
+        guard !text.isEmpty, text.count <= 10, text.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return text.reduce(0) { $0 * 10 + Int($1 - 0x30) }
     }
 
     /// RFC 9110 `tchar`.
@@ -141,34 +167,35 @@ public enum HTTPRequestParser {
         }
     }
 
-    /// Splits a header block on CRLF; a bare CR or LF inside a line makes that line invalid
-    /// (it then fails the field checks), and obs-fold continuation lines fail as header names.
-    private static func split(_ head: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
-        var lines: [ArraySlice<UInt8>] = []
-        var start = head.startIndex
-        var index = head.startIndex
-        while index < head.endIndex {
-            if head[index] == 13, index + 1 < head.endIndex, head[index + 1] == 10 {
-                lines.append(head[start..<index])
-                index += 2
-                start = index
-            } else {
-                index += 1
-            }
+    /// Where the line starting at `from` ends: its CRLF, or `to` (the end of the header block).
+    private static func lineEnd(in bytes: Bytes, from: Int, to end: Int) -> Int {
+        var index = from
+        while index + 1 < end {
+            if bytes[index] == 13 && bytes[index + 1] == 10 { return index }
+            index += 1
         }
-        lines.append(head[start..<head.endIndex])
-        return lines
+        return end
     }
 
-    private static func find(_ needle: [UInt8], in bytes: ArraySlice<UInt8>, from: Int, to: Int) -> Int? {
-        var index = max(from, bytes.startIndex)
-        let last = to - needle.count
-        while index <= last {
-            if bytes[index] == needle[0], bytes[index + 1] == needle[1], bytes[index + 2] == needle[2], bytes[index + 3] == needle[3] {
-                return index
-            }
+    /// The start of the first CRLFCRLF starting in `from..<to - 3`.
+    private static func findTerminator(in bytes: Bytes, from: Int, to: Int) -> Int? {
+        var index = from
+        while index + 3 < to {
+            if bytes[index] == 13, bytes[index + 1] == 10, bytes[index + 2] == 13, bytes[index + 3] == 10 { return index }
             index += 1
         }
         return nil
+    }
+
+    /// `name` equals the lowercase `lowercased`, ignoring ASCII case.
+    private static func equalsIgnoringCase(_ name: Bytes, _ lowercased: StaticString) -> Bool {
+        guard name.count == lowercased.utf8CodeUnitCount else { return false }
+        let expected = lowercased.utf8Start
+        for index in 0..<name.count where asciiLower(name[index]) != expected[index] { return false }
+        return true
+    }
+
+    private static func string(_ bytes: Bytes) -> String {
+        String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -7,11 +7,24 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// More header fields, already in wire form (`Name: value` and CRLF each), sent after
+    /// `headers`: for an answer made once and served many times. The maker guarantees the form
+    /// (no CR or LF inside a field) and leaves `Date`, `Content-Length` and `Connection` out.
+    public var preformattedFields: [UInt8]
 
     public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+        preformattedFields = []
+    }
+
+    /// A response whose header fields were formatted beforehand (see `preformattedFields`).
+    public init(status: Int, preformattedFields: [UInt8], body: [UInt8]) {
+        self.status = status
+        headers = []
+        self.body = body
+        self.preformattedFields = preformattedFields
     }
 
     /// A response whose body is `text` as UTF-8, with the given content type.
@@ -24,23 +37,19 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, contentType: "application/json", text: "{\"error\":\"\(code)\"}")
     }
 
-    /// The bytes on the wire, with a `Date` field (`date`, an HTTP-date) unless the response
-    /// carries one; `close` adds `Connection: close`. Built byte by byte (this is on every
-    /// request's path).
-    func serialized(close: Bool, date: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(128 + body.count)
-        bytes += "HTTP/1.1 ".utf8
-        bytes += String(status).utf8
-        bytes.append(0x20)
-        bytes += Self.reason(status).utf8
-        bytes += [13, 10]
+    /// Appends the bytes on the wire to `bytes`, with a `Date` field (`date`, an HTTP-date)
+    /// unless the response carries one; `close` adds `Connection: close`. Written straight into
+    /// the connection's output (this is on every request's path).
+    func write(into bytes: inout [UInt8], close: Bool, date: [UInt8]) {
+        bytes.reserveCapacity(bytes.count + 160 + preformattedFields.count + body.count)
+        bytes += Self.statusLine(status)
         for (name, value) in headers {
             bytes += name.utf8
             bytes += [0x3A, 0x20]
             bytes += value.utf8
             bytes += [13, 10]
         }
+        bytes += preformattedFields
         if !headers.contains(where: { $0.name.caseInsensitiveEquals("Date") }) {
             bytes += "Date: ".utf8
             bytes += date
@@ -52,14 +61,26 @@ public struct HTTPResponse: Sendable {
         if close { bytes += "Connection: close\r\n".utf8 }
         bytes += [13, 10]
         bytes += body
-        return bytes
     }
+
+    /// `HTTP/1.1 200 OK` and CRLF; the common ones made once.
+    private static func statusLine(_ status: Int) -> [UInt8] {
+        switch status {
+        case 200: ok
+        case 304: notModified
+        default: Array("HTTP/1.1 \(status) \(reason(status))\r\n".utf8)
+        }
+    }
+
+    private static let ok = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let notModified = Array("HTTP/1.1 304 Not Modified\r\n".utf8)
 
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
         case 202: "Accepted"
         case 204: "No Content"
+        case 304: "Not Modified"
         case 400: "Bad Request"
         case 401: "Unauthorized"
         case 403: "Forbidden"

@@ -64,6 +64,23 @@ struct RawClient {
         #expect(text.contains("Connection: close"))
     }
 
+    /// The wire form: status line with its reason phrase (304 was sent as "304 Status"), the
+    /// fields in order, preformatted ones after the others, then Date and Content-Length.
+    @Test func responsesAreWrittenWithTheirReasonPhraseAndPreformattedFields() {
+        var bytes: [UInt8] = []
+        HTTPResponse(status: 304, headers: [("ETag", "W/\"1\"")]).write(into: &bytes, close: false, date: Array("D".utf8))
+        #expect(String(decoding: bytes, as: UTF8.self) == "HTTP/1.1 304 Not Modified\r\nETag: W/\"1\"\r\nDate: D\r\nContent-Length: 0\r\n\r\n")
+        bytes = []
+        var response = HTTPResponse(status: 200, preformattedFields: Array("Content-Type: a/b\r\n".utf8), body: Array("{}".utf8))
+        response.headers.append(("X-One", "1"))
+        response.write(into: &bytes, close: true, date: Array("D".utf8))
+        #expect(String(decoding: bytes, as: UTF8.self)
+            == "HTTP/1.1 200 OK\r\nX-One: 1\r\nContent-Type: a/b\r\nDate: D\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        bytes = []
+        HTTPResponse(status: 503, headers: [("Retry-After", "5")]).write(into: &bytes, close: false, date: [])
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"))
+    }
+
     @Test func garbageGets400AndTheConnectionIsClosed() throws {
         let (server, port) = try echoServer()
         defer { server.shutdown() }

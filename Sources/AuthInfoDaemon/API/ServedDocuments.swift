@@ -12,8 +12,9 @@ import WeChatPay
 /// request is a closure in a list, not a thread: its answer is sent when the value changes or
 /// its wait ends (checked four times a second by one timer, which runs only while someone waits).
 final class ServedDocuments: Sendable {
-    /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired".
-    struct Entry: Sendable {
+    /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired". A class,
+    /// immutable: a read takes a reference, not a copy of every field.
+    final class Entry: Sendable {
         /// Shares its strings with the device's record: no copy of the value per device.
         let document: AuthInfoDocument
         let expiresAt: Double
@@ -25,6 +26,10 @@ final class ServedDocuments: Sendable {
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
         /// when a new authinfo is served.
         let etag: String
+        /// The answer's JSON up to its state, and its header fields in wire form: made here, once
+        /// per value, not per read.
+        private let openJSON: [UInt8]
+        let fields: [UInt8]
 
         init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
             self.document = document
@@ -36,6 +41,8 @@ final class ServedDocuments: Sendable {
             value += String(Int(document.fetchedAt.rounded(.down))).utf8
             let digest = SHA256.digest(value)
             etag = "W/\"" + digest.prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+            openJSON = document.openJSON()
+            fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\nETag: \(etag)\r\n".utf8)
         }
 
         func state(at now: Double) -> AuthInfoDocument.State {
@@ -44,7 +51,7 @@ final class ServedDocuments: Sendable {
 
         /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
-            document.json(state: state(at: now))
+            AuthInfoDocument.closing(openJSON, state: state(at: now))
         }
     }
 

@@ -28,8 +28,7 @@ extension SocketAPI {
 
     private static func answer(_ entry: ServedDocuments.Entry?, service: any DeviceService) -> HTTPResponse {
         guard let entry else { return .error(503, "no_authinfo_yet") }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("ETag", entry.etag)],
-                            body: entry.body(at: service.monotonicNow()))
+        return HTTPResponse(status: 200, preformattedFields: entry.fields, body: entry.body(at: service.monotonicNow()))
     }
 
     private static func notModified(_ etag: String) -> HTTPResponse {

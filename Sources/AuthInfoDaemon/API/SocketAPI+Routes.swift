@@ -94,11 +94,13 @@ extension SocketAPI {
 
     /// The device id of a `/v1/devices/{id}/authinfo` path.
     static func authinfoDevice(_ path: String) -> String? {
-        let bytes = path.utf8
-        guard bytes.count > 21, bytes.starts(with: "/v1/devices/".utf8), bytes.reversed().starts(with: "/authinfo".utf8.reversed()) else { return nil }
-        let id = bytes.dropFirst(12).dropLast(9)
-        guard !id.contains(UInt8(ascii: "/")) else { return nil }
-        return String(id)
+        var path = path
+        return path.withUTF8 { bytes in
+            guard bytes.count > 21, bytes.starts(with: "/v1/devices/".utf8), bytes[(bytes.count - 9)...].elementsEqual("/authinfo".utf8) else { return nil }
+            let id = UnsafeBufferPointer(rebasing: bytes[12..<(bytes.count - 9)])
+            guard !id.contains(UInt8(ascii: "/")) else { return nil }
+            return String(decoding: id, as: UTF8.self)
+        }
     }
 
     private static func device(_ id: String, action: Substring, _ request: HTTPRequest, caller: Caller, context: RouteContext,

@@ -27,9 +27,14 @@ public struct AuthInfoDocument: Sendable, Equatable {
         self.init(deviceID: record.deviceID, authinfo: authinfo, fetchedAt: fetchedAt, expiresAt: expiresAt)
     }
 
-    /// Compact JSON in the contract's key order; times as whole Unix seconds. Built byte by
-    /// byte: it is on the path of every socket read.
+    /// Compact JSON in the contract's key order; times as whole Unix seconds.
     public func json(state: State? = nil) -> [UInt8] {
+        Self.closing(openJSON(), state: state)
+    }
+
+    /// The document's JSON object without its `state` and closing brace: made once per value,
+    /// so a socket read only appends the state (`closing`).
+    func openJSON() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 100)
         bytes += #"{"device_id":"#.utf8
@@ -40,6 +45,14 @@ public struct AuthInfoDocument: Sendable, Equatable {
         bytes += String(Int(fetchedAt.rounded(.down))).utf8
         bytes += #","expires_at":"#.utf8
         bytes += String(Int(expiresAt.rounded(.down))).utf8
+        return bytes
+    }
+
+    /// `open` (from `openJSON`) with `state` and the closing brace.
+    static func closing(_ open: [UInt8], state: State?) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(open.count + 32)
+        bytes += open
         if let state {
             bytes += #","state":""#.utf8
             bytes += state.rawValue.utf8
