@@ -12,6 +12,10 @@ enum HTTPBench {
         let daemonP99: Double
         let nginxRate: Double
         let nginxP99: Double
+        /// The server's CPU time per request (user + system, µs): what each costs, whatever
+        /// else the machine was doing. Both servers run one thread on a core of their own.
+        let daemonCPU: Double
+        let nginxCPU: Double
         /// Exchange (new raw_data each time, so one gateway call each) p50 and p99, ms.
         let exchangeP50: Double
         let exchangeP99: Double
@@ -92,22 +96,27 @@ enum HTTPBench {
         usleep(300_000)
 
         let scheme = tls ? "https" : "http"
-        var daemonRuns: [(Double, Double)] = [], nginxRuns: [(Double, Double)] = []
+        guard let worker = nginxWorker(nginx.processIdentifier) else { throw DaemonBench.BenchFailure(description: "nginx started no worker") }
+        var daemonRuns: [WrkRun] = [], nginxRuns: [WrkRun] = []
         for _ in 0..<rounds {
-            daemonRuns.append(try wrk("\(scheme)://127.0.0.1:\(daemonPort)/v1/devices/dev-000001/authinfo", header: "Authorization: Bearer \(token)", seconds: seconds))
-            nginxRuns.append(try wrk("\(scheme)://127.0.0.1:\(nginxPort)/dev-000001.json", header: nil, seconds: seconds))
+            daemonRuns.append(try wrk("\(scheme)://127.0.0.1:\(daemonPort)/v1/devices/dev-000001/authinfo", header: "Authorization: Bearer \(token)",
+                                      seconds: seconds, server: daemon.processIdentifier))
+            nginxRuns.append(try wrk("\(scheme)://127.0.0.1:\(nginxPort)/dev-000001.json", header: nil, seconds: seconds, server: worker))
         }
         let exchange = tls ? (0.0, 0.0) : try exchangeLatency(port: daemonPort, token: token, calls: 300)
         let direct = tls ? (0.0, 0.0) : try directLatency(gateway: gateway, merchantKey: merchantKey, directory: directory, calls: 300)
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        let daemonRate = median(daemonRuns.map(\.0)), nginxRate = median(nginxRuns.map(\.0))
-        let figures = Figures(daemonRate: daemonRate, daemonP99: median(daemonRuns.map(\.1)), nginxRate: nginxRate, nginxP99: median(nginxRuns.map(\.1)),
+        let daemonRate = median(daemonRuns.map(\.rate)), nginxRate = median(nginxRuns.map(\.rate))
+        let figures = Figures(daemonRate: daemonRate, daemonP99: median(daemonRuns.map(\.p99)), nginxRate: nginxRate, nginxP99: median(nginxRuns.map(\.p99)),
+                              daemonCPU: median(daemonRuns.map(\.cpuPerRequest)), nginxCPU: median(nginxRuns.map(\.cpuPerRequest)),
                               exchangeP50: exchange.0, exchangeP99: exchange.1, directP50: direct.0, directP99: direct.1)
         if !quiet {
             print("wrk -t1 -c32, \(seconds) s × \(rounds) rounds each (medians), loopback\(tls ? ", TLS (same RSA-2048 certificate for both)" : "")")
             print(String(format: "authinfod GET /v1/devices/{id}/authinfo (bearer token): %8.0f req/s, p99 %.2f ms", daemonRate, figures.daemonP99))
             print(String(format: "nginx (1 worker) GET /{id}.json (same file):           %8.0f req/s, p99 %.2f ms", nginxRate, figures.nginxP99))
             print(String(format: "ratio authinfod/nginx: %.2f×", daemonRate / nginxRate))
+            print(String(format: "server CPU per request: authinfod %.1f µs, nginx %.1f µs (%.2f× nginx's)", figures.daemonCPU, figures.nginxCPU,
+                         figures.daemonCPU / figures.nginxCPU))
             if !tls {
                 print(String(format: "exchange (new raw_data each, 300 in a row): p50 %.2f ms, p99 %.2f ms", exchange.0, exchange.1))
                 print(String(format: "the same gateway call, direct:             p50 %.2f ms, p99 %.2f ms", direct.0, direct.1))
@@ -155,26 +164,49 @@ enum HTTPBench {
         return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))])
     }
 
-    /// Runs wrk and returns (requests/s, p99 latency in ms).
-    static func wrk(_ url: String, header: String?, seconds: Int) throws -> (Double, Double) {
+    struct WrkRun {
+        let rate: Double
+        /// ms.
+        let p99: Double
+        /// The server's CPU time per request, µs.
+        let cpuPerRequest: Double
+    }
+
+    /// Runs wrk against the server whose (one-threaded) process is `server`.
+    static func wrk(_ url: String, header: String?, seconds: Int, server: Int32) throws -> WrkRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
         process.arguments = ["-t1", "-c32", "-d\(seconds)s", "--latency"] + (header.map { ["-H", $0] } ?? []) + [url]
         let out = Pipe()
         process.standardOutput = out
+        let cpuBefore = DaemonBench.usage(server).cpu
         try process.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        guard let rateLine = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
+        let cpu = DaemonBench.usage(server).cpu - cpuBefore
+        let lines = text.split(separator: "\n")
+        guard let rateLine = lines.first(where: { $0.hasPrefix("Requests/sec:") }),
               let rate = Double(rateLine.split(separator: " ").last ?? ""),
-              let p99Line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("99%") }) else {
+              let countLine = lines.first(where: { $0.contains(" requests in ") }),
+              let count = Double(countLine.split(separator: " ").first ?? ""), count > 0,
+              let p99Line = lines.first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("99%") }) else {
             throw DaemonBench.BenchFailure(description: "unreadable wrk output:\n\(text)")
         }
         if text.contains("Non-2xx") { throw DaemonBench.BenchFailure(description: "wrk saw errors:\n\(text)") }
         let value = p99Line.split(separator: " ").last.map(String.init) ?? ""
         let number = Double(value.filter { $0.isNumber || $0 == "." }) ?? 0
         let p99 = value.hasSuffix("us") ? number / 1000 : value.hasSuffix("ms") ? number : number * 1000
-        return (rate, p99)
+        return WrkRun(rate: rate, p99: p99, cpuPerRequest: cpu / count * 1_000_000)
+    }
+
+    /// The worker process of the nginx master `pid` (one worker is configured).
+    static func nginxWorker(_ pid: Int32) -> Int32? {
+        for _ in 0..<50 {
+            let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            if let first = children.split(separator: " ").first, let worker = Int32(first) { return worker }
+            usleep(100_000)
+        }
+        return nil
     }
 }
 
