@@ -25,9 +25,11 @@ public struct HTTPRequest: Sendable {
         self.minorVersion = minorVersion
         self.headers = headers
         self.body = body
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = String(target[..<mark])
-            query = String(target[target.utf8.index(after: mark)...])
+        let mark = target.utf8.withContiguousStorageIfAvailable { $0.firstIndex(of: UInt8(ascii: "?")) } ?? target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target.utf8.distance(from: target.utf8.startIndex, to: $0) }
+        if let mark {
+            let bytes = Array(target.utf8)
+            path = String(decoding: bytes[..<mark], as: UTF8.self)
+            query = String(decoding: bytes[(mark + 1)...], as: UTF8.self)
         } else {
             path = target
             query = nil
@@ -52,6 +54,13 @@ extension String {
     func caseInsensitiveEquals(_ other: String) -> Bool {
         let mine = utf8, theirs = other.utf8
         guard mine.count == theirs.count else { return false }
+        // Native strings compare in place; others (bridged, never on the request path) by view.
+        if let equal = mine.withContiguousStorageIfAvailable({ a in
+            theirs.withContiguousStorageIfAvailable { b in
+                for index in 0..<a.count where asciiLower(a[index]) != asciiLower(b[index]) { return false }
+                return true
+            }
+        }), let equal { return equal }
         for (a, b) in zip(mine, theirs) where asciiLower(a) != asciiLower(b) { return false }
         return true
     }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Size limits for untrusted requests.
 public struct HTTPLimits: Sendable {
     /// Request line plus header block, in bytes (431 past it).
@@ -126,11 +130,11 @@ public enum HTTPRequestParser {
             return .failure(Failure(status: 400, reason: "request target must be an absolute path"))
         }
         let minor: Int
-        if version.elementsEqual("HTTP/1.1".utf8) {
+        if bytesEqual(version, "HTTP/1.1") {
             minor = 1
-        } else if version.elementsEqual("HTTP/1.0".utf8) {
+        } else if bytesEqual(version, "HTTP/1.0") {
             minor = 0
-        } else if version.starts(with: "HTTP/".utf8) {
+        } else if version.count >= 5, bytesEqual(Bytes(rebasing: version[..<5]), "HTTP/") {
             return .failure(Failure(status: 505, reason: "unsupported \(string(version))"))
         } else {
             return .failure(Failure(status: 400, reason: "malformed HTTP version"))
@@ -193,6 +197,11 @@ public enum HTTPRequestParser {
         let expected = lowercased.utf8Start
         for index in 0..<name.count where asciiLower(name[index]) != expected[index] { return false }
         return true
+    }
+
+    /// `bytes` are exactly `expected`'s.
+    private static func bytesEqual(_ bytes: Bytes, _ expected: StaticString) -> Bool {
+        bytes.count == expected.utf8CodeUnitCount && (bytes.isEmpty || memcmp(bytes.baseAddress!, expected.utf8Start, bytes.count) == 0)
     }
 
     private static func string(_ bytes: Bytes) -> String {

@@ -103,8 +103,8 @@ struct TokenAuthenticator: Sendable {
     static func bearerTokenDigest(_ header: String) -> [UInt8]? {
         var header = header
         return header.withUTF8 { bytes -> [UInt8]? in
-            guard bytes.count > 7, bytes[6] == 0x20,
-                  zip(bytes[0..<6], "bearer".utf8).allSatisfy({ asciiLowercased($0) == $1 }) else { return nil }
+            let scheme: StaticString = "bearer"
+            guard bytes.count > 7, bytes[6] == 0x20, (0..<6).allSatisfy({ asciiLowercased(bytes[$0]) == scheme.utf8Start[$0] }) else { return nil }
             guard let start = bytes[7...].firstIndex(where: { $0 != 0x20 }) else { return nil }
             return SHA256.digest(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start...])))
         }

@@ -98,6 +98,9 @@ final class ServedDocuments: Sendable {
         now = monotonic
     }
 
+    /// Monotonic seconds on the clock the deadlines are on.
+    func monotonicNow() -> Double { now() }
+
     /// The configured device ids (unknown ones get 404); waits for a removed one end.
     func configure(devices: Set<String>) {
         let ended = state.withLock { state -> [Waiter] in

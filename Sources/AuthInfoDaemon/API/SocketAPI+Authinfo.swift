@@ -6,29 +6,29 @@ import WeChatPay
 /// listener's thread, with an `ETag`; `If-None-Match` gives 304 while the value is the same, and
 /// `?wait=SECONDS` (at most 300) holds the request until the value changes or the wait ends.
 extension SocketAPI {
-    static func readAuthinfo(_ id: String, _ request: HTTPRequest, service: any DeviceService, _ responder: HTTPResponder) {
+    static func readAuthinfo(_ id: String, _ request: HTTPRequest, served: ServedDocuments, _ responder: HTTPResponder) {
         guard let wait = waitSeconds(request.query) else {
             return responder.respondNow(.error(400, "invalid_wait"))
         }
-        guard let current = service.served.lookup(id) else { return responder.respondNow(.error(404, "unknown_device")) }
+        guard let current = served.lookup(id) else { return responder.respondNow(.error(404, "unknown_device")) }
         let presented = request.header("If-None-Match").map(EntityTags.init)
         let matching = current.flatMap { entry in presented?.matches(entry.etag) == true ? entry : nil }
         guard wait > 0, matching != nil || (current == nil && presented == nil) else {
             if let matching { return responder.respondNow(notModified(matching.etag)) }
-            return responder.respondNow(answer(current, service: service))
+            return responder.respondNow(answer(current, served: served))
         }
-        service.served.wait(for: id, unless: matching?.etag, seconds: wait) { outcome in
+        served.wait(for: id, unless: matching?.etag, seconds: wait) { outcome in
             switch outcome {
-            case .changed(let entry): responder.respond(answer(entry, service: service))
+            case .changed(let entry): responder.respond(answer(entry, served: served))
             case .unchanged: responder.respond(matching.map { notModified($0.etag) } ?? .error(503, "no_authinfo_yet"))
             case .gone: responder.respond(.error(404, "unknown_device"))
             }
         }
     }
 
-    private static func answer(_ entry: ServedDocuments.Entry?, service: any DeviceService) -> HTTPResponse {
+    private static func answer(_ entry: ServedDocuments.Entry?, served: ServedDocuments) -> HTTPResponse {
         guard let entry else { return .error(503, "no_authinfo_yet") }
-        return HTTPResponse(status: 200, preformattedFields: entry.fields, body: entry.body(at: service.monotonicNow()))
+        return HTTPResponse(status: 200, preformattedFields: entry.fields, body: entry.body(at: served.monotonicNow()))
     }
 
     private static func notModified(_ etag: String) -> HTTPResponse {
@@ -90,9 +90,9 @@ extension SocketAPI {
     private static func exchangeAnswer(_ outcome: ExchangeOutcome, service: any DeviceService) -> HTTPResponse {
         switch outcome {
         case .value(let entry):
-            return answer(entry, service: service)
+            return answer(entry, served: service.served)
         case .cached(let entry, let problem):
-            var response = answer(entry, service: service)
+            var response = answer(entry, served: service.served)
             // The document, with what kept it from being new: `{…,"refresh_error":{…}}`.
             response.body.removeLast()
             response.body += ",\"refresh_error\":\(problemJSON(problem))}".utf8

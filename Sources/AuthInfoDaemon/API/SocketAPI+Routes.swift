@@ -12,6 +12,8 @@ extension SocketAPI {
     /// What the routes answer from.
     struct RouteContext: Sendable {
         let service: any DeviceService
+        /// `service.served`, held here so the hot path touches nothing else.
+        let served: ServedDocuments
         let logger: Logger
         let authFailures: AuthFailures
         let reloader: Reloader
@@ -47,14 +49,14 @@ extension SocketAPI {
 
     /// Answers `request` from `caller`.
     static func route(_ request: HTTPRequest, caller: Caller, context: RouteContext, _ responder: HTTPResponder) {
-        let service = context.service
         if request.method == "GET", let id = authinfoDevice(request.path) {
             guard caller.mayRead(id) else {
                 context.authFailures.record(.outOfScope, peer: request.peer, caller: caller.name)
                 return responder.respondNow(.error(403, "forbidden"))
             }
-            return readAuthinfo(id, request, service: service, responder)
+            return readAuthinfo(id, request, served: context.served, responder)
         }
+        let service = context.service
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false)
         switch segments {
         case ["", "healthz"]:
@@ -96,7 +98,9 @@ extension SocketAPI {
     static func authinfoDevice(_ path: String) -> String? {
         var path = path
         return path.withUTF8 { bytes in
-            guard bytes.count > 21, bytes.starts(with: "/v1/devices/".utf8), bytes[(bytes.count - 9)...].elementsEqual("/authinfo".utf8) else { return nil }
+            guard bytes.count > 21, memcmp(bytes.baseAddress!, "/v1/devices/", 12) == 0, memcmp(bytes.baseAddress! + bytes.count - 9, "/authinfo", 9) == 0 else {
+                return nil
+            }
             let id = UnsafeBufferPointer(rebasing: bytes[12..<(bytes.count - 9)])
             guard !id.contains(UInt8(ascii: "/")) else { return nil }
             return String(decoding: id, as: UTF8.self)

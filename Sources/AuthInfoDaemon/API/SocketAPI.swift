@@ -40,7 +40,7 @@ final class SocketAPI: Sendable {
         self.logger = logger
         let connectionLimits = ConnectionLimits(logger: logger)
         let open = OpenConnections()
-        let context = RouteContext(service: service, logger: logger, authFailures: AuthFailures(logger: logger), reloader: reloader,
+        let context = RouteContext(service: service, served: service.served, logger: logger, authFailures: AuthFailures(logger: logger), reloader: reloader,
                                    connectionLimits: connectionLimits, openConnections: open)
         let clients = self.clients
         let budget = DescriptorBudget.current()
