@@ -107,6 +107,22 @@ case "client":
     print("signed + verified authinfo call: \(ms(callCost)) CPU (client process), \(String(format: "%.2f", callCost / signCost))× the sign cost")
     print("wall time per call:             \(ms(wall / Double(calls)))")
 
+case "sign":
+    // The sign and verify paths alone, for comparison with `openssl speed rsa2048` in the same run.
+    let calls = Int(option("--calls", arguments) ?? "") ?? 4000
+    let key = try RSAPrivateKey(generatingBits: 2048)
+    let publicKey = try key.publicKey()
+    let message = Array(String(repeating: "m", count: 300).utf8)
+    let signature = try key.sign(message)
+    var best = (sign: Double.infinity, verify: Double.infinity)
+    for _ in 0..<3 {
+        best.sign = min(best.sign, try signCPUSeconds(key, calls: calls))
+        let start = processCPUSeconds()
+        for _ in 0..<(calls * 5) where !publicKey.isValidSignature(signature, for: message) { throw DaemonBench.BenchFailure(description: "verify failed") }
+        best.verify = min(best.verify, (processCPUSeconds() - start) / Double(calls * 5))
+    }
+    print(String(format: "authinfod sign %.4f ms, verify %.4f ms (CPU per call, best of 3 × %d)", best.sign * 1000, best.verify * 1000, calls))
+
 case "http":
     try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3,
                       tls: arguments.contains("--tls"))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import WeChatPay
 
@@ -26,6 +27,26 @@ import Testing
         #expect(!publicKey.isValidSignature([1, 2, 3], for: message))
         let other = try Fixtures.gatewayCredentials.platformKey.publicKey()
         #expect(!other.isValidSignature(signature, for: message))
+    }
+
+    /// Signing and verifying reuse set-up contexts: from many threads at once every signature is
+    /// the deterministic one, and a context that just refused a bad signature still verifies.
+    @Test func pooledContextsSignAndVerifyCorrectlyFromManyThreadsAtOnce() throws {
+        let key = Fixtures.merchantKey
+        let publicKey = try key.publicKey()
+        let message = Array("concurrent\n".utf8)
+        let expected = try key.sign(message)
+        let forged = [expected[0] ^ 1] + expected.dropFirst()
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<25 {
+                let good = (try? key.sign(message)) == expected && publicKey.isValidSignature(expected, for: message)
+                let bad = publicKey.isValidSignature(forged, for: message) || publicKey.isValidSignature([1, 2, 3], for: message)
+                if !good || bad { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        #expect(publicKey.isValidSignature(expected, for: message))
     }
 
     @Test func garbageAndTruncatedPEMAreRefusedWithAReason() {

@@ -3,10 +3,12 @@ import COpenSSL
 
 /// An RSA private key (the merchant's `apiclient_key.pem`, or the simulator's platform key) that
 /// signs with SHA256withRSA, PKCS#1 v1.5.
-/// Shared between threads: `sign(_:)` makes an `EVP_MD_CTX` per call (see `SharedCObject`).
+/// Shared between threads: each signature uses a context of its own from `signers` (see
+/// `SharedCObject`, `KeyOperationPool`).
 public final class RSAPrivateKey: Sendable {
     private let handle: SharedCObject<OpaquePointer>
     var key: OpaquePointer { handle.pointer }
+    private let signers: KeyOperationPool
 
     /// Parses a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
     /// Refuses encrypted keys (no passphrase prompt), non-RSA keys and keys under 2048 bits.
@@ -18,6 +20,7 @@ public final class RSAPrivateKey: Sendable {
                 reason: "not a PEM private key (PKCS#8 \"BEGIN PRIVATE KEY\" or PKCS#1 \"BEGIN RSA PRIVATE KEY\", unencrypted): \(drainErrorQueue() ?? "no detail")")
         }
         handle = SharedCObject(pointer: key)
+        signers = KeyOperationPool(key: handle, operation: .sign)
         try RSAPublicKey.checkRSA(key)
     }
 
@@ -25,6 +28,7 @@ public final class RSAPrivateKey: Sendable {
     public init(generatingBits bits: Int = 2048) throws(CryptoError) {
         guard let key = authinfod_rsa_generate(UInt32(bits)) else { throw .openSSL("EVP_RSA_gen") }
         handle = SharedCObject(pointer: key)
+        signers = KeyOperationPool(key: handle, operation: .sign)
     }
 
     deinit { EVP_PKEY_free(key) }
@@ -55,17 +59,15 @@ public final class RSAPrivateKey: Sendable {
 
     /// SHA256withRSA (PKCS#1 v1.5) signature of `message`. Deterministic for a given key and message.
     public func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
-        guard let context = EVP_MD_CTX_new() else { throw .openSSL("EVP_MD_CTX_new") }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestSignInit(context, nil, EVP_sha256(), nil, key) == 1 else {
-            throw .openSSL("EVP_DigestSignInit")
+        let digest = SHA256.digest(message)
+        let capacity = Int(EVP_PKEY_get_size(key))
+        let signature = signers.withContext { context -> [UInt8]? in
+            var length = capacity
+            var signature = [UInt8](repeating: 0, count: capacity)
+            guard EVP_PKEY_sign(context, &signature, &length, digest, digest.count) == 1 else { return nil }
+            return length == capacity ? signature : Array(signature.prefix(length))
         }
-        var length = Int(EVP_PKEY_get_size(key))
-        var signature = [UInt8](repeating: 0, count: length)
-        let status = message.withUnsafeBufferPointer { bytes in
-            EVP_DigestSign(context, &signature, &length, bytes.baseAddress, bytes.count)
-        }
-        guard status == 1 else { throw .openSSL("EVP_DigestSign") }
-        return Array(signature.prefix(length))
+        guard let signature else { throw .openSSL("EVP_PKEY_sign") }
+        return signature
     }
 }

@@ -3,10 +3,12 @@ import COpenSSL
 
 /// An RSA public key (the WeChat Pay public key, a platform certificate's key, or the merchant's
 /// key in the simulator) that verifies SHA256withRSA (PKCS#1 v1.5) signatures.
-/// Shared between threads: one `EVP_MD_CTX` per verification (see `SharedCObject`).
+/// Shared between threads: each verification uses a context of its own from `verifiers` (see
+/// `SharedCObject`, `KeyOperationPool`).
 public final class RSAPublicKey: Sendable {
     private let handle: SharedCObject<OpaquePointer>
     var key: OpaquePointer { handle.pointer }
+    private let verifiers: KeyOperationPool
 
     /// Parses a SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), as downloaded from the merchant
     /// platform. Refuses non-RSA keys and keys under 2048 bits.
@@ -18,12 +20,14 @@ public final class RSAPublicKey: Sendable {
                 reason: "not a PEM public key (\"BEGIN PUBLIC KEY\"): \(drainErrorQueue() ?? "no detail")")
         }
         handle = SharedCObject(pointer: key)
+        verifiers = KeyOperationPool(key: handle, operation: .verify)
         try Self.checkRSA(key)
     }
 
     /// Takes ownership of one reference to `key` (the caller has already counted it).
     init(owning key: OpaquePointer) throws(CryptoError) {
         handle = SharedCObject(pointer: key)
+        verifiers = KeyOperationPool(key: handle, operation: .verify)
         try Self.checkRSA(key)
     }
 
@@ -49,15 +53,14 @@ public final class RSAPublicKey: Sendable {
     /// Whether `signature` is a valid SHA256withRSA (PKCS#1 v1.5) signature of `message`.
     /// A malformed signature is simply not valid.
     public func isValidSignature(_ signature: [UInt8], for message: [UInt8]) -> Bool {
-        guard let context = EVP_MD_CTX_new() else { return false }
-        defer {
-            EVP_MD_CTX_free(context)
-            _ = drainErrorQueue()
+        let digest = SHA256.digest(message)
+        // A context whose verification said "invalid" (0) is as good as before; only an error
+        // (< 0) retires it.
+        let valid = verifiers.withContext { context -> Bool? in
+            let status = EVP_PKEY_verify(context, signature, signature.count, digest, digest.count)
+            return status < 0 ? nil : status == 1
         }
-        guard EVP_DigestVerifyInit(context, nil, EVP_sha256(), nil, key) == 1 else { return false }
-        let status = message.withUnsafeBufferPointer { bytes in
-            EVP_DigestVerify(context, signature, signature.count, bytes.baseAddress, bytes.count)
-        }
-        return status == 1
+        _ = drainErrorQueue()
+        return valid ?? false
     }
 }
