@@ -40,7 +40,7 @@ final class ServedDocuments: Sendable {
             var value = Array(document.authinfo.utf8)
             value += String(Int(document.fetchedAt.rounded(.down))).utf8
             let digest = SHA256.digest(value)
-            etag = "W/\"" + digest.prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+            etag = "W/\"" + Hex.lowercase(digest.prefix(12)) + "\""
             openJSON = document.openJSON()
             fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\nETag: \(etag)\r\n".utf8)
         }

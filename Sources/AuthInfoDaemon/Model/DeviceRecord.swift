@@ -74,6 +74,6 @@ private final class RecordedErrorBox: Sendable, Equatable {
 /// without storing every copy.
 enum RawDataDigest {
     static func of(_ rawData: String) -> String {
-        SHA256.digest(Array(rawData.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.digest(rawData.utf8))
     }
 }

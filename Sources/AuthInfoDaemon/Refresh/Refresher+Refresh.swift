@@ -232,6 +232,7 @@ extension Refresher {
     func persist(_ record: DeviceRecord) -> Bool {
         do {
             try store?.save([record])
+            scheduleDurableSync()
             return true
         } catch {
             noteStorageFault("storage_error", error.description, device: record.deviceID)

@@ -4,6 +4,29 @@ extension Refresher {
     /// Seconds between attempts to write the cache and the files again while storage is failing.
     static let storageRepairInterval = 5.0
 
+    /// How long a commit may wait for the `fdatasync` that makes it survive a power loss: every
+    /// commit made meanwhile shares it (see `AuthInfoStore`).
+    static let durableSyncDelay = 1.0
+
+    /// Asks for `syncToDisk` within `durableSyncDelay` of this commit, unless one is already due.
+    /// Nothing is scheduled while nothing is committed (an idle daemon does not wake for it).
+    func scheduleDurableSync() {
+        guard !durableSyncPending, store != nil else { return }
+        durableSyncPending = true
+        queue.asyncAfter(deadline: .now() + Self.durableSyncDelay) { [weak self] in self?.assumeIsolated { $0.syncStore() } }
+    }
+
+    /// Syncs the cache's commits to disk; a failure is a storage fault like a failed commit.
+    func syncStore() {
+        guard durableSyncPending else { return }
+        durableSyncPending = false
+        do {
+            try store?.syncToDisk()
+        } catch {
+            noteStorageFault("storage_error", error.description, device: nil)
+        }
+    }
+
     /// Records a database or publish_dir failure: logged, shown in status and metrics, and
     /// retried every `storageRepairInterval` until the cache and every file are written again.
     /// Values stay served from memory meanwhile.
@@ -26,6 +49,7 @@ extension Refresher {
         guard storageFault != nil, !stopped else { return }
         do {
             try store?.save(Array(records.values))
+            scheduleDurableSync()
             _ = try publisher.reconcile(validDocuments())
         } catch {
             storageFault = "\(error)"

@@ -32,6 +32,8 @@ actor Refresher {
     nonisolated let clock: DaemonClock
 
     var store: AuthInfoStore?
+    /// A `syncToDisk` of the cache is due within `durableSyncDelay` (Refresher+Storage).
+    var durableSyncPending = false
     var client: WeChatPayClient?
     let publisher: Publisher
     let scheduler: RefreshScheduler
@@ -202,6 +204,7 @@ actor Refresher {
             logger.info("certificates_updated", ["serials": certificates.map(\.serialNumber).joined(separator: ",")])
             do {
                 try store?.saveCertificates(certificates.map { ($0.serialNumber, $0.pem) }, downloadedAt: clock.wall())
+                scheduleDurableSync()
             } catch {
                 logger.error("storage_error", ["error": error.description])
             }
@@ -241,6 +244,7 @@ actor Refresher {
         storageRepairTimer = nil
         logger.info("stop", ["devices": devices.count])
         hook?.stop()
+        if durableSyncPending { syncStore() }
         store = nil
     }
 

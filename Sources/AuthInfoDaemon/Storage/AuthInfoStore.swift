@@ -19,8 +19,15 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The SQLite cache, authinfod's source of truth: every device's authinfo, timings, last error
-/// and pushed raw_data, and the platform certificates. WAL mode (verified), synchronous=FULL so
-/// a commit survives power loss, schema versioned with `user_version`.
+/// and pushed raw_data, and the platform certificates. WAL mode (verified), schema versioned
+/// with `user_version`.
+///
+/// Durability: `synchronous=NORMAL`. A commit is in the write-ahead log (the kernel's page
+/// cache) when `COMMIT` returns, so a process killed at any point — SIGKILL, a crash, the OOM
+/// killer — loses nothing: SQLite replays the log at the next open. What `NORMAL` gives up is
+/// the `fdatasync` per commit (`FULL`), which only a power loss or a kernel crash needs; the
+/// owner calls `syncToDisk()` within a second of every commit instead (one `fdatasync` for all
+/// commits of that second), so a power loss takes at most the last second of refreshes.
 ///
 /// Not `Sendable`: one instance lives on the daemon's queue.
 public final class AuthInfoStore {
@@ -88,7 +95,7 @@ public final class AuthInfoStore {
             guard mode?.lowercased() == "wal" else {
                 throw StoreError(path, "cannot switch to WAL journaling (got \(mode ?? "nothing")); is the folder on a filesystem without shared memory support?")
             }
-            try connection.execute("PRAGMA synchronous = FULL")
+            try connection.execute("PRAGMA synchronous = NORMAL")
             // Writes touch one row at a time; a 512 KiB page cache is plenty (the default is 2 MiB).
             try connection.execute("PRAGMA cache_size = -512")
             try migrate()
@@ -182,7 +189,32 @@ public final class AuthInfoStore {
         }
     }
 
-    /// Writes `records` in one durable transaction.
+    /// Makes every commit so far survive a power loss: `fdatasync` of the write-ahead log (and,
+    /// the first time, of its folder, so the log's name is durable too). Recovery keeps every
+    /// commit whose frames were synced and drops a torn tail by its checksums.
+    public func syncToDisk() throws(StoreError) {
+        let log = path + "-wal"
+        let fd = open(log, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            // No log: nothing was committed since the last checkpoint removed it.
+            if errno == ENOENT { return }
+            throw StoreError(path, "cannot open its write-ahead log to sync it: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        guard fdatasync(fd) == 0 else { throw StoreError(path, "fdatasync of its write-ahead log failed: \(String(cString: strerror(errno)))") }
+        if !folderSynced {
+            let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if folder >= 0 {
+                folderSynced = fsync(folder) == 0
+                close(folder)
+            }
+        }
+    }
+
+    private var folderSynced = false
+
+    /// Writes `records` in one transaction (durable against a killed process at once, against a
+    /// power loss after the next `syncToDisk()`).
     public func save(_ records: [DeviceRecord]) throws(StoreError) {
         do {
             try connection.transaction { () throws(SQLiteError) in

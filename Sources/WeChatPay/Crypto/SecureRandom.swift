@@ -28,7 +28,6 @@ public enum SecureRandom {
 
     /// `count` random bytes as upper-case hex.
     public static func hex(_ count: Int) -> String {
-        let digits = Array("0123456789ABCDEF".utf8)
-        return String(decoding: bytes(count).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] }, as: UTF8.self)
+        Hex.uppercase(bytes(count))
     }
 }

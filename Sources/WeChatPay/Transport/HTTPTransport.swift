@@ -150,18 +150,36 @@ final class HTTPTransport: Sendable {
             pathPrefix = base.path.trimmingSuffix("/")
         }
 
+        /// The request on the wire, built byte by byte (it is on every refresh's path).
         func requestBytes(_ request: SignedRequest) -> [UInt8] {
-            let hostField = host.contains(":") ? "[\(host)]" : host
-            let defaultPort: UInt16 = secure ? 443 : 80
-            var head = "\(request.method) \(pathPrefix)\(request.pathAndQuery) HTTP/1.1\r\nHost: \(hostField)\(port == defaultPort ? "" : ":\(port)")\r\n"
-            for (name, value) in request.headers.sorted(by: { $0.key < $1.key }) {
-                precondition(!name.contains("\r") && !name.contains("\n") && !value.contains("\r") && !value.contains("\n"), "header \(name) holds a line break")
-                head += "\(name): \(value)\r\n"
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(640 + request.body.count)
+            bytes += request.method.utf8
+            bytes.append(0x20)
+            bytes += pathPrefix.utf8
+            bytes += request.pathAndQuery.utf8
+            bytes += " HTTP/1.1\r\nHost: ".utf8
+            if host.utf8.contains(UInt8(ascii: ":")) {
+                bytes += "[\(host)]".utf8
+            } else {
+                bytes += host.utf8
             }
-            if !request.body.isEmpty || request.method != "GET" { head += "Content-Length: \(request.body.count)\r\n" }
-            head += "\r\n"
-            return Array(head.utf8) + request.body
+            if port != (secure ? 443 : 80) { bytes += ":\(port)".utf8 }
+            bytes += [13, 10]
+            for (name, value) in request.headers.sorted(by: { $0.key < $1.key }) {
+                precondition(!name.utf8.contains(where: Self.isLineBreak) && !value.utf8.contains(where: Self.isLineBreak), "header \(name) holds a line break")
+                bytes += name.utf8
+                bytes += [0x3A, 0x20]
+                bytes += value.utf8
+                bytes += [13, 10]
+            }
+            if !request.body.isEmpty || request.method != "GET" { bytes += "Content-Length: \(request.body.count)\r\n".utf8 }
+            bytes += [13, 10]
+            bytes += request.body
+            return bytes
         }
+
+        private static func isLineBreak(_ byte: UInt8) -> Bool { byte == 13 || byte == 10 }
     }
 }
 
