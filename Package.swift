@@ -43,7 +43,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "authinfod-bench",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator"],
+            dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "WeChatPaySimulator"],
             exclude: ["wechatpayv3-client.py"]
         ),
         .executableTarget(name: "authinfod-fuzz", dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "CLinux"]),
@@ -55,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuthinfodTests",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "SystemCalls", "COpenSSL"]
+            dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "WeChatPaySimulator", "SystemCalls", "COpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v6]

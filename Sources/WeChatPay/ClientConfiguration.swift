@@ -76,7 +76,20 @@ public struct ClientConfiguration: Sendable {
         }
     }
 
-    static func isLoopback(_ host: String) -> Bool {
+    /// Why `path` cannot serve as `trustedCertificatesFile` (unreadable, or no PEM certificate
+    /// libssl accepts), or nil when it can.
+    public static func problemWithTrustedCertificates(_ path: String) -> String? {
+        guard FileManager.default.isReadableFile(atPath: path) else { return "\(path) is missing or not readable" }
+        do {
+            _ = try TLSClientContext(trustedCertificatesFile: path)
+            return nil
+        } catch {
+            return "\(path) holds no PEM certificate libssl accepts (\(error))"
+        }
+    }
+
+    /// Whether `host` is a loopback name or address (localhost, 127.0.0.0/8, ::1).
+    public static func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
         if bare == "localhost" || bare == "::1" { return true }
         let parts = bare.split(separator: ".", omittingEmptySubsequences: false)

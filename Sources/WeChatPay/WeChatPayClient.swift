@@ -36,6 +36,10 @@ public final class WeChatPayClient: Sendable {
                                             minimumAttemptInterval: configuration.certificateAttemptInterval)
     }
 
+    /// Connections to the gateway this process opened so far, by every client (each https one
+    /// with its TLS handshake).
+    public static var connectionsOpened: Int { HTTPTransport.connectionsOpened.load(ordering: .relaxed) }
+
     /// Whether this client sends through the same connections as `other` (a reload's reuse).
     func sharesConnections(with other: WeChatPayClient) -> Bool { transport === other.transport }
 

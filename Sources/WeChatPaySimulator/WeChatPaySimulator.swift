@@ -62,9 +62,10 @@ public final class WeChatPaySimulator: Sendable {
 
     /// Starts a simulator on `host` (loopback), on `port` (0 picks a free one).
     /// `idleTimeout`: seconds a kept-alive connection may stay idle (and a request may take to
-    /// arrive) before the simulator closes it.
+    /// arrive) before the simulator closes it. With `tls`, it speaks https only.
     public init(merchant: Merchant, credentials: SimulatorCredentials? = nil, signingMode: SimulatorSigningMode = .publicKey,
-                expiresIn: Int? = 3600, host: String = "127.0.0.1", port: UInt16 = 0, idleTimeout: Double = 10) throws {
+                expiresIn: Int? = 3600, host: String = "127.0.0.1", port: UInt16 = 0, idleTimeout: Double = 10,
+                tls: TLSServerContext? = nil) throws {
         self.merchant = merchant
         self.host = host
         let credentials = try credentials ?? SimulatorCredentials.generate()
@@ -74,7 +75,7 @@ public final class WeChatPaySimulator: Sendable {
         var configuration = HTTPServer.Configuration()
         configuration.requestTimeout = idleTimeout
         server = HTTPServer(label: "wechatpay-simulator", configuration: configuration) { request, responder in box.handle(request, responder) }
-        self.port = try server.listen(on: .tcp(host: host, port: port)).port
+        self.port = try server.listen(on: .tcp(host: host, port: port), tls: tls).port
         box.simulator = self
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import AuthInfoDaemon
 import WeChatPay
 
 /// Measures the real daemon process: it runs `authinfod` (beside this binary) against a
@@ -16,6 +17,8 @@ enum DaemonBench {
         let fillSeconds: Double
         /// Daemon CPU from `ready` to the last file, divided by the refreshes it logged.
         let cpuPerRefresh: Double
+        /// The kernel's part of it (system time).
+        let kernelPerRefresh: Double
         let rssAfterFillMB: Double
         /// RSS once the fill's burst is over (18 s of nothing due): the steady state.
         let rssIdleMB: Double
@@ -31,14 +34,14 @@ enum DaemonBench {
     /// Fills `devices` devices, idles, then restarts with the gateway down and the publish dir
     /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it.
     @discardableResult
-    static func run(devices: Int, pythonClient: String? = nil, quiet: Bool = false) throws -> Figures {
+    static func run(devices: Int, pythonClient: String? = nil, tls: Bool = false, quiet: Bool = false) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let merchantKey = try RSAPrivateKey(generatingBits: 2048)
         try merchantKey.publicKeyPEM().write(toFile: directory + "/merchant.pub", atomically: true, encoding: .utf8)
         try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
-        let gateway = try startGateway(directory)
+        let gateway = try startGateway(directory, tls: tls)
         // publish_dir lives on tmpfs in production (/run); use /dev/shm here to match.
         let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-bench-\(getpid())" : directory + "/devices"
         defer { try? FileManager.default.removeItem(atPath: publishDirectory) }
@@ -46,10 +49,11 @@ enum DaemonBench {
         let config: [String: Any] = [
             "merchant": ["mchid": mchid, "serial_no": serial, "private_key_file": "apiclient_key.pem",
                          "wechatpay_public_key_id": gateway.keyID, "wechatpay_public_key_file": "pub_key.pem"],
-            "api": ["base_url": "http://127.0.0.1:\(gateway.port)", "timeout_seconds": 5],
+            "api": tls ? ["base_url": "https://localhost:\(gateway.port)", "timeout_seconds": 5, "ca_file": "gateway-ca.pem"]
+                       : ["base_url": "http://127.0.0.1:\(gateway.port)", "timeout_seconds": 5],
             "refresh": ["max_requests_per_second": 5000, "max_concurrent_requests": 16],
             "storage": ["database": "authinfo.db", "publish_dir": publishDirectory],
-            "listen": ["unix_socket": NSNull()],
+            "listen": ["unix_socket": directory + "/authinfod.sock"],
             "device_defaults": ["sp_appid": "wx8888888888888888", "sub_mchid": "1900000999", "organization_id": "org-1"],
             "devices": ids.map { ["device_id": $0, "raw_data": "RAW-" + $0] },
         ]
@@ -61,14 +65,18 @@ enum DaemonBench {
         var daemon = try startDaemon(binary, directory, log: "fill.log")
         var start = Date()
         try waitFor(log: directory + "/fill.log", contains: "event=ready", timeout: 60)
-        let cpuAtReady = usage(daemon.processIdentifier).cpu
+        let cpuAtReady = usage(daemon.processIdentifier).cpu, kernelAtReady = systemCPU(daemon.processIdentifier)
         let fill = try waitFor(files: devices, in: publishDirectory, timeout: 1800).timeIntervalSince(start)
         let (cpu, rss) = usage(daemon.processIdentifier)
+        let connections = gatewayConnectionsOpened(socket: directory + "/authinfod.sock")
         let fillLog = (try? String(contentsOfFile: directory + "/fill.log", encoding: .utf8)) ?? ""
         let refreshes = max(1, fillLog.components(separatedBy: "event=refreshed").count - 1)
         let cpuPerRefresh = (cpu - cpuAtReady) / Double(refreshes)
-        say(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.2f ms daemon CPU per refresh (%d refreshes)",
-                   fill, Double(devices) / fill, cpuPerRefresh * 1000, refreshes))
+        let kernelPerRefresh = (systemCPU(daemon.processIdentifier) - kernelAtReady) / Double(refreshes)
+        say(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.3f ms daemon CPU per refresh, %.3f ms of it in the kernel (%d refreshes)",
+                   fill, Double(devices) / fill, cpuPerRefresh * 1000, kernelPerRefresh * 1000, refreshes))
+        say(String(format: "gateway connections opened: %d (%.1f per 1,000 refreshes)%@", connections, Double(connections) * 1000 / Double(refreshes),
+                   tls ? ", each with a TLS handshake" : ""))
         say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
         Thread.sleep(forTimeInterval: 8)
         let switchesBefore = contextSwitches(daemon.processIdentifier)
@@ -96,7 +104,7 @@ enum DaemonBench {
         let (_, restartRSS) = usage(daemon.processIdentifier)
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
-        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, idleContextSwitches: idleSwitches,
+        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, idleContextSwitches: idleSwitches,
                        readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
     }
 
@@ -138,10 +146,19 @@ enum DaemonBench {
         return seconds
     }
 
-    static func startGateway(_ directory: String) throws -> Gateway {
+    /// `authinfod_gateway_connections_opened_total` from the daemon's metrics (0 when unreadable).
+    static func gatewayConnectionsOpened(socket: String) -> Int {
+        guard let answer = try? UnixSocketClient.request(socket: socket, method: "GET", path: "/metrics") else { return 0 }
+        let text = String(decoding: answer.body, as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("authinfod_gateway_connections_opened_total ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
+    static func startGateway(_ directory: String, tls: Bool = false) throws -> Gateway {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
         child.arguments = ["simulator", "--merchant-key-file", directory + "/merchant.pub", "--out", directory + "/gateway"]
+            + (tls ? ["--tls-ca", directory + "/gateway-ca.pem"] : [])
         try child.run()
         var lines: [String] = []
         for _ in 0..<200 where lines.count < 3 {
@@ -168,6 +185,13 @@ enum DaemonBench {
     }
 
     /// CPU seconds (user + system) and RSS in MB of a live process, from /proc.
+    /// System (kernel) CPU seconds of process `pid`.
+    static func systemCPU(_ pid: Int32) -> Double {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        return fields.count > 12 ? Double(fields[12])! / Double(sysconf(Int32(_SC_CLK_TCK))) : 0
+    }
+
     static func usage(_ pid: Int32) -> (cpu: Double, rssMB: Double) {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []

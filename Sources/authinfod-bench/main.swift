@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import WeChatPay
 import WeChatPaySimulator
 
@@ -8,7 +9,10 @@ import WeChatPaySimulator
 /// simulator running in a child process (so only the client's CPU is counted), next to the bare
 /// RSA-2048 sign cost on this machine.
 /// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
-/// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down.
+/// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down; `--tls`: the
+/// simulator speaks https (its certificate trusted through `api.ca_file`), and the gateway
+/// connections opened per 1,000 refreshes are counted.
+/// `authinfod-bench sign [--calls N]`: the sign and verify paths alone (compare `openssl speed rsa2048`).
 /// `authinfod-bench report [--devices N] [--large N] [--python-client F]`: `make bench`, every
 /// figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
@@ -48,7 +52,16 @@ case "simulator":
         exit(2)
     }
     let merchantKey = try RSAPublicKey(pem: String(contentsOfFile: keyFile, encoding: .utf8))
-    let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: merchantKey))
+    // `--tls-ca F`: serve https with a new certificate for localhost, written to F for the client to trust.
+    var tls: TLSServerContext?
+    if let caFile = option("--tls-ca", arguments) {
+        let key = try RSAPrivateKey(generatingBits: 2048)
+        let certificate = try X509Certificate.selfSigned(key: key, serialNumber: "0C", commonName: "localhost",
+                                                         notBefore: Date().addingTimeInterval(-60), notAfter: Date().addingTimeInterval(86_400))
+        try certificate.pem.write(toFile: caFile, atomically: true, encoding: .utf8)
+        tls = try Array(key.pkcs8PEM().utf8).withUnsafeBytes { try TLSServerContext(certificateChainFile: caFile, privateKey: $0) }
+    }
+    let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: merchantKey), tls: tls)
     let info = "\(simulator.port)\n\(simulator.credentials.publicKeyID)\n\(try simulator.credentials.publicKeyPEM())"
     try info.write(toFile: out, atomically: true, encoding: .utf8)
     while true { sleep(3600) }
@@ -137,10 +150,10 @@ case "soak":
                       reloadEvery: Double(option("--reload-every", arguments) ?? "") ?? 60)
 
 case "daemon":
-    try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000)
+    try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, tls: arguments.contains("--tls"))
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }
 } catch {

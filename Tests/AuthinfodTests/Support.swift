@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Testing
 import WeChatPay
 import WeChatPaySimulator
@@ -48,10 +49,17 @@ struct Site {
     let simulator: WeChatPaySimulator
     var configPath: String { directory.file("authinfod.json") }
 
-    init(signingMode: SimulatorSigningMode = .publicKey) throws {
+    /// With `gatewayTLS`, the simulator speaks https only, with a certificate for localhost in
+    /// `gateway-ca.pem` (what `api.ca_file` names).
+    init(signingMode: SimulatorSigningMode = .publicKey, gatewayTLS: Bool = false) throws {
         directory = try TemporaryDirectory()
         let merchant = WeChatPaySimulator.Merchant(mchid: Self.mchid, serialNumber: Self.serial, publicKey: try TestKeys.merchantKey.publicKey())
-        simulator = try WeChatPaySimulator(merchant: merchant, credentials: TestKeys.gateway, signingMode: signingMode)
+        var tls: TLSServerContext?
+        if gatewayTLS {
+            let (certificate, key) = try TLSListenerTests.certificate(directory, "gateway-ca")
+            tls = try Array(try String(contentsOfFile: key, encoding: .utf8).utf8).withUnsafeBytes { try TLSServerContext(certificateChainFile: certificate, privateKey: $0) }
+        }
+        simulator = try WeChatPaySimulator(merchant: merchant, credentials: TestKeys.gateway, signingMode: signingMode, tls: tls)
         try directory.write("apiclient_key.pem", TestKeys.merchantPEM)
         try directory.write("pub_key.pem", try TestKeys.gateway.publicKeyPEM(), mode: 0o644)
         try directory.write("apiv3.key", TestKeys.gateway.apiV3Key + "\n")

@@ -1,3 +1,5 @@
+import WeChatPay
+
 /// Counters and a latency histogram for `GET /metrics` (Prometheus text exposition 0.0.4).
 /// Owned by the daemon's queue.
 struct Metrics {
@@ -45,6 +47,8 @@ struct Metrics {
         lines.append("authinfod_gateway_request_duration_seconds_bucket{le=\"+Inf\"} \(latencyCount)")
         lines.append("authinfod_gateway_request_duration_seconds_sum \(latencySum)")
         lines.append("authinfod_gateway_request_duration_seconds_count \(latencyCount)")
+        lines += ["# HELP authinfod_gateway_connections_opened_total Connections opened to the gateway (with a TLS handshake each over https); kept alive, far fewer than requests.",
+                  "# TYPE authinfod_gateway_connections_opened_total counter", "authinfod_gateway_connections_opened_total \(WeChatPayClient.connectionsOpened)"]
         if let offset = report.clockOffsetSeconds {
             lines += ["# HELP authinfod_clock_offset_seconds Seconds the gateway's clock is ahead of this host's (negative: behind), from verified answers.",
                       "# TYPE authinfod_clock_offset_seconds gauge", "authinfod_clock_offset_seconds \(Int(offset))"]

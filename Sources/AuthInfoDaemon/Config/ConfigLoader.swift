@@ -175,8 +175,19 @@ public enum ConfigLoader {
             backupBaseURL = try checkedURL(text, "backup_base_url", object)
         }
         timeout = try object.positiveNumber("timeout_seconds", default: 10)
+        let caFile = try object.string("ca_file").map(context.path)
+        let remoteCA = try object.bool("ca_file_allows_remote", default: false)
+        if let caFile {
+            // Replacing the system's roots is for a local test gateway; for a remote host it is
+            // only right behind a TLS-inspecting proxy, so it must be asked for by name.
+            let remote = [baseURL, backupBaseURL].compactMap { $0?.host }.filter { !ClientConfiguration.isLoopback($0) }
+            if let host = remote.first, !remoteCA {
+                throw object.error("ca_file", "replaces the system's trusted certificates for \(host), which is not a loopback host: that is only for a TLS-inspecting proxy; set \"ca_file_allows_remote\": true to mean it, or remove ca_file")
+            }
+            if let problem = ClientConfiguration.problemWithTrustedCertificates(caFile) { throw object.error("ca_file", problem) }
+        }
         try object.rejectUnknownKeys()
-        return Configuration.API(baseURL: baseURL, backupBaseURL: backupBaseURL, timeout: timeout)
+        return Configuration.API(baseURL: baseURL, backupBaseURL: backupBaseURL, timeout: timeout, trustedCertificatesFile: caFile)
     }
 
     static func checkedURL(_ text: String, _ name: String, _ object: ConfigObject) throws(ConfigError) -> URL {

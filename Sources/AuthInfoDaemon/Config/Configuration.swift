@@ -41,6 +41,8 @@ public struct Configuration: Sendable {
         public var baseURL: URL
         public var backupBaseURL: URL?
         public var timeout: Double
+        /// `ca_file`: PEM certificates trusted for the gateway's TLS instead of the system's.
+        public var trustedCertificatesFile: String? = nil
     }
 
     public struct Refresh: Sendable, Equatable {

@@ -60,6 +60,7 @@ public struct MerchantCredentials: Sendable {
         var client = ClientConfiguration(signer: signer, publicKey: publicKey, apiV3Key: apiV3Key,
                                          baseURL: configuration.api.baseURL, backupBaseURL: configuration.api.backupBaseURL)
         client.timeout = configuration.api.timeout
+        client.trustedCertificatesFile = configuration.api.trustedCertificatesFile
         return client
     }
 }

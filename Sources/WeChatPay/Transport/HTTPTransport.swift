@@ -32,6 +32,9 @@ final class HTTPTransport: Sendable {
     private let keepAliveSeconds: TimeInterval
     private let tls: Result<TLSClientContext, CryptoError>?
     private let pool = ConnectionPool()
+    /// Gateway connections opened (connected, and through the TLS handshake for https) by every
+    /// transport of the process: keep-alive shows as far fewer than requests.
+    static let connectionsOpened = Atomic<Int>(0)
 
     /// Sends to `configuration`'s base URLs with its timeout, keep-alive time and trusted roots.
     init(_ configuration: ClientConfiguration) {
@@ -109,6 +112,7 @@ final class HTTPTransport: Sendable {
         }
         let connection = try GatewayConnection(host: target.host, port: target.port, tls: target.secure ? try tlsContext(target) : nil,
                                                deadline: min(deadline, connectDeadline))
+        Self.connectionsOpened.add(1, ordering: .relaxed)
         return try exchange(bytes, on: connection, target: target, deadline: deadline)
     }
 
