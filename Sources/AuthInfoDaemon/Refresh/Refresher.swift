@@ -42,6 +42,9 @@ actor Refresher {
     /// Monotonic deadlines at which a device's value expires.
     var expiries = DeadlineHeap()
     var timer: DispatchSourceTimer?
+    /// The monotonic deadline `timer` is set for (nil: not set), so it is reprogrammed only
+    /// when that changes (once per refresh otherwise).
+    var timerDeadline: Double?
     var summaryTimer: DispatchSourceTimer?
     var stopped = false
     /// The last storage problem (database or publish folder), shown in status until it clears.
@@ -239,6 +242,7 @@ actor Refresher {
         stopped = true
         for source in [timer, summaryTimer, watchdogTimer, storageRepairTimer] { source?.cancel() }
         timer = nil
+        timerDeadline = nil
         summaryTimer = nil
         watchdogTimer = nil
         storageRepairTimer = nil
@@ -301,9 +305,13 @@ actor Refresher {
             timer = source
         }
         guard let next else {
-            timer?.schedule(deadline: .distantFuture, repeating: .never)
+            if timerDeadline != nil { timer?.schedule(deadline: .distantFuture, repeating: .never) }
+            timerDeadline = nil
             return
         }
+        // A deadline already set (and not yet passed) needs no new programming.
+        if let set = timerDeadline, set == next, next > mono { return }
+        timerDeadline = next
         timer?.schedule(deadline: .now() + max(0, next - mono), repeating: .never, leeway: .milliseconds(5))
     }
 
