@@ -13,37 +13,66 @@ enum BenchReport {
         let met: Bool
     }
 
-    static func run(devices: Int, large: Int, pythonClient: String?) throws {
+    /// Kernel CPU per refresh with an `fdatasync` per commit (`synchronous=FULL`), measured on
+    /// this project's VM on 2026-12-03 just before the change: what "halved" is measured against.
+    static let kernelPerRefreshBeforeGroupSync = 0.000240
+
+    static func run(devices: Int, large: Int, pythonClient: String?, openssl: (sign: Double, verify: Double)?, staticBinary: String?) throws {
         let machine = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         print("authinfod bench, \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(machine)")
-        print("measuring: RSA sign cost, \(devices) devices (fill, idle, restart, wechatpayv3), HTTP vs nginx, \(large) devices …")
-        let signCost = try signCPUSeconds(try RSAPrivateKey(generatingBits: 2048), calls: 2000)
+        print("measuring: sign and verify paths, \(devices) devices over http and https (fill, idle, restart, wechatpayv3), HTTP vs nginx, \(large) devices …")
+        let own = try signAndVerifyCPU(calls: 2000)
+        // The limit: `openssl speed` when make bench ran it, otherwise this process's own sign.
+        let limit = openssl ?? own
+        let limitName = openssl == nil ? "RSA-2048 sign (openssl speed not run)" : "openssl speed sign"
         let small = try DaemonBench.run(devices: devices, pythonClient: pythonClient, quiet: true)
+        let secure = try DaemonBench.run(devices: devices, tls: true, quiet: true)
         let http = try HTTPBench.run(seconds: 5, rounds: 3, quiet: true)
         let https = try HTTPBench.run(seconds: 5, rounds: 3, tls: true, quiet: true)
         let big = try DaemonBench.run(devices: large, quiet: true)
 
-        func ms(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
+        func ms(_ seconds: Double) -> String { String(format: "%.3f ms", seconds * 1000) }
         func times(_ value: Double) -> String { String(format: "%.2f×", value) }
-        var rows = [
-            Row(figure: "CPU per refresh (\(devices) devices)", measured: ms(small.cpuPerRefresh), reference: "RSA-2048 sign \(ms(signCost))",
-                ratio: times(small.cpuPerRefresh / signCost), target: "≤ 2.0×", met: small.cpuPerRefresh / signCost <= 2.0),
+        var rows: [Row] = []
+        if let openssl {
+            rows += [
+                Row(figure: "sign path alone (RSA-2048 PKCS#1 v1.5, SHA-256)", measured: ms(own.sign), reference: "openssl speed \(ms(openssl.sign))",
+                    ratio: times(own.sign / openssl.sign), target: "≤ 1.05×", met: own.sign / openssl.sign <= 1.05),
+                Row(figure: "verify path alone", measured: ms(own.verify), reference: "openssl speed \(ms(openssl.verify))",
+                    ratio: times(own.verify / openssl.verify), target: "—", met: true),
+            ]
+        } else {
+            rows.append(Row(figure: "sign path alone", measured: ms(own.sign), reference: "openssl speed not run (--openssl-speed)", ratio: "—",
+                            target: "≤ 1.05×", met: false))
+        }
+        rows += [
+            Row(figure: "CPU per refresh, \(devices) devices, http", measured: ms(small.cpuPerRefresh), reference: "\(limitName) \(ms(limit.sign))",
+                ratio: times(small.cpuPerRefresh / limit.sign), target: "≤ 1.35×", met: small.cpuPerRefresh / limit.sign <= 1.35),
+            Row(figure: "  beyond the sign (HTTP, JSON, verify, SQLite, publish)", measured: ms(small.cpuPerRefresh - limit.sign), reference: "—", ratio: "—",
+                target: "≤ 0.25 ms", met: small.cpuPerRefresh - limit.sign <= 0.00025),
+            Row(figure: "  of which in the kernel", measured: ms(small.kernelPerRefresh),
+                reference: "\(ms(Self.kernelPerRefreshBeforeGroupSync)) with an fdatasync per commit", ratio: times(small.kernelPerRefresh / Self.kernelPerRefreshBeforeGroupSync),
+                target: "≤ 0.5×", met: small.kernelPerRefresh <= Self.kernelPerRefreshBeforeGroupSync / 2),
+            Row(figure: "CPU per refresh, \(devices) devices, https (kept alive)", measured: ms(secure.cpuPerRefresh), reference: "\(limitName) \(ms(limit.sign))",
+                ratio: times(secure.cpuPerRefresh / limit.sign), target: "≤ 1.5×", met: secure.cpuPerRefresh / limit.sign <= 1.5),
+            Row(figure: "  gateway connections (TLS handshakes) per 1,000 refreshes", measured: String(format: "%.1f (%d for %d)", Double(secure.connectionsOpened) * 1000 / Double(secure.refreshes), secure.connectionsOpened, secure.refreshes),
+                reference: "16 concurrent requests", ratio: "—", target: "one per kept-alive connection (≤ 16)", met: secure.connectionsOpened <= 16),
         ]
         if let python = small.pythonCPUPerCall {
-            rows.append(Row(figure: "CPU per refresh vs wechatpayv3", measured: ms(small.cpuPerRefresh), reference: "wechatpayv3 \(ms(python))",
-                            ratio: times(python / small.cpuPerRefresh) + " less", target: "≥ 3× less", met: python / small.cpuPerRefresh >= 3))
+            rows.append(Row(figure: "CPU per call against the wechatpayv3 client", measured: ms(small.cpuPerRefresh), reference: "wechatpayv3 \(ms(python))",
+                            ratio: times(python / small.cpuPerRefresh) + " less", target: "≥ 2× less", met: python / small.cpuPerRefresh >= 2))
         } else {
-            rows.append(Row(figure: "CPU per refresh vs wechatpayv3", measured: ms(small.cpuPerRefresh), reference: "not run (--python-client)",
-                            ratio: "—", target: "≥ 3× less", met: false))
+            rows.append(Row(figure: "CPU per call against the wechatpayv3 client", measured: ms(small.cpuPerRefresh), reference: "not run (--python-client)",
+                            ratio: "—", target: "≥ 2× less", met: false))
         }
         rows += [
             Row(figure: "RSS, \(devices) devices cached and published", measured: String(format: "%.1f MB idle, %.1f MB after a restart", small.rssIdleMB, small.restartRSSMB),
-                reference: String(format: "%.1f MB at the end of the fill", small.rssAfterFillMB), ratio: "—", target: "≤ 40 MB",
-                met: max(small.rssIdleMB, small.restartRSSMB) <= 40),
+                reference: String(format: "%.1f MB at the end of the fill", small.rssAfterFillMB), ratio: "—", target: "≤ 25 MB",
+                met: max(small.rssIdleMB, small.restartRSSMB) <= 25),
             Row(figure: "restart, \(devices) cached, gateway down, files wiped", measured: String(format: "READY %.2f s, files %.2f s", small.readySeconds, small.allFilesSeconds),
                 reference: "—", ratio: "—", target: "≤ 0.5 s, ≤ 2 s", met: small.readySeconds <= 0.5 && small.allFilesSeconds <= 2),
-            Row(figure: "idle context switches in 10 s", measured: "\(small.idleContextSwitches)", reference: "—", ratio: "—", target: "≤ 25",
+            Row(figure: "idle, \(devices) devices: context switches in 10 s", measured: "\(small.idleContextSwitches)", reference: "—", ratio: "—", target: "≤ 25",
                 met: small.idleContextSwitches <= 25),
             Row(figure: "GET authinfo, TCP, wrk -t1 -c32", measured: String(format: "%.0f req/s, p99 %.2f ms, %.1f µs CPU/req", http.daemonRate, http.daemonP99, http.daemonCPU),
                 reference: String(format: "nginx %.0f req/s, p99 %.2f ms, %.1f µs CPU/req", http.nginxRate, http.nginxP99, http.nginxCPU), ratio: times(http.daemonRate / http.nginxRate),
@@ -53,17 +82,24 @@ enum BenchReport {
                 target: "≥ 1.0×", met: https.daemonRate >= https.nginxRate),
             Row(figure: "exchange, new raw_data each (one gateway call)", measured: String(format: "p50 %.2f ms, p99 %.2f ms", http.exchangeP50, http.exchangeP99),
                 reference: String(format: "direct call p50 %.2f ms, p99 %.2f ms", http.directP50, http.directP99),
-                ratio: times(http.exchangeP50 / http.directP50), target: "p50 ≤ direct + 2 ms (one durable commit)",
+                ratio: times(http.exchangeP50 / http.directP50), target: "p50 ≤ direct + 2 ms",
                 met: http.exchangeP50 <= http.directP50 + 2),
+            Row(figure: "\(large) devices: restart to READY, and to all files", measured: String(format: "READY %.2f s, files %.2f s", big.readySeconds, big.allFilesSeconds),
+                reference: String(format: "%d devices: %.2f s, %.2f s", devices, small.readySeconds, small.allFilesSeconds), ratio: "—",
+                target: "≤ 1.5 s, ≤ 4 s", met: big.readySeconds <= 1.5 && big.allFilesSeconds <= 4),
+            Row(figure: "\(large) devices: idle CPU", measured: String(format: "%.3f %% of a core", big.idleCPU * 100),
+                reference: String(format: "%d devices: %.3f %%", devices, small.idleCPU * 100), ratio: "—", target: "≤ 0.1 %", met: big.idleCPU <= 0.001),
+            Row(figure: "\(large) devices: RSS idle", measured: String(format: "%.1f MB", big.rssIdleMB),
+                reference: String(format: "%d devices: %.1f MB", devices, small.rssIdleMB), ratio: times(big.rssIdleMB / small.rssIdleMB), target: "—", met: true),
+            Row(figure: "\(large) devices: first fill", measured: String(format: "%.1f s", big.fillSeconds),
+                reference: String(format: "%d devices: %.1f s", devices, small.fillSeconds), ratio: times(big.fillSeconds / small.fillSeconds),
+                target: "≤ \(large / devices)× (+5 % noise)", met: big.fillSeconds / small.fillSeconds <= Double(large / devices) * 1.05),
         ]
-        let scale = Double(large) / Double(devices)
-        for (name, smallValue, bigValue, unit) in [("RSS idle", small.rssIdleMB, big.rssIdleMB, "MB"),
-                                                   ("restart to all files", small.allFilesSeconds, big.allFilesSeconds, "s"),
-                                                   ("fill time", small.fillSeconds, big.fillSeconds, "s")] {
-            let growth = bigValue / smallValue
-            rows.append(Row(figure: "\(large) devices: \(name)", measured: String(format: "%.1f %@", bigValue, unit),
-                            reference: String(format: "%d devices: %.1f %@", devices, smallValue, unit), ratio: times(growth),
-                            target: "≤ \(Int(scale))× (+5 % noise)", met: growth <= scale * 1.05))
+        if let staticBinary, let size = (try? FileManager.default.attributesOfItem(atPath: staticBinary))?[.size] as? Int {
+            rows.append(Row(figure: "static binary (make static)", measured: String(format: "%.1f MB", Double(size) / 1_000_000), reference: staticBinary,
+                            ratio: "—", target: "≤ 15 MB", met: size <= 15_000_000))
+        } else {
+            rows.append(Row(figure: "static binary (make static)", measured: "not built (--static-binary)", reference: "—", ratio: "—", target: "≤ 15 MB", met: false))
         }
         print(table(rows))
         print("\(rows.filter(\.met).count) of \(rows.count) targets met")

@@ -24,6 +24,11 @@ enum DaemonBench {
         let rssIdleMB: Double
         /// Voluntary and involuntary switches of every daemon thread in 10 s with nothing due.
         let idleContextSwitches: Int
+        /// CPU share (0–1 of one core) over those 10 s.
+        let idleCPU: Double
+        /// Gateway connections the fill opened (`authinfod_gateway_connections_opened_total`).
+        let connectionsOpened: Int
+        let refreshes: Int
         let readySeconds: Double
         let allFilesSeconds: Double
         let restartRSSMB: Double
@@ -79,12 +84,13 @@ enum DaemonBench {
                    tls ? ", each with a TLS handshake" : ""))
         say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
         Thread.sleep(forTimeInterval: 8)
-        let switchesBefore = contextSwitches(daemon.processIdentifier)
+        let switchesBefore = contextSwitches(daemon.processIdentifier), idleCPUBefore = usage(daemon.processIdentifier).cpu
         Thread.sleep(forTimeInterval: 10)
         let idleSwitches = switches(from: switchesBefore, to: contextSwitches(daemon.processIdentifier))
+        let idleCPU = (usage(daemon.processIdentifier).cpu - idleCPUBefore) / 10
         let idleRSS = usage(daemon.processIdentifier).rssMB
         say(String(format: "RSS after 18 s idle: %.1f MB", idleRSS))
-        say("idle, nothing due: \(idleSwitches) context switches in 10 s")
+        say(String(format: "idle, nothing due: %d context switches in 10 s, %.3f %% of a core", idleSwitches, idleCPU * 100))
         stop(daemon)
 
         var python: Double?
@@ -105,7 +111,7 @@ enum DaemonBench {
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
         return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, idleContextSwitches: idleSwitches,
-                       readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
+                       idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
     }
 
     /// Context switches (voluntary and not) so far of each thread of `pid`, by thread id.

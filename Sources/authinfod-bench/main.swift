@@ -13,8 +13,8 @@ import WeChatPaySimulator
 /// simulator speaks https (its certificate trusted through `api.ca_file`), and the gateway
 /// connections opened per 1,000 refreshes are counted.
 /// `authinfod-bench sign [--calls N]`: the sign and verify paths alone (compare `openssl speed rsa2048`).
-/// `authinfod-bench report [--devices N] [--large N] [--python-client F]`: `make bench`, every
-/// figure beside its reference and target (see `BenchReport`).
+/// `authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE]
+/// [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
 /// `authinfod-bench http [--seconds S] [--rounds R] [--tls]`: GET authinfo over TCP (or TLS) with
 /// wrk, next to nginx; plain, also the exchange's latency next to the direct gateway call.
@@ -38,6 +38,31 @@ func signCPUSeconds(_ key: RSAPrivateKey, calls: Int) throws -> Double {
     let start = processCPUSeconds()
     for _ in 0..<calls { _ = try key.sign(message) }
     return (processCPUSeconds() - start) / Double(calls)
+}
+
+/// The sign and verify paths alone (CPU per call, best of three rounds of `calls`), for
+/// comparison with `openssl speed rsa2048` in the same run.
+func signAndVerifyCPU(calls: Int) throws -> (sign: Double, verify: Double) {
+    let key = try RSAPrivateKey(generatingBits: 2048)
+    let publicKey = try key.publicKey()
+    let message = Array(String(repeating: "m", count: 300).utf8)
+    let signature = try key.sign(message)
+    var best = (sign: Double.infinity, verify: Double.infinity)
+    for _ in 0..<3 {
+        best.sign = min(best.sign, try signCPUSeconds(key, calls: calls))
+        let start = processCPUSeconds()
+        for _ in 0..<(calls * 5) where !publicKey.isValidSignature(signature, for: message) { throw DaemonBench.BenchFailure(description: "verify failed") }
+        best.verify = min(best.verify, (processCPUSeconds() - start) / Double(calls * 5))
+    }
+    return best
+}
+
+/// `openssl speed rsa2048`'s sign and verify seconds from its result line
+/// (`rsa 2048 bits 0.000428s 0.000025s 2334.6 40393.9`), which `make bench` passes in.
+func opensslSpeed(_ line: String?) -> (sign: Double, verify: Double)? {
+    guard let line else { return nil }
+    let seconds = line.split(separator: " ").filter { $0.hasSuffix("s") }.compactMap { Double($0.dropLast()) }
+    return seconds.count >= 2 ? (seconds[0], seconds[1]) : nil
 }
 
 let mchid = "1900000109"
@@ -121,20 +146,9 @@ case "client":
     print("wall time per call:             \(ms(wall / Double(calls)))")
 
 case "sign":
-    // The sign and verify paths alone, for comparison with `openssl speed rsa2048` in the same run.
     let calls = Int(option("--calls", arguments) ?? "") ?? 4000
-    let key = try RSAPrivateKey(generatingBits: 2048)
-    let publicKey = try key.publicKey()
-    let message = Array(String(repeating: "m", count: 300).utf8)
-    let signature = try key.sign(message)
-    var best = (sign: Double.infinity, verify: Double.infinity)
-    for _ in 0..<3 {
-        best.sign = min(best.sign, try signCPUSeconds(key, calls: calls))
-        let start = processCPUSeconds()
-        for _ in 0..<(calls * 5) where !publicKey.isValidSignature(signature, for: message) { throw DaemonBench.BenchFailure(description: "verify failed") }
-        best.verify = min(best.verify, (processCPUSeconds() - start) / Double(calls * 5))
-    }
-    print(String(format: "authinfod sign %.4f ms, verify %.4f ms (CPU per call, best of 3 × %d)", best.sign * 1000, best.verify * 1000, calls))
+    let cost = try signAndVerifyCPU(calls: calls)
+    print(String(format: "authinfod sign %.4f ms, verify %.4f ms (CPU per call, best of 3 × %d)", cost.sign * 1000, cost.verify * 1000, calls))
 
 case "http":
     try HTTPBench.run(seconds: Int(option("--seconds", arguments) ?? "") ?? 10, rounds: Int(option("--rounds", arguments) ?? "") ?? 3,
@@ -142,7 +156,8 @@ case "http":
 
 case "report":
     try BenchReport.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, large: Int(option("--large", arguments) ?? "") ?? 100_000,
-                        pythonClient: option("--python-client", arguments))
+                        pythonClient: option("--python-client", arguments), openssl: opensslSpeed(option("--openssl-speed", arguments)),
+                        staticBinary: option("--static-binary", arguments))
 
 case "soak":
     try SoakBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 1000, lifetime: Int(option("--lifetime", arguments) ?? "") ?? 20,
@@ -153,7 +168,7 @@ case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, tls: arguments.contains("--tls"))
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
     exit(2)
 }
 } catch {
