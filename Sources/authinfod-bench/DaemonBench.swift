@@ -42,14 +42,16 @@ enum DaemonBench {
     static func run(devices: Int, pythonClient: String? = nil, tls: Bool = false, quiet: Bool = false) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // BENCH_KEEP=1 keeps the folder (config, cache, logs) for profiling a restart by hand.
+        let keep = ProcessInfo.processInfo.environment["BENCH_KEEP"] != nil
+        defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
         let merchantKey = try RSAPrivateKey(generatingBits: 2048)
         try merchantKey.publicKeyPEM().write(toFile: directory + "/merchant.pub", atomically: true, encoding: .utf8)
         try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         let gateway = try startGateway(directory, tls: tls)
         // publish_dir lives on tmpfs in production (/run); use /dev/shm here to match.
         let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-bench-\(getpid())" : directory + "/devices"
-        defer { try? FileManager.default.removeItem(atPath: publishDirectory) }
+        defer { if !keep { try? FileManager.default.removeItem(atPath: publishDirectory) } }
         let ids = (1...devices).map { String(format: "dev-%06d", $0) }
         let config: [String: Any] = [
             "merchant": ["mchid": mchid, "serial_no": serial, "private_key_file": "apiclient_key.pem",

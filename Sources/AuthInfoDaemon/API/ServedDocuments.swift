@@ -49,6 +49,9 @@ final class ServedDocuments: Sendable {
             .of(expiresAt: expiresAt, needsRawData: needsRawData, failing: failing, dueAt: dueAt, now: now)
         }
 
+        /// The document as published in files (no `state`): the same bytes as `document.json()`.
+        var publishedJSON: [UInt8] { AuthInfoDocument.closing(openJSON, state: nil) }
+
         /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
             AuthInfoDocument.closing(openJSON, state: state(at: now))

@@ -209,15 +209,19 @@ extension Refresher {
     }
 
     /// Re-renders what the socket API serves for `id` from its record and plan (monotonic deadlines).
-    func updateServed(_ id: String) {
+    /// Serves `id`'s value as it stands now; returns what is served.
+    @discardableResult
+    func updateServed(_ id: String) -> ServedDocuments.Entry? {
         let mono = clock.monotonic()
         guard let record = records[id], let document = AuthInfoDocument(record), let expiresAt = expiresAtMonotonic(id, now: mono) else {
             served.set(id, nil)
-            return
+            return nil
         }
         let due = scheduler.nextAttempt(of: id, now: mono) ?? expiresAt
-        served.set(id, .init(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0,
-                             needsRawData: record.needsRawData))
+        let entry = ServedDocuments.Entry(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0,
+                                          needsRawData: record.needsRawData)
+        served.set(id, entry)
+        return entry
     }
 
     /// When `id`'s value expires on the monotonic clock: its expiry deadline while it is valid,

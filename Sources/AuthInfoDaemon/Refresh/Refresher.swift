@@ -128,15 +128,16 @@ actor Refresher {
         var valid = 0
         for device in configuration.devices {
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-            if record.isValid(at: wall), let document = AuthInfoDocument(record) {
-                documents[device.id] = document.json()
+            let isValid = record.isValid(at: wall) && record.authinfo != nil
+            if isValid {
                 expiries.set(device.id, mono + (record.expiresAt! - wall))
                 valid += 1
             }
             scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
             record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
             records[device.id] = record
-            updateServed(device.id)
+            // The served entry already holds the document's JSON: the file is made from it.
+            if let entry = updateServed(device.id), isValid { documents[device.id] = entry.publishedJSON }
         }
         do {
             let (written, removed) = try publisher.reconcile(documents)
