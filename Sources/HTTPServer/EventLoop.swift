@@ -16,7 +16,8 @@ import SystemCalls
 final class EventLoop: Sendable {
     /// What only the loop's thread touches.
     private final class Local {
-        var callbacks: [Int32: (UInt32) -> Void] = [:]
+        /// Indexed by descriptor (a lookup per event without hashing); grown as descriptors are.
+        var callbacks: [((UInt32) -> Void)?] = []
         /// Seconds between ticks while `tickHandler` is set (nil: no tick, the loop sleeps).
         var tickInterval: Double?
         var tickHandler: (() -> Void)?
@@ -81,7 +82,9 @@ final class EventLoop: Sendable {
 
     /// Watches `fd` for `events` (EPOLLIN/EPOLLOUT bits), calling `callback` with what happened.
     func register(_ fd: Int32, events: UInt32, _ callback: @escaping (UInt32) -> Void) {
-        local.value.callbacks[fd] = callback
+        let local = local.value
+        if Int(fd) >= local.callbacks.count { local.callbacks += Array(repeating: nil, count: max(64, Int(fd) + 1 - local.callbacks.count)) }
+        local.callbacks[Int(fd)] = callback
         var event = epoll_event(events: events, data: epoll_data_t(fd: fd))
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
     }
@@ -93,7 +96,8 @@ final class EventLoop: Sendable {
 
     /// Stops watching `fd` (before it is closed).
     func unregister(_ fd: Int32) {
-        local.value.callbacks[fd] = nil
+        let local = local.value
+        if Int(fd) < local.callbacks.count { local.callbacks[Int(fd)] = nil }
         epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
@@ -102,7 +106,7 @@ final class EventLoop: Sendable {
         let local = local.value
         local.tickInterval = interval
         local.tickHandler = handler
-        local.nextTick = interval.map { MonotonicClock.now() + $0 } ?? .infinity
+        local.nextTick = interval.map { MonotonicClock.coarse() + $0 } ?? .infinity
     }
 
     private func signal() {
@@ -115,7 +119,7 @@ final class EventLoop: Sendable {
         let local = local.value
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         while true {
-            let timeout: Int32 = local.nextTick.isFinite ? Int32(max(0, min(1000, (local.nextTick - MonotonicClock.now()) * 1000)).rounded(.up)) : -1
+            let timeout: Int32 = local.nextTick.isFinite ? Int32(max(0, min(1000, (local.nextTick - MonotonicClock.coarse()) * 1000)).rounded(.up)) : -1
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             if count < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(count)) {
@@ -127,7 +131,7 @@ final class EventLoop: Sendable {
                 }
                 // The callback (and what it owns) stays alive while it runs, even when it
                 // unregisters itself.
-                if let callback = local.callbacks[fd] { callback(events[index].events) }
+                if Int(fd) < local.callbacks.count, let callback = local.callbacks[Int(fd)] { callback(events[index].events) }
             }
             // Taken by swapping, so an empty queue costs no allocation.
             let (work, stopping) = posted.withLock { state in
@@ -136,8 +140,8 @@ final class EventLoop: Sendable {
                 return (taken, state.stopping)
             }
             for item in work { item() }
-            if local.nextTick.isFinite, MonotonicClock.now() >= local.nextTick, let tickInterval = local.tickInterval {
-                local.nextTick = MonotonicClock.now() + tickInterval
+            if local.nextTick.isFinite, MonotonicClock.coarse() >= local.nextTick, let tickInterval = local.tickInterval {
+                local.nextTick = MonotonicClock.coarse() + tickInterval
                 local.tickHandler?()
             }
             if stopping {

@@ -42,7 +42,7 @@ final class HTTPConnection {
     /// A TLS read asked to wait for the socket to become writable (a TLS 1.3 post-handshake message).
     private var tlsWaitsForWritable = false
     /// When bytes last moved either way (monotonic): the connection idle the longest is shed first.
-    private(set) var lastActive = MonotonicClock.now()
+    private(set) var lastActive = MonotonicClock.coarse()
 
     /// Open, with no request being read or handled and no answer waiting to be sent.
     var isIdle: Bool { !closed && pending == nil && input.isEmpty && unsent == 0 && !closeAfterWrite }
@@ -145,7 +145,7 @@ final class HTTPConnection {
             }
             guard let count = received else { break }
             if count > 0 {
-                lastActive = MonotonicClock.now()
+                lastActive = MonotonicClock.coarse()
                 input.append(contentsOf: core.readBuffer[0..<count])
                 // A short read drained the socket: epoll is level-triggered, so skip the recv
                 // that would only say EAGAIN (one syscall less per request). Under TLS, only
@@ -257,7 +257,7 @@ final class HTTPConnection {
             }
             outputOffset += count
         }
-        lastActive = MonotonicClock.now()
+        lastActive = MonotonicClock.coarse()
         output.removeAll(keepingCapacity: true)
         outputOffset = 0
         if closeAfterWrite {
@@ -284,7 +284,7 @@ final class HTTPConnection {
     // MARK: Timeout and closing
 
     private func armTimer() {
-        deadline = MonotonicClock.now() + core.configuration.requestTimeout
+        deadline = MonotonicClock.coarse() + core.configuration.requestTimeout
     }
 
     private func disarmTimer() {

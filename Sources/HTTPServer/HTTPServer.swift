@@ -232,7 +232,7 @@ final class ServerCore {
     }
 
     private func sweepConnections() {
-        let now = MonotonicClock.now()
+        let now = MonotonicClock.coarse()
         for connection in connections.values where connection.deadline <= now { connection.timedOut() }
     }
 }

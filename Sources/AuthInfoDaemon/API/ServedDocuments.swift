@@ -108,6 +108,9 @@ final class ServedDocuments: Sendable {
     func configure(devices: Set<String>) {
         let ended = state.withLock { state -> [Waiter] in
             state.devices = devices
+            // Values of devices no longer configured go (a lookup finds a value before it checks
+            // the device list).
+            if state.entries.keys.contains(where: { !devices.contains($0) }) { state.entries = state.entries.filter { devices.contains($0.key) } }
             state.entries.reserveCapacity(devices.count)
             let removed = state.waiters.keys.filter { !devices.contains($0) }
             return removed.flatMap { state.takeWaiters($0) }
@@ -129,8 +132,9 @@ final class ServedDocuments: Sendable {
     /// nil: unknown device; `.some(nil)`: configured but no value yet.
     func lookup(_ id: String) -> Entry?? {
         state.withLock { state in
-            guard state.devices.contains(id) else { return nil }
-            return .some(state.entries[id])
+            // A served value first: one hash on the hot path.
+            if let entry = state.entries[id] { return .some(entry) }
+            return state.devices.contains(id) ? .some(nil) : nil
         }
     }
 
