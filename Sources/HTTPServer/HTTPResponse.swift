@@ -41,7 +41,9 @@ public struct HTTPResponse: Sendable {
     /// unless the response carries one; `close` adds `Connection: close`. Written straight into
     /// the connection's output (this is on every request's path).
     func write(into bytes: inout [UInt8], close: Bool, date: [UInt8]) {
-        bytes.reserveCapacity(bytes.count + 160 + preformattedFields.count + body.count)
+        // Only into an empty buffer: reserving exactly what one more answer needs would defeat the
+        // array's doubling while a client leaves answers unread (a copy of them all per answer).
+        if bytes.isEmpty { bytes.reserveCapacity(160 + preformattedFields.count + body.count) }
         bytes += Self.statusLine(status)
         for (name, value) in headers {
             bytes += name.utf8

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The WeChat Pay public key (public-key verification mode): its id (`PUB_KEY_ID_…`) and key.
 public struct WeChatPayPublicKey: Sendable {
@@ -88,12 +91,24 @@ public struct ClientConfiguration: Sendable {
         }
     }
 
-    /// Whether `host` is a loopback name or address (localhost, 127.0.0.0/8, ::1).
+    /// Whether `host` is a loopback name or address: `localhost`, or an address in 127.0.0.0/8,
+    /// `::1` or the IPv4-mapped loopback (brackets allowed). Addresses are read with
+    /// `inet_pton`, the way the resolver reads them: `127.0.0.09` is not an address but a name
+    /// the resolver would ask DNS for, so it is not loopback.
     public static func isLoopback(_ host: String) -> Bool {
-        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
-        if bare == "localhost" || bare == "::1" { return true }
-        let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+        var bare = host
+        if bare.hasPrefix("[") && bare.hasSuffix("]") { bare = String(bare.dropFirst().dropLast()) }
+        return bare.lowercased() == "localhost" || isLoopbackAddress(bare)
+    }
+
+    /// Whether `address` is a numeric loopback address (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`).
+    public static func isLoopbackAddress(_ address: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
     }
 }
 

@@ -95,6 +95,10 @@ import Testing
         ("api", "base_url", #""http://api.mch.weixin.qq.com""#, "api.base_url", "plain http"),
         ("api", "base_url", #""ftp://x""#, "api.base_url", "https"),
         ("api", "backup_base_url", #""http://10.0.0.1""#, "api.backup_base_url", "plain http"),
+        // Not addresses at all (08 and 09 are not octal digits): the resolver would ask DNS.
+        ("api", "base_url", #""http://127.0.0.09""#, "api.base_url", "plain http"),
+        ("api", "base_url", #""http://127.0.0.1.example.com""#, "api.base_url", "plain http"),
+        ("api", "base_url", #""http://[::2]""#, "api.base_url", "plain http"),
         ("log", "level", #""verbose""#, "log.level", "debug, info, warning, error"),
         ("listen", "unix_socket_mode", #""0666""#, "listen.unix_socket_mode", "every local user"),
         ("listen", "tcp", #""0.0.0.0""#, "listen.tcp", "host:port"),
@@ -111,7 +115,8 @@ import Testing
 
     @Test func httpToLoopbackIsAllowedForTheSimulator() throws {
         let site = try Site()
-        for url in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://example.com"] {
+        for url in ["http://127.0.0.1:9", "http://127.3.4.5:9", "http://localhost:9", "http://LOCALHOST:9", "http://[::1]:9", "http://[0:0:0:0:0:0:0:1]:9",
+                    "https://example.com"] {
             #expect(try refusal(site, with(site.config(), "api", "base_url", url)) == nil, "\(url)")
         }
     }

@@ -357,12 +357,7 @@ public enum ConfigLoader {
 
     /// 127.0.0.0/8 and ::1 (and the IPv4-mapped loopback): only this host can connect.
     static func isLoopback(_ host: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
-        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
-        let bytes = withUnsafeBytes(of: v6) { Array($0) }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
-        return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+        ClientConfiguration.isLoopbackAddress(host)
     }
 
     static func parseHostPort(_ text: String, _ object: ConfigObject) throws(ConfigError) -> (String, UInt16) {
