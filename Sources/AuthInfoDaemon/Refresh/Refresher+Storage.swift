@@ -42,14 +42,18 @@ extension Refresher {
         storageRepairTimer = source
     }
 
-    /// Writes every record to the cache in one transaction and makes publish_dir match the valid
-    /// values; when both succeed the fault is cleared and `storage_recovered` logged. A failure
+    /// Writes every record to the cache in one transaction, checkpoints and syncs it, and makes
+    /// publish_dir match the valid values; when all succeed the fault is cleared and
+    /// `storage_recovered` logged. A failure
     /// keeps the fault (with its newest message) for the next attempt.
     func repairStorage() {
         guard storageFault != nil, !stopped else { return }
         do {
             try store?.save(Array(records.values))
-            scheduleDurableSync()
+            // Recovered only once the cache is on disk again, not on a later sync's promise.
+            try store?.checkpoint()
+            try store?.syncToDisk()
+            durableSyncPending = false
             _ = try publisher.reconcile(validDocuments())
         } catch {
             storageFault = "\(error)"

@@ -213,6 +213,23 @@ public final class AuthInfoStore {
 
     private var folderSynced = false
 
+    /// Copies the write-ahead log into the database file, syncs that, and empties the log
+    /// (`wal_checkpoint(TRUNCATE)`). After a failed `fdatasync` the kernel may have dropped the
+    /// log's unwritten pages as if they were written; this writes everything again from the
+    /// pages SQLite reads back, so a repair does not rest on a log that failed to sync.
+    public func checkpoint() throws(StoreError) {
+        do {
+            let busy = try connection.scalarText("PRAGMA wal_checkpoint(TRUNCATE)")
+            guard busy == "0" else { throw StoreError(path, "the checkpoint could not complete (busy)") }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as SQLiteError {
+            throw StoreError(path, error)
+        } catch {
+            throw StoreError(path, "\(error)")
+        }
+    }
+
     /// Writes `records` in one transaction (durable against a killed process at once, against a
     /// power loss after the next `syncToDisk()`).
     public func save(_ records: [DeviceRecord]) throws(StoreError) {
