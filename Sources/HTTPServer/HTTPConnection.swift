@@ -215,7 +215,22 @@ final class HTTPConnection {
             watched = wanted
             core.loop.modify(fd, events: wanted)
         }
+        // Bytes the TLS session read ahead are no longer in the socket: epoll will not report
+        // them. Read them on the loop's next turn (not from here, which may be deep in a
+        // handler's answer).
+        if wanted & EPOLLIN.rawValue != 0, !resumeScheduled, tls?.hasPending == true {
+            resumeScheduled = true
+            let connection = LoopBound(self, on: core.loop.thread)
+            core.loop.execute {
+                let connection = connection.value
+                connection.resumeScheduled = false
+                if !connection.closed { connection.readAvailable() }
+            }
+        }
     }
+
+    /// A read of what the TLS session holds is posted to the loop (see `updateReading`).
+    private var resumeScheduled = false
 
     // MARK: Writing
 

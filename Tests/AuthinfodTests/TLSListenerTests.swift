@@ -214,3 +214,28 @@ extension TLSListenerTests {
         #expect(total < 1.5 && slowest < 0.035, "200 requests took \(total) s, the slowest \(Int(slowest * 1000)) ms")
     }
 }
+
+extension TLSListenerTests {
+    /// 100 KB of requests sent at once over TLS: the daemon stops reading past its input bound
+    /// and resumes as it answers. What the TLS session had already read ahead from the socket is
+    /// not reported by epoll again; it must still be read, not left until the request timeout.
+    @Test func pipelinedRequestsBeyondTheInputBoundAreAllAnsweredOverTLS() throws {
+        let (api, certificate) = try Self.site()
+        defer { _ = api.daemon.terminate() }
+        let connection = try GatewayConnection(host: "localhost", port: api.port, tls: try TLSClientContext(trustedCertificatesFile: certificate),
+                                               deadline: MonotonicClock.now() + 5)
+        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        let count = 100_000 / request.count + 1
+        let started = MonotonicClock.now()
+        try connection.write(Array([[UInt8]](repeating: request, count: count).joined()), deadline: started + 10)
+        var reader = HTTPAnswerReader(connection: connection, deadline: started + 10, maximumBodyBytes: 1 << 20)
+        var answered = 0
+        for _ in 0..<count {
+            guard (try? reader.read())?.0.status == 200 else { break }
+            answered += 1
+        }
+        let took = MonotonicClock.now() - started
+        #expect(answered == count, "\(answered) of \(count) pipelined requests answered")
+        #expect(took < 3, "took \(took) s (the request timeout would be the stall)")
+    }
+}

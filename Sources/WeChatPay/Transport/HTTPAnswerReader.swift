@@ -105,16 +105,18 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
 
     /// The next CRLF-terminated line (without the CRLF), read within `limit` bytes.
     private mutating func line(limit: Int, what: String) throws(TransportFailure) -> String {
-        var searchFrom = start
+        // How far past `start` the search already went: an offset, because `more()` may move
+        // the unread bytes to the front of the buffer.
+        var searched = 0
         while true {
-            if let end = indexOfCRLF(from: searchFrom) {
+            if let end = indexOfCRLF(from: start + searched) {
                 // The same limit whether the line came in one read or many.
                 guard end - start <= max(0, limit) else { throw malformed("\(what) too long") }
                 defer { start = end + 2 }
                 return String(decoding: buffer[start..<end], as: UTF8.self)
             }
             guard buffer.count - start <= max(0, limit) else { throw malformed("\(what) too long") }
-            searchFrom = max(start, buffer.count - 1)
+            searched = max(0, buffer.count - 1 - start)
             try more()
         }
     }
