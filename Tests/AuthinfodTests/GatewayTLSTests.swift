@@ -62,7 +62,9 @@ import Testing
         try site.directory.write("garbage.pem", "not a certificate")
         let garbage = try refusal(["base_url": "https://localhost:1", "ca_file": "garbage.pem"])
         #expect(garbage?.contains("holds no PEM certificate") == true, "\(garbage ?? "accepted")")
-        let missing = try refusal(["base_url": "https://localhost:1", "ca_file": "missing.pem"])
+        let alone = try refusal(["base_url": "https://api.mch.weixin.qq.com", "ca_file_allows_remote": true])
+        #expect(alone?.contains("api.ca_file_allows_remote") == true && alone?.contains("without ca_file") == true, "\(alone ?? "accepted")")
+                let missing = try refusal(["base_url": "https://localhost:1", "ca_file": "missing.pem"])
         #expect(missing?.contains("missing or not readable") == true, "\(missing ?? "accepted")")
     }
 }

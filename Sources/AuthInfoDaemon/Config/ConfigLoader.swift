@@ -177,6 +177,9 @@ public enum ConfigLoader {
         timeout = try object.positiveNumber("timeout_seconds", default: 10)
         let caFile = try object.string("ca_file").map(context.path)
         let remoteCA = try object.bool("ca_file_allows_remote", default: false)
+        if remoteCA && caFile == nil {
+            throw object.error("ca_file_allows_remote", "has no effect without ca_file: remove it, or name the proxy's CA certificates in ca_file")
+        }
         if let caFile {
             // Replacing the system's roots is for a local test gateway; for a remote host it is
             // only right behind a TLS-inspecting proxy, so it must be asked for by name.
