@@ -102,4 +102,26 @@ import Testing
         #expect(!WeChatPayClient(configuration: fixture.configuration, reusingConnectionsOf: reloaded).sharesConnections(with: reloaded))
         _ = try await retimed.authinfo(GatewayFixture.device)
     }
+
+    /// A CA file rotated in place (same path, new certificates) gets a transport of its own, so
+    /// the reload's TLS context trusts what the file holds now.
+    @Test func aCAFileRotatedInPlaceIsReadAgainOnReload() throws {
+        var fixture = try GatewayFixture()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func certificate(_ serial: String) throws -> String {
+            try X509Certificate.selfSigned(key: RSAPrivateKey(generatingBits: 2048), serialNumber: serial, commonName: "localhost",
+                                           notBefore: Date().addingTimeInterval(-60), notAfter: Date().addingTimeInterval(86_400)).pem
+        }
+        let file = directory + "/ca.pem"
+        try certificate("01").write(toFile: file, atomically: true, encoding: .utf8)
+        fixture.configuration.baseURL = URL(string: "https://localhost:1")!
+        fixture.configuration.trustedCertificatesFile = file
+        let first = fixture.client()
+        #expect(WeChatPayClient(configuration: fixture.configuration, reusingConnectionsOf: first).sharesConnections(with: first), "unchanged: shared")
+        try certificate("02").write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(!WeChatPayClient(configuration: fixture.configuration, reusingConnectionsOf: first).sharesConnections(with: first),
+                "the file's contents changed: a new transport, with a TLS context made from them")
+    }
 }

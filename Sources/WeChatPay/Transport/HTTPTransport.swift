@@ -28,6 +28,8 @@ final class HTTPTransport: Sendable {
     private let backupBaseURL: URL?
     private let timeout: TimeInterval
     private let trustedCertificatesFile: String?
+    /// What that file held when the TLS context was made from it (a reload compares).
+    private let trustedCertificatesDigest: [UInt8]?
     /// Idle connections older than this are closed rather than reused.
     private let keepAliveSeconds: TimeInterval
     private let tls: Result<TLSClientContext, CryptoError>?
@@ -44,6 +46,7 @@ final class HTTPTransport: Sendable {
         keepAliveSeconds = configuration.keepAliveSeconds
         let trustedCertificatesFile = configuration.trustedCertificatesFile
         self.trustedCertificatesFile = trustedCertificatesFile
+        trustedCertificatesDigest = trustedCertificatesFile.flatMap(Self.digest(ofFile:))
         let needsTLS = [baseURL, backupBaseURL].contains { $0?.scheme?.lowercased() == "https" }
         tls = needsTLS ? Result { () throws(CryptoError) in try TLSClientContext(trustedCertificatesFile: trustedCertificatesFile) } : nil
     }
@@ -53,6 +56,12 @@ final class HTTPTransport: Sendable {
     func serves(_ configuration: ClientConfiguration) -> Bool {
         baseURL == configuration.baseURL && backupBaseURL == configuration.backupBaseURL && timeout == configuration.timeout
             && trustedCertificatesFile == configuration.trustedCertificatesFile && keepAliveSeconds == configuration.keepAliveSeconds
+            // A CA file rotated in place must be read again: same path is not same trust.
+            && trustedCertificatesFile.flatMap(Self.digest(ofFile:)) == trustedCertificatesDigest
+    }
+
+    private static func digest(ofFile path: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path).map { SHA256.digest([UInt8]($0)) }
     }
 
     /// Sends `request` to the primary base URL, and once more to the backup when the primary
