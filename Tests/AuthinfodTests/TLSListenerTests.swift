@@ -192,15 +192,26 @@ extension TLSListenerTests {
 }
 
 extension TLSListenerTests {
+    /// A TLS connection to the daemon's LAN listener, the way the gateway client makes one
+    /// (certificate and host name verified).
+    static func keptAliveConnection(_ api: APISite, trusting certificate: String) throws -> GatewayConnection {
+        try GatewayConnection(host: "localhost", port: api.port, tls: try TLSClientContext(trustedCertificatesFile: certificate),
+                              deadline: MonotonicClock.now() + 5)
+    }
+
+    /// The kiosk's `GET …/authinfo` for dev-0001.
+    static var kioskRequest: [UInt8] {
+        Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+    }
+
     /// A terminal's requests on one kept-alive TLS connection are answered at once: 200 of them
     /// in a row take well under a second. With Nagle's algorithm on the daemon's sockets, an
     /// answer's TLS record could wait for the client's delayed acknowledgement (40 ms).
     @Test func keptAliveTLSRequestsAreAnsweredWithoutDelay() throws {
         let (api, certificate) = try Self.site()
         defer { _ = api.daemon.terminate() }
-        let connection = try GatewayConnection(host: "localhost", port: api.port, tls: try TLSClientContext(trustedCertificatesFile: certificate),
-                                               deadline: MonotonicClock.now() + 5)
-        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        let connection = try Self.keptAliveConnection(api, trusting: certificate)
+        let request = Self.kioskRequest
         var slowest = 0.0
         let started = MonotonicClock.now()
         for _ in 0..<200 {
@@ -222,9 +233,8 @@ extension TLSListenerTests {
     @Test func pipelinedRequestsBeyondTheInputBoundAreAllAnsweredOverTLS() throws {
         let (api, certificate) = try Self.site()
         defer { _ = api.daemon.terminate() }
-        let connection = try GatewayConnection(host: "localhost", port: api.port, tls: try TLSClientContext(trustedCertificatesFile: certificate),
-                                               deadline: MonotonicClock.now() + 5)
-        let request = Array("GET /v1/devices/dev-0001/authinfo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(APISite.kioskToken)\r\n\r\n".utf8)
+        let connection = try Self.keptAliveConnection(api, trusting: certificate)
+        let request = Self.kioskRequest
         let count = 100_000 / request.count + 1
         let started = MonotonicClock.now()
         try connection.write(Array([[UInt8]](repeating: request, count: count).joined()), deadline: started + 10)

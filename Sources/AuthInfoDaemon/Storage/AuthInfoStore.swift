@@ -218,16 +218,13 @@ public final class AuthInfoStore {
     /// log's unwritten pages as if they were written; this writes everything again from the
     /// pages SQLite reads back, so a repair does not rest on a log that failed to sync.
     public func checkpoint() throws(StoreError) {
+        let busy: String?
         do {
-            let busy = try connection.scalarText("PRAGMA wal_checkpoint(TRUNCATE)")
-            guard busy == "0" else { throw StoreError(path, "the checkpoint could not complete (busy)") }
-        } catch let error as StoreError {
-            throw error
-        } catch let error as SQLiteError {
-            throw StoreError(path, error)
+            busy = try connection.scalarText("PRAGMA wal_checkpoint(TRUNCATE)")
         } catch {
-            throw StoreError(path, "\(error)")
+            throw StoreError(path, error)
         }
+        guard busy == "0" else { throw StoreError(path, "the checkpoint could not complete (busy)") }
     }
 
     /// Writes `records` in one transaction (durable against a killed process at once, against a
