@@ -95,9 +95,11 @@ extension Refresher {
         records[id] = record
         recordMetrics(id, result: "success", code: "", mono: mono)
         var stored = persist(record)
-        if let document = AuthInfoDocument(record) {
+        expiries.set(id, mono + lifetime)
+        // Served first (committed already); the file is made from the entry's JSON, built once.
+        if let entry = updateServed(id) {
             do {
-                try publisher.write(id, document.json())
+                try publisher.write(id, entry.publishedJSON)
                 hook?.changed(device: id, file: publisher.path(of: id), state: .fresh)
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
@@ -105,8 +107,6 @@ extension Refresher {
             }
         }
         if stored && storageFault != nil { repairStorage() }
-        expiries.set(id, mono + lifetime)
-        updateServed(id)
         logger.info("refreshed", ["device": id, "expires_in": Int(lifetime), "next_refresh_in": Int(next - mono)])
         answerExchanges(id) { now in (served.lookup(id) ?? nil).map(ExchangeOutcome.value)
             ?? .unavailable(RefreshProblem(code: "no_value", message: "the new value could not be served", retryIn: 1)) }
