@@ -32,14 +32,14 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
-        .target(name: "SystemCalls"),
+        .target(name: "SystemCalls", dependencies: ["CLinux"]),
         .target(name: "HTTPServer", dependencies: ["CLinux", "COpenSSL", "SystemCalls"]),
         .target(name: "WeChatPay", dependencies: ["COpenSSL", "SystemCalls"]),
-        .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer"]),
+        .target(name: "WeChatPaySimulator", dependencies: ["WeChatPay", "HTTPServer", "SystemCalls"]),
         .target(name: "AuthInfoDaemon", dependencies: ["WeChatPay", "CSQLite", "HTTPServer", "CLinux", "SystemCalls"]),
         .executableTarget(
             name: "authinfod",
-            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "CLinux"]
+            dependencies: ["AuthInfoDaemon", "WeChatPay", "WeChatPaySimulator", "CLinux", "SystemCalls"]
         ),
         .executableTarget(
             name: "authinfod-bench",

@@ -16,6 +16,11 @@ static inline int authinfod_forbid_core_dumps(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Names the calling thread, as `top -H` and /proc/PID/task/TID/comm show it (15 bytes kept). */
+static inline int authinfod_name_thread(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
 /* Declared here without their headers' other contents: including <sys/socket.h> or <spawn.h>
  * would move their types and constants into this module, away from Swift files that import
  * only Glibc. */

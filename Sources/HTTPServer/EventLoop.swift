@@ -1,5 +1,7 @@
 import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import Synchronization
 import SystemCalls
 
@@ -37,9 +39,7 @@ final class EventLoop: Sendable {
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake))
         epoll_ctl(epoll, EPOLL_CTL_ADD, wake, &event)
         local = LoopBound(Local(), on: thread)
-        let thread = Thread { [self] in run() }
-        thread.name = name
-        thread.start()
+        DetachedThread.start(name: name) { [self] in run() }
     }
 
     /// Whether the caller is on the loop thread.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SystemCalls
 
 /// An HTTP response to send: status, headers and a complete body (`Content-Length` is added).
 public struct HTTPResponse: Sendable {
@@ -109,14 +110,10 @@ struct HTTPDate {
     private var cached: [UInt8] = []
 
     mutating func now() -> [UInt8] {
-        var seconds = time(nil)
+        let seconds = time(nil)
         guard Int(seconds) != second else { return cached }
         second = Int(seconds)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        var buffer = [CChar](repeating: 0, count: 40)
-        let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-        cached = buffer[0..<count].map { UInt8(bitPattern: $0) }
+        cached = Array(HTTPDateText.format(second).utf8)
         return cached
     }
 }

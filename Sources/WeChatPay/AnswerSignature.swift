@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The signature headers of a gateway answer, and the checks that make the answer trustworthy.
 ///

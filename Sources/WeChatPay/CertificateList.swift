@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The answer of `GET /v3/certificates`, and turning it into verified X.509 certificates.
 struct CertificateList: Codable, Sendable {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The fields of a gateway error body: `{"code": "...", "message": "...", "detail": {...}}`.
 public struct GatewayErrorFields: Sendable, Equatable {
@@ -18,12 +19,12 @@ extension GatewayAnswer {
     /// Never throws: an error answer is reported whatever its body holds.
     public var errorFields: GatewayErrorFields {
         var fields = GatewayErrorFields()
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return fields }
-        fields.code = object["code"] as? String
-        fields.message = object["message"] as? String
-        if let value = object["detail"], JSONSerialization.isValidJSONObject(value),
-           let text = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) {
-            fields.detail = String(decoding: text, as: UTF8.self)
+        guard let object = try? JSONParser.parse(body), case .object = object else { return fields }
+        fields.code = object[member: "code"]?.string
+        fields.message = object[member: "message"]?.string
+        switch object[member: "detail"] {
+        case let detail? where detail.isContainer: fields.detail = detail.text()
+        default: break
         }
         return fields
     }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SystemCalls
 
 /// An HTTP answer from the gateway: status, headers (names lower-cased) and the raw body bytes,
 /// exactly as received (signatures cover these bytes, so they are never re-serialised).
@@ -21,10 +22,6 @@ public struct GatewayAnswer: Sendable {
     /// The answer's `Date` header, when present and parseable.
     var date: Date? {
         guard let value = header("Date") else { return nil }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: value)
+        return HTTPDateText.parse(value).map { Date(timeIntervalSince1970: Double($0)) }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// How far the gateway's clock is from this host's, as the `Wechatpay-Timestamp` of answers whose

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON string escaping for JSON written by hand (request bodies, the documents devices read):
 /// fast, and exact about what is emitted.
@@ -29,7 +29,8 @@ public enum JSONText {
             case "\r": result += "\\r"
             case "\t": result += "\\t"
             case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}":
-                result += String(format: "\\u%04x", scalar.value)
+                let hex = String(scalar.value, radix: 16)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: result.unicodeScalars.append(scalar)
             }
         }

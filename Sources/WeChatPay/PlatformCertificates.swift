@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// The platform certificates downloaded from `GET /v3/certificates`, by serial.

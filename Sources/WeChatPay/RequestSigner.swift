@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Signs APIv3 requests as the merchant: the `Authorization` header over
 /// `METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nBODY\n` with SHA256withRSA.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Makes signed WeChat Pay APIv3 calls and trusts no answer it cannot verify.
 ///

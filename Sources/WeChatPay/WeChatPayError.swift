@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Why an answer's signature was not accepted. Every case is retryable: the gateway may have
 /// been impersonated, or may be probing that clients verify (`WECHATPAY/SIGNTEST/`).
@@ -102,7 +102,7 @@ public struct WeChatPayError: Error, Sendable, CustomStringConvertible {
     /// Only ever true of a verified refusal (unsigned ones are `unverifiedError`).
     public var refusesRawData: Bool {
         guard case .http(let status, let code, let message, let detail) = kind, (400...499).contains(status), status != 429 else { return false }
-        let text = [code, message, detail].compactMap { $0 }.joined(separator: " ").lowercased().replacingOccurrences(of: "_", with: "")
+        let text = [code, message, detail].compactMap { $0 }.joined(separator: " ").lowercased().filter { $0 != "_" }
         return text.contains("rawdata") || text.contains("raw data")
     }
 

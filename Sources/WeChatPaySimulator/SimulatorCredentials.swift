@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import WeChatPay
 
 /// The gateway-side keys of a simulator: its platform key pair and certificate, the WeChat Pay

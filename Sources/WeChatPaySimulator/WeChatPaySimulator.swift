@@ -1,5 +1,7 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
 import HTTPServer
+import SystemCalls
 import Synchronization
 import WeChatPay
 
@@ -185,7 +187,7 @@ public final class WeChatPaySimulator: Sendable {
             state.inFlight += 1
             state.maxInFlight = max(state.maxInFlight, state.inFlight)
             let (answer, deviceID) = self.answer(request, now: now, state: &state)
-            let rawData = deviceID == nil ? nil : (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_data"] as? String
+            let rawData = deviceID == nil ? nil : (try? JSONParser.parse(request.body))?[member: "raw_data"]?.string
             state.log.append(SimulatorRequestRecord(method: request.method, path: request.path, deviceID: deviceID, rawData: rawData,
                                                     status: answer.status, at: local))
             let fault = state.fault
@@ -278,34 +280,36 @@ public final class WeChatPaySimulator: Sendable {
     }
 
     private func authinfo(_ request: HTTPRequest, state: inout State) -> (Answer, String?) {
-        guard let body = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else {
+        guard let body = try? JSONParser.parse(request.body), case .object = body else {
             return (error(400, "PARAM_ERROR", "body is not a JSON object"), nil)
         }
+        var fields: [String: String] = [:]
         for field in ["sp_appid", "sub_mchid", "device_id", "raw_data", "organization_id"] {
-            guard let value = body[field] as? String, !value.isEmpty else { return (error(400, "PARAM_ERROR", "\(field) is required"), nil) }
+            guard let value = body[member: field]?.string, !value.isEmpty else { return (error(400, "PARAM_ERROR", "\(field) is required"), nil) }
+            fields[field] = value
         }
-        if let subAppID = body["sub_appid"], !(subAppID is String) { return (error(400, "PARAM_ERROR", "sub_appid must be a string"), nil) }
-        let deviceID = body["device_id"] as! String
+        if let subAppID = body[member: "sub_appid"], subAppID.string == nil { return (error(400, "PARAM_ERROR", "sub_appid must be a string"), nil) }
+        let deviceID = fields["device_id"]!
         if let rejection = state.rejections[deviceID] { return (error(rejection.status, rejection.code, rejection.message), deviceID) }
-        if state.rejectedRawData.contains(body["raw_data"] as! String) { return (error(400, "PARAM_ERROR", "无效的RawData数据"), deviceID) }
+        if state.rejectedRawData.contains(fields["raw_data"]!) { return (error(400, "PARAM_ERROR", "无效的RawData数据"), deviceID) }
         state.counter += 1
         let value = "SIMAUTH-\(deviceID)-\(state.counter)-\(SecureRandom.alphanumeric(24))"
         state.issued[deviceID, default: []].append(value)
-        var answer: [String: Any] = ["authinfo": value]
-        if let expiresIn = state.expiresIn { answer["expires_in"] = expiresIn }
-        return (Answer(status: 200, body: json(answer)), deviceID)
+        var answer: [(key: String, value: JSONValue)] = [("authinfo", .string(value))]
+        if let expiresIn = state.expiresIn { answer.append(("expires_in", .number(Double(expiresIn)))) }
+        return (Answer(status: 200, body: json(.object(answer))), deviceID)
     }
 
     private func token(_ request: HTTPRequest, state: inout State) -> Answer {
-        guard let body = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any],
-              body["scene"] as? String == "WEBSESSION",
-              let initData = body["web_init_data"] as? [String: Any],
-              (initData["out_user_id"] as? String)?.isEmpty == false,
-              (initData["organization_id"] as? String)?.isEmpty == false else {
+        guard let body = try? JSONParser.parse(request.body),
+              body[member: "scene"]?.string == "WEBSESSION",
+              let initData = body[member: "web_init_data"],
+              initData[member: "out_user_id"]?.string?.isEmpty == false,
+              initData[member: "organization_id"]?.string?.isEmpty == false else {
             return error(400, "PARAM_ERROR", "scene must be WEBSESSION with web_init_data.out_user_id and organization_id")
         }
         state.counter += 1
-        return Answer(status: 200, body: json(["token": "SIMTOKEN-\(state.counter)-\(SecureRandom.alphanumeric(24))"]))
+        return Answer(status: 200, body: json(.object([("token", .string("SIMTOKEN-\(state.counter)-\(SecureRandom.alphanumeric(24))"))])))
     }
 
     private func certificates(state: State) -> Answer {
@@ -318,28 +322,25 @@ public final class WeChatPaySimulator: Sendable {
         guard let sealed = try? AESGCM.seal(Array(certificate.pem.utf8), key: key, nonce: Array(nonce.utf8), associatedData: Array("certificate".utf8)) else {
             return error(500, "SYSTEM_ERROR", "simulator could not encrypt its certificate")
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(secondsFromGMT: 8 * 3600)
-        let item: [String: Any] = [
-            "serial_no": certificate.serialNumber,
-            "effective_time": formatter.string(from: certificate.notBefore),
-            "expire_time": formatter.string(from: certificate.notAfter),
-            "encrypt_certificate": [
-                "algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "certificate",
-                "ciphertext": Data(sealed).base64EncodedString(),
-            ],
-        ]
-        return Answer(status: 200, body: json(["data": [item]]))
+        // The gateway writes times in China Standard Time: 2026-12-03T19:35:18+08:00.
+        let chinaTime = Date.ISO8601FormatStyle(timeZoneSeparator: .colon, timeZone: TimeZone(secondsFromGMT: 8 * 3600)!)
+        let item: JSONValue = .object([
+            ("serial_no", .string(certificate.serialNumber)),
+            ("effective_time", .string(certificate.notBefore.formatted(chinaTime))),
+            ("expire_time", .string(certificate.notAfter.formatted(chinaTime))),
+            ("encrypt_certificate", .object([
+                ("algorithm", .string("AEAD_AES_256_GCM")), ("nonce", .string(nonce)), ("associated_data", .string("certificate")),
+                ("ciphertext", .string(Data(sealed).base64EncodedString())),
+            ])),
+        ])
+        return Answer(status: 200, body: json(.object([("data", .array([item]))])))
     }
 
     private func error(_ status: Int, _ code: String, _ message: String) -> Answer {
-        Answer(status: status, body: json(["code": code, "message": message]))
+        Answer(status: status, body: json(.object([("code", .string(code)), ("message", .string(message))])))
     }
 
-    private func json(_ object: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
-    }
+    private func json(_ value: JSONValue) -> String { value.text(sortedKeys: true) }
 
     /// Adds the gateway's signature headers (or the fault's version of them) to an answer.
     private func sign(_ answer: Answer, fault: SimulatorFault) -> HTTPResponse {
@@ -355,7 +356,7 @@ public final class WeChatPaySimulator: Sendable {
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/json"),
             ("Request-ID", "SIM-" + SecureRandom.hex(12)),
-            ("Date", Self.httpDate()),
+            ("Date", HTTPDateText.format(Int(Date().timeIntervalSince1970))),
         ]
         if fault != .missingSignature, !{ if case .unsignedError = fault { true } else { false } }() {
             headers += [
@@ -371,14 +372,6 @@ public final class WeChatPaySimulator: Sendable {
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
         (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-    }
-
-    private static func httpDate() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: Date())
     }
 }
 

@@ -1,5 +1,5 @@
 import AuthInfoDaemon
-import Foundation
+import FoundationEssentials
 import WeChatPay
 
 /// What a command ended with: an exit status and, for failures, one line for stderr.

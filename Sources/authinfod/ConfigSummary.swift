@@ -1,5 +1,5 @@
 import AuthInfoDaemon
-import Foundation
+import FoundationEssentials
 
 /// The human summary printed by `check-config`: no secrets, only what and where.
 enum ConfigSummary {

@@ -1,5 +1,6 @@
 import CLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemCalls
 
 /// What a crash of the daemon may leave behind: nothing that holds its memory (the merchant key,

@@ -1,7 +1,9 @@
 import AuthInfoDaemon
 import CLinux
 import Dispatch
-import Foundation
+import FoundationEssentials
+import SystemCalls
+import Glibc
 import Synchronization
 import WeChatPay
 
@@ -66,7 +68,7 @@ extension Commands {
         // TimeoutStopSec. _exit skips global destructors, which could race with network threads
         // still winding down.
         let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
+        DetachedThread.start {
             daemon.stop()
             stopped.signal()
         }

@@ -1,5 +1,6 @@
 import AuthInfoDaemon
-import Foundation
+import FoundationEssentials
+import Glibc
 import WeChatPay
 import WeChatPaySimulator
 import SystemCalls
@@ -33,7 +34,7 @@ enum Demo {
 
     /// Prints a narration line at once (one write, unbuffered), so it interleaves in order with the log.
     static func say(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        StandardStream.output.write(text + "\n")
     }
 
     static func story(devices count: Int) throws {
@@ -46,7 +47,7 @@ enum Demo {
         gateway.expiresIn = 30
         try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         try write(directory + "/pub_key.pem", gateway.credentials.publicKeyPEM(), mode: 0o644)
-        let devices = (1...count).map { String(format: "dev-%04d", $0) }
+        let devices = (1...count).map { CFormat.string("dev-%04d", $0) }
         let config = """
         {
           "merchant": {"mchid": "\(mchid)", "serial_no": "\(serial)", "private_key_file": "apiclient_key.pem",
@@ -86,7 +87,7 @@ enum Demo {
         let outageStart = Date()
         let attemptsBefore = daemon.refreshCount("failure")
         for step in 1...3 {
-            Thread.sleep(forTimeInterval: 5)
+            sleep(5)
             let served = servedFiles(directory + "/devices", devices)
             say("\n-- \(step * 5) s into the outage: \(served)/\(count) devices still read a valid authinfo from their file")
             table(daemon)
@@ -102,7 +103,7 @@ enum Demo {
             let report = daemon.statusReport()
             return report.count(.fresh) == count && report.devices.allSatisfy { $0.consecutiveFailures == 0 }
         }
-        say("All \(count) devices fresh again \(String(format: "%.1f", Date().timeIntervalSince(recoveryStart))) s after the gateway came back.")
+        say("All \(count) devices fresh again \(CFormat.string("%.1f", Date().timeIntervalSince(recoveryStart))) s after the gateway came back.")
         table(daemon)
         say("\nDemo finished: every device was served throughout. Try `make test`, then see the README to run it for real.")
     }
@@ -116,24 +117,24 @@ enum Demo {
         let now = Date().timeIntervalSince1970
         return devices.filter { id in
             guard let data = FileManager.default.contents(atPath: "\(folder)/\(id).json"),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let expiresAt = object["expires_at"] as? Double else { return false }
+                  case .number(let expiresAt)? = (try? JSONParser.parse(Array(data)))?[member: "expires_at"] else { return false }
             return expiresAt > now
         }.count
     }
 
     /// The document with its authinfo shortened: credentials are not for printing.
     static func masked(_ document: String) -> String {
-        guard let range = document.range(of: "\"authinfo\":\"") else { return document }
-        let start = range.upperBound
+        let marker = "\"authinfo\":\""
+        guard let found = document.indices.first(where: { document[$0...].hasPrefix(marker) }) else { return document }
+        let start = document.index(found, offsetBy: marker.count)
         guard let end = document[start...].firstIndex(of: "\"") else { return document }
-        return document.replacingCharacters(in: start..<end, with: String(document[start..<end].prefix(14)) + "…")
+        return String(document[..<start]) + document[start..<end].prefix(14) + "…" + document[end...]
     }
 
     static func wait(_ what: String, _ condition: () -> Bool) throws {
         while !condition() {
             guard Date() < deadline else { throw Failure(message: "timed out waiting for \(what)") }
-            Thread.sleep(forTimeInterval: 0.1)
+            usleep(100_000)
         }
     }
 
@@ -143,7 +144,8 @@ enum Demo {
     }
 
     static func makeTemporaryDirectory() throws -> String {
-        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("authinfod-demo-XXXXXX")).utf8CString)
+        let temporary = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array(PathText.resolve("authinfod-demo-XXXXXX", from: temporary).utf8CString)
         guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw Failure(message: "cannot create a temporary folder: \(SystemError.last("mkdtemp").reason)")
         }

@@ -1,5 +1,6 @@
 import AuthInfoDaemon
-import Foundation
+import FoundationEssentials
+import SystemCalls
 import WeChatPay
 
 extension Commands {
@@ -17,11 +18,15 @@ extension Commands {
             guard let data = FileManager.default.contents(atPath: file) else { return .failure("exchange: cannot read --raw-data-file \(file)") }
             bytes = Array(data)
         case (nil, "-"?):
-            bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+            do {
+                bytes = try StandardStream.readInput(limit: 1 << 20)
+            } catch {
+                return .failure("exchange: cannot read the raw_data from standard input: \(error)")
+            }
         default:
             throw UsageError("exchange: give the raw_data with --raw-data-file FILE or --raw-data - (standard input)", command: "exchange")
         }
-        guard let rawData = String(validating: bytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines), !rawData.isEmpty else {
+        guard let rawData = String(validating: bytes, as: UTF8.self)?.trimmingWhitespace(), !rawData.isEmpty else {
             return .failure("exchange: the raw_data is empty or not UTF-8")
         }
         let configuration: Configuration
@@ -48,7 +53,7 @@ extension Commands {
             print(String(decoding: response.body, as: UTF8.self))
             if case .object(let problem)? = fields.first(where: { $0.key == "refresh_error" })?.value {
                 let reason = "\(Self.string("code", in: problem) ?? "?"): \(Self.string("message", in: problem) ?? "")"
-                FileHandle.standardError.write(Data("exchange: no new value (\(reason)); this is the cached one, still valid\n".utf8))
+                StandardStream.error.write("exchange: no new value (\(reason)); this is the cached one, still valid\n")
             }
             return .success
         case 422:

@@ -1,15 +1,17 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemCalls
 import WeChatPay
 
 /// authinfod's command line (README, "Commands"). Errors are one line on stderr;
 /// exit status 0 success, 1 failure, 2 usage error.
 func writeError(_ line: String) {
-    FileHandle.standardError.write(Data("authinfod: \(line)\n".utf8))
+    StandardStream.error.write("authinfod: \(line)\n")
 }
 
 func run(_ arguments: [String]) async -> Int32 {
     guard let command = arguments.first else {
-        FileHandle.standardError.write(Data((Usage.overview + "\n").utf8))
+        StandardStream.error.write(Usage.overview + "\n")
         return 2
     }
     let rest = Array(arguments.dropFirst())

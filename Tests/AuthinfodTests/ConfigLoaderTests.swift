@@ -1,6 +1,7 @@
 import AuthInfoDaemon
 import Foundation
 import Testing
+import WeChatPay
 
 @Suite struct ConfigLoaderTests {
     /// Writes `config` to a site and loads it, returning the refusal (nil when accepted).

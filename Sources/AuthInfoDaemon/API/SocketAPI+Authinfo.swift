@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPServer
 import WeChatPay
 
@@ -57,7 +57,7 @@ struct EntityTags {
     private let any: Bool
 
     init(_ field: String) {
-        let items = field.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let items = field.split(separator: ",").map { $0.trimmingWhitespace() }
         any = items.contains("*")
         tags = items.map(Self.opaque)
     }

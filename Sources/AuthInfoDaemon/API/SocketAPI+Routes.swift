@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import Dispatch
 import Synchronization
 import HTTPServer
 import WeChatPay
@@ -148,7 +150,7 @@ extension SocketAPI {
     /// raw_data as the face SDK produces it: trimmed, non-empty, at most `maximumRawDataBytes`,
     /// without control characters.
     static func validRawData(_ text: String) -> String? {
-        let rawData = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let rawData = text.trimmingWhitespace()
         guard !rawData.isEmpty, rawData.utf8.count <= maximumRawDataBytes,
               !rawData.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
         return rawData

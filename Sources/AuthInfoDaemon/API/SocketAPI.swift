@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemCalls
 import HTTPServer
 import Synchronization
 import WeChatPay
@@ -68,8 +70,8 @@ final class SocketAPI: Sendable {
         let current = active.withLock { $0.listen }
         var staged = Staged(listen: listen, clients: TokenAuthenticator(clients: listen.tcpClients), roles: UnixRoles(listen.unixClients))
         if let path = listen.unixSocket, path != current?.unixSocket {
-            let directory = (path as NSString).deletingLastPathComponent
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            let directory = PathText.directory(of: path)
+            try? Directories.create(directory, mode: 0o750)
             do {
                 staged.unix = try unixServer.listen(on: .unix(path: path, mode: mode_t(listen.unixSocketMode)))
             } catch {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemCalls
 
 /// A minimal blocking HTTP/1.1 client over the daemon's Unix socket, for the CLI.

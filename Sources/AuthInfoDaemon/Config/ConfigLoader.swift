@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemCalls
 import HTTPServer
 import WeChatPay
 
@@ -89,7 +91,7 @@ public enum ConfigLoader {
         } catch {
             throw ConfigError(file: file, key: nil, message: "not valid JSON: \(error)")
         }
-        let context = Context(file: file, directory: (file as NSString).deletingLastPathComponent,
+        let context = Context(file: file, directory: PathText.directory(of: file),
                               credentialsDirectory: environment["CREDENTIALS_DIRECTORY"])
         return try parse(document, context)
     }
@@ -234,10 +236,10 @@ public enum ConfigLoader {
         if let publish = try object.string("publish_dir") { storage.publishDirectory = context.path(publish) }
         try object.rejectUnknownKeys()
         // The folder is the daemon's to tidy: it must not be one that holds anything else.
-        let publish = (storage.publishDirectory as NSString).standardizingPath
+        let publish = PathText.normalized(storage.publishDirectory)
         let shared = [("/", "the root folder"), (context.directory, "the config's folder"),
-                      ((storage.database as NSString).deletingLastPathComponent, "the cache's folder")]
-        if let (_, what) = shared.first(where: { (($0.0 as NSString).standardizingPath) == publish }) {
+                      (PathText.directory(of: storage.database), "the cache's folder")]
+        if let (_, what) = shared.first(where: { PathText.normalized($0.0) == publish }) {
             throw ConfigError(file: context.file, key: "storage.publish_dir",
                               message: "\(storage.publishDirectory) is \(what); give the published files a folder of their own, e.g. /run/authinfod/devices")
         }
@@ -419,8 +421,7 @@ public enum ConfigLoader {
     }
 
     static func absolute(_ path: String, relativeTo directory: String) -> String {
-        let joined = path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
-        return (joined as NSString).standardizingPath
+        PathText.normalized(PathText.resolve(path, from: directory))
     }
 }
 

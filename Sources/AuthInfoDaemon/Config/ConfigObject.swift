@@ -1,3 +1,4 @@
+import WeChatPay
 /// Reads one JSON object of the configuration, remembering which keys were read so the rest
 /// can be refused as unknown (typos), and naming every problem by its full key path.
 struct ConfigObject {

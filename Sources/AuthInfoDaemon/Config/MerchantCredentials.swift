@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import WeChatPay
 
 /// The merchant's secrets and keys, loaded from the files the configuration names, and the

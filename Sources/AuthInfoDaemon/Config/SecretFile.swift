@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemCalls
 
 /// Reads small files (config, keys, tokens) through one descriptor, checking what was opened

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+import SystemCalls
+import Glibc
+import Dispatch
 import Synchronization
 
 /// Runs `on_change.command` after a device's authinfo or state changes, with
@@ -103,7 +106,7 @@ final class ChangeHook: Sendable {
         let number = state.runs
         state.running[device] = Run(process: process, number: number)
         let started = Date()
-        Thread.detachNewThread { [self] in
+        DetachedThread.start { [self] in
             process.waitUntilEnded()
             finished(device, seconds: Date().timeIntervalSince(started))
         }

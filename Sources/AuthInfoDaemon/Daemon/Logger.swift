@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 import SystemCalls
 
@@ -82,7 +83,7 @@ public final class Logger: Sendable {
     static func format(_ value: Any) -> String {
         let text: String
         switch value {
-        case let number as Double: text = number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(format: "%.3f", number)
+        case let number as Double: text = number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : CFormat.string("%.3f", number)
         default: text = "\(value)"
         }
         let needsQuotes = text.isEmpty || text.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.value < 0x20 || $0 == "\\" }

@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import WeChatPay
+import Glibc
 import SystemCalls
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
@@ -24,9 +26,9 @@ final class Publisher {
     /// Creates the folder (0750) if needed.
     func prepare() throws(Failure) {
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            try Directories.create(directory, mode: 0o750)
         } catch {
-            throw Failure(description: "cannot create publish_dir \(directory): \(error.localizedDescription)")
+            throw Failure(description: "cannot create publish_dir \(directory): \(error.reason)")
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemCalls
 
 /// sd_notify without libsystemd: datagrams to `$NOTIFY_SOCKET` (a path, or `@name` for an

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import WeChatPay
 
 /// What the cache holds for one device. Times are Unix seconds (wall clock).

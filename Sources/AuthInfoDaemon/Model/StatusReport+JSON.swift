@@ -1,3 +1,5 @@
+import WeChatPay
+
 /// Reading a `status --json` document back (the CLI renders the daemon's answer as a table).
 extension StatusReport {
     struct Unreadable: Error {}

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SystemCalls
 import WeChatPay
 
 /// A device's state as operators see it.
@@ -153,7 +154,7 @@ public struct StatusReport: Sendable {
         }
         let widths = (0..<rows[0].count - 1).map { column in rows.map { $0[column].count }.max() ?? 0 }
         var lines = rows.map { row in
-            row.enumerated().map { index, cell in index < widths.count ? cell.padding(toLength: widths[index], withPad: " ", startingAt: 0) : cell }
+            row.enumerated().map { index, cell in index < widths.count ? cell + String(repeating: " ", count: max(0, widths[index] - cell.count)) : cell }
                 .joined(separator: "  ")
         }
         lines.append(summaryLine + (source == "daemon" ? " (from the running daemon)" : " (from the cache)"))
@@ -168,8 +169,8 @@ public struct StatusReport: Sendable {
     /// `1h02m`, `47m12s`, `9s`.
     public static func duration(_ seconds: Double) -> String {
         let total = Int(max(0, seconds).rounded())
-        if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
-        if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+        if total >= 3600 { return CFormat.string("%dh%02dm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return CFormat.string("%dm%02ds", total / 60, total % 60) }
         return "\(total)s"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import WeChatPay
 
 extension Refresher {
@@ -70,7 +70,7 @@ extension Refresher {
             } catch {
                 throw RawDataFailure(description: "raw_data_file: \(error.description)")
             }
-            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
             guard !text.isEmpty else { throw RawDataFailure(description: "raw_data_file \(path) is empty") }
             return text
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension Refresher {
     /// The live status of every configured device.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemCalls
 
 /// Where the daemon gets time: the wall clock for what is persisted and shown (authinfo expiry is

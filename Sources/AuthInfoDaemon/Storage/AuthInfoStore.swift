@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemCalls
 
 /// A database that cannot be used as it is, with what to do about it.
@@ -40,11 +41,11 @@ public final class AuthInfoStore {
     public init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
         if !readOnly {
-            let directory = (path as NSString).deletingLastPathComponent
+            let directory = PathText.directory(of: path)
             do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+                try Directories.create(directory, mode: 0o750)
             } catch {
-                throw StoreError(path, "cannot create its folder \(directory): \(error.localizedDescription)")
+                throw StoreError(path, "cannot create its folder \(directory): \(error.reason)")
             }
             do {
                 try FileDescriptor.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600).close()
@@ -203,7 +204,7 @@ public final class AuthInfoStore {
         defer { close(fd) }
         guard fdatasync(fd) == 0 else { throw StoreError(path, "fdatasync of its write-ahead log failed: \(String(cString: strerror(errno)))") }
         if !folderSynced {
-            let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            let folder = open(PathText.directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if folder >= 0 {
                 folderSynced = fsync(folder) == 0
                 close(folder)

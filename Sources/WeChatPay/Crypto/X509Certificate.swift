@@ -1,5 +1,5 @@
 import COpenSSL
-import Foundation
+import FoundationEssentials
 
 /// A parsed X.509 certificate: its serial number, validity window and RSA public key.
 ///

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemCalls
+import Dispatch
 import Synchronization
 
 /// Threads for blocking exchanges, kept for reuse: a refresh wave runs on a few long-lived
@@ -32,7 +35,7 @@ final class ExchangeThreads: Sendable {
             state.jobs.append(job)
             return state.idle.popLast()
         }
-        if let idle { idle.signal() } else { Thread.detachNewThread { self.work() } }
+        if let idle { idle.signal() } else { DetachedThread.start(name: "gateway-exchange") { self.work() } }
     }
 
     /// Runs `body` on a thread of the pool and returns what it returned or threw, without

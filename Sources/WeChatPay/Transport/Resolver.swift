@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 import Glibc
 import Synchronization
 import SystemCalls
@@ -39,7 +40,7 @@ enum Resolver {
         }
         let outcome = LookupOutcome()
         let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
+        DetachedThread.start {
             outcome.set(lookUp(host, port: port, numericOnly: false) ?? .failure("no address"))
             pending.withLock { $0 -= 1 }
             done.signal()
