@@ -37,14 +37,18 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product authinfod
 
-## static: release binary with the Swift runtime linked in, for hosts without a Swift toolchain.
+## static: release binary with the Swift runtime linked in, for hosts without a Swift toolchain (what
+## install and deb ship): optimised for size (-Osize measured no slower on the serving path, whose CPU
+## is in the kernel and OpenSSL), linked by the toolchain's lld folding identical code. Built in its
+## own folder so the flags do not rebuild the other builds.
+STATIC_FLAGS := --static-swift-stdlib -Xswiftc -Osize -Xswiftc -use-ld=lld -Xlinker --icf=all
 static: deps
-	$(SWIFT) build -c release --static-swift-stdlib --product authinfod
+	$(SWIFT) build -c release $(STATIC_FLAGS) --product authinfod --scratch-path .build-static
 
 ## install: binary, unit, sysusers file, docs, and the example config (never over an existing one).
 install: static
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 -s .build/release/authinfod $(DESTDIR)$(BINDIR)/authinfod
+	install -m 0755 -s .build-static/release/authinfod $(DESTDIR)$(BINDIR)/authinfod
 	sed -e 's|/usr/local/bin/authinfod|$(BINDIR)/authinfod|' -e 's|/usr/local/share/doc/authinfod|$(DOCDIR)|' \
 		systemd/authinfod.service > $(DESTDIR)$(UNITDIR)/authinfod.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/authinfod.service
@@ -91,13 +95,12 @@ demo: build
 ## runs openssl speed and builds the stripped static binary for their rows.
 BENCH_DEVICES ?= 10000
 BENCH_LARGE ?= 100000
-bench: deps
+bench: static
 	@command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light; }
 	@python3 -c 'import wechatpayv3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check wechatpayv3
 	$(SWIFT) build -c release --product authinfod
 	$(SWIFT) build -c release --product authinfod-bench
-	$(SWIFT) build -c release --static-swift-stdlib --product authinfod --scratch-path .build-static
 	strip -o .build-static/authinfod.stripped .build-static/release/authinfod
 	@echo "openssl speed rsa2048 (the limit the sign path is held to) …"
 	@speed="$$(openssl speed -seconds 5 rsa2048 2>/dev/null | grep '^rsa 2048')"; echo "$$speed"; \

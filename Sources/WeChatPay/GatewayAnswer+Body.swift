@@ -33,26 +33,36 @@ extension GatewayAnswer {
     /// `expires_in` optional. Refuses anything else, an empty authinfo or one over
     /// `maximumAuthInfoBytes`, and an `expires_in` outside `acceptedExpiresIn`.
     public func authInfo() throws(WeChatPayAnswerProblem) -> AuthInfo {
-        struct Body: Decodable {
-            let authinfo: String
-            let expires_in: Int?
-        }
-        let body = try decoded(Body.self)
-        guard !body.authinfo.isEmpty, body.authinfo.utf8.count <= Self.maximumAuthInfoBytes else {
+        let object = try jsonObject()
+        let authinfo = try object.requiredString("authinfo")
+        guard !authinfo.isEmpty, authinfo.utf8.count <= Self.maximumAuthInfoBytes else {
             throw WeChatPayAnswerProblem("authinfo is empty or longer than 16 KiB")
         }
-        if let expiresIn = body.expires_in, !Self.acceptedExpiresIn.contains(expiresIn) {
+        var expiresIn: Int?
+        switch object[member: "expires_in"] {
+        case nil, .null?: break
+        case .number(let seconds)? where seconds.rounded() == seconds && abs(seconds) < 1e15: expiresIn = Int(seconds)
+        default: throw WeChatPayAnswerProblem("body is not the expected JSON (wrong type at \"expires_in\")")
+        }
+        if let expiresIn, !Self.acceptedExpiresIn.contains(expiresIn) {
             throw WeChatPayAnswerProblem("expires_in \(expiresIn) is not between 1 s and 7 days")
         }
-        return AuthInfo(value: body.authinfo, expiresIn: body.expires_in)
+        return AuthInfo(value: authinfo, expiresIn: expiresIn)
     }
 
     /// The body of `POST /v3/offlinefacemch/tokens`: `{"token": "…"}` with a non-empty token.
     public func token() throws(WeChatPayAnswerProblem) -> String {
-        struct Body: Decodable { let token: String }
-        let token = try decoded(Body.self).token
+        let token = try jsonObject().requiredString("token")
         guard !token.isEmpty else { throw WeChatPayAnswerProblem("token is empty") }
         return token
+    }
+
+    /// The body as a JSON object (the strict parser of the config: on every refresh's path, and
+    /// lighter than `JSONDecoder`).
+    private func jsonObject() throws(WeChatPayAnswerProblem) -> JSONValue {
+        guard let value = try? JSONParser.parse(body) else { throw WeChatPayAnswerProblem("body is not the expected JSON (not JSON)") }
+        guard case .object = value else { throw WeChatPayAnswerProblem("body is not the expected JSON (not an object)") }
+        return value
     }
 
     /// The body decoded as `type`; a problem that names what is missing or of the wrong type.
@@ -69,6 +79,17 @@ extension GatewayAnswer {
             default: what = "unreadable"
             }
             throw WeChatPayAnswerProblem("body is not the expected JSON (\(what))")
+        }
+    }
+}
+
+private extension JSONValue {
+    /// The string member `key`, or the problem naming it as missing or of the wrong type.
+    func requiredString(_ key: String) throws(WeChatPayAnswerProblem) -> String {
+        switch self[member: key] {
+        case .string(let text)?: return text
+        case nil: throw WeChatPayAnswerProblem("body is not the expected JSON (missing \"\(key)\")")
+        default: throw WeChatPayAnswerProblem("body is not the expected JSON (wrong type at \"\(key)\")")
         }
     }
 }

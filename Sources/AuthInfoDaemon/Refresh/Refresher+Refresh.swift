@@ -40,7 +40,8 @@ extension Refresher {
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
         guard let client else { return }
         startedAt[id] = clock.monotonic()
-        sentRawData[id] = digest
+        // The record's copy, equal to `digest`: the record keeps one string for both fields.
+        sentRawData[id] = record.rawDataDigest
         // The one hop off the queue: the whole call runs on an exchange thread, and its result
         // comes straight back here.
         client.authinfo(request) { result in

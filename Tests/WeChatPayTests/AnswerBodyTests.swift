@@ -1,0 +1,56 @@
+import Testing
+@testable import WeChatPay
+
+/// What a verified 2xx answer's body must hold, read by the strict JSON parser (issue 16 moved
+/// the hot path off `JSONDecoder`): every refusal names what is wrong.
+@Suite struct AnswerBodyTests {
+    private func answer(_ body: String) -> GatewayAnswer {
+        GatewayAnswer(status: 200, headers: [:], body: Array(body.utf8))
+    }
+
+    private func problem(_ body: String) -> String? {
+        do throws(WeChatPayAnswerProblem) {
+            _ = try answer(body).authInfo()
+            return nil
+        } catch {
+            return error.reason
+        }
+    }
+
+    @Test func authInfoWithAndWithoutItsLifetime() throws {
+        #expect(try answer(#"{"authinfo":"A1","expires_in":3600}"#).authInfo() == AuthInfo(value: "A1", expiresIn: 3600))
+        #expect(try answer(#"{"authinfo":"A1"}"#).authInfo() == AuthInfo(value: "A1", expiresIn: nil))
+        #expect(try answer(#" {"expires_in":null,"authinfo":"\u0041\/"} "#).authInfo() == AuthInfo(value: "A/", expiresIn: nil))
+        #expect(try answer(#"{"authinfo":"A1","expires_in":60,"extra":{"x":[1]}}"#).authInfo() == AuthInfo(value: "A1", expiresIn: 60))
+    }
+
+    @Test(arguments: [
+        ("", "body is not the expected JSON (not JSON)"),
+        ("{\"authinfo\":\"A\"", "body is not the expected JSON (not JSON)"),
+        (#"{"authinfo":"A","authinfo":"B"}"#, "body is not the expected JSON (not JSON)"),
+        (#"["authinfo"]"#, "body is not the expected JSON (not an object)"),
+        (#"{"expires_in":60}"#, "body is not the expected JSON (missing \"authinfo\")"),
+        (#"{"authinfo":42}"#, "body is not the expected JSON (wrong type at \"authinfo\")"),
+        (#"{"authinfo":null}"#, "body is not the expected JSON (wrong type at \"authinfo\")"),
+        (#"{"authinfo":"A","expires_in":"3600"}"#, "body is not the expected JSON (wrong type at \"expires_in\")"),
+        (#"{"authinfo":"A","expires_in":3.5}"#, "body is not the expected JSON (wrong type at \"expires_in\")"),
+        (#"{"authinfo":"A","expires_in":1e300}"#, "body is not the expected JSON (wrong type at \"expires_in\")"),
+        (#"{"authinfo":"A","expires_in":0}"#, "expires_in 0 is not between 1 s and 7 days"),
+        (#"{"authinfo":"A","expires_in":604801}"#, "expires_in 604801 is not between 1 s and 7 days"),
+        (#"{"authinfo":""}"#, "authinfo is empty or longer than 16 KiB"),
+    ])
+    func refusalsNameWhatIsWrong(_ body: String, _ reason: String) {
+        #expect(problem(body) == reason)
+    }
+
+    @Test func anAuthInfoOverTheLimitIsRefused() {
+        let long = String(repeating: "x", count: GatewayAnswer.maximumAuthInfoBytes + 1)
+        #expect(problem(#"{"authinfo":""# + long + #""}"#) == "authinfo is empty or longer than 16 KiB")
+    }
+
+    @Test func tokens() throws {
+        #expect(try answer(#"{"token":"T"}"#).token() == "T")
+        #expect(throws: WeChatPayAnswerProblem.self) { try answer(#"{"token":""}"#).token() }
+        #expect(throws: WeChatPayAnswerProblem.self) { try answer(#"{"tok":"T"}"#).token() }
+    }
+}
