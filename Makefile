@@ -104,7 +104,7 @@ bench: static
 	strip -o .build-static/authinfod.stripped .build-static/release/authinfod
 	@echo "openssl speed rsa2048 (the limit the sign path is held to) …"
 	@speed="$$(openssl speed -seconds 5 rsa2048 2>/dev/null | grep '^rsa 2048')"; echo "$$speed"; \
-	.build/release/authinfod-bench report --devices $(BENCH_DEVICES) --large $(BENCH_LARGE) \
+	AUTHINFOD_BINARY=$(CURDIR)/.build-static/release/authinfod .build/release/authinfod-bench report --devices $(BENCH_DEVICES) --large $(BENCH_LARGE) \
 		--python-client Sources/authinfod-bench/wechatpayv3-client.py --openssl-speed "$$speed" \
 		--static-binary .build-static/authinfod.stripped
 

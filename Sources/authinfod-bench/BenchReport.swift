@@ -21,6 +21,7 @@ enum BenchReport {
         let machine = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         print("authinfod bench, \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(machine)")
+        print("daemon under test: \(daemonBinary())")
         print("measuring: sign and verify paths, \(devices) devices over http and https (fill, idle, restart, wechatpayv3), HTTP vs nginx, \(large) devices …")
         let own = try signAndVerifyCPU(calls: 2000)
         // The limit: `openssl speed` when make bench ran it, otherwise this process's own sign.
@@ -67,7 +68,7 @@ enum BenchReport {
                             ratio: "—", target: "≥ 2× less", met: false))
         }
         rows += [
-            Row(figure: "RSS, \(devices) devices cached and published", measured: String(format: "%.1f MB idle, %.1f MB after a restart", small.rssIdleMB, small.restartRSSMB),
+            Row(figure: "RSS, \(devices) devices cached and published", measured: String(format: "%.1f MB idle (%.1f MB private), %.1f MB after a restart", small.rssIdleMB, small.privateIdleMB, small.restartRSSMB),
                 reference: String(format: "%.1f MB at the end of the fill", small.rssAfterFillMB), ratio: "—", target: "≤ 25 MB",
                 met: max(small.rssIdleMB, small.restartRSSMB) <= 25),
             Row(figure: "restart, \(devices) cached, gateway down, files wiped", measured: String(format: "READY %.2f s, files %.2f s", small.readySeconds, small.allFilesSeconds),

@@ -22,6 +22,9 @@ enum DaemonBench {
         let rssAfterFillMB: Double
         /// RSS once the fill's burst is over (18 s of nothing due): the steady state.
         let rssIdleMB: Double
+        /// The private (anonymous) part of it: heap, stacks; the rest is code and read-only
+        /// pages mapped from files, which the page cache shares.
+        let privateIdleMB: Double
         /// Voluntary and involuntary switches of every daemon thread in 10 s with nothing due.
         let idleContextSwitches: Int
         /// CPU share (0–1 of one core) over those 10 s.
@@ -65,7 +68,7 @@ enum DaemonBench {
             "devices": ids.map { ["device_id": $0, "raw_data": "RAW-" + $0] },
         ]
         try write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o640)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+        let binary = daemonBinary()
         func say(_ text: String) { if !quiet { print(text) } }
 
         say("devices: \(devices); authinfod: \(binary); gateway: simulator in a separate process; publish_dir \(publishDirectory)")
@@ -90,8 +93,8 @@ enum DaemonBench {
         Thread.sleep(forTimeInterval: 10)
         let idleSwitches = switches(from: switchesBefore, to: contextSwitches(daemon.processIdentifier))
         let idleCPU = (usage(daemon.processIdentifier).cpu - idleCPUBefore) / 10
-        let idleRSS = usage(daemon.processIdentifier).rssMB
-        say(String(format: "RSS after 18 s idle: %.1f MB", idleRSS))
+        let idleRSS = usage(daemon.processIdentifier).rssMB, idlePrivate = privateMB(daemon.processIdentifier)
+        say(String(format: "RSS after 18 s idle: %.1f MB (%.1f MB private: heap and stacks; the rest mapped from files)", idleRSS, idlePrivate))
         say(String(format: "idle, nothing due: %d context switches in 10 s, %.3f %% of a core", idleSwitches, idleCPU * 100))
         stop(daemon)
 
@@ -112,7 +115,7 @@ enum DaemonBench {
         let (_, restartRSS) = usage(daemon.processIdentifier)
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
-        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, idleContextSwitches: idleSwitches,
+        return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, privateIdleMB: idlePrivate, idleContextSwitches: idleSwitches,
                        idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
     }
 
@@ -198,6 +201,12 @@ enum DaemonBench {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
         return fields.count > 12 ? Double(fields[12])! / Double(sysconf(Int32(_SC_CLK_TCK))) : 0
+    }
+
+    /// RssAnon: the resident memory that is the process's alone.
+    static func privateMB(_ pid: Int32) -> Double {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return (status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") }.flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") } ?? 0) / 1024
     }
 
     static func usage(_ pid: Int32) -> (cpu: Double, rssMB: Double) {

@@ -61,7 +61,7 @@ enum HTTPBench {
         ]
         // The token is inline, so the config is the owner's alone.
         try DaemonBench.write(directory + "/authinfod.json", String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o600)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+        let binary = daemonBinary()
         let daemon = try DaemonBench.startDaemon(binary, directory, log: "daemon.log")
         defer { DaemonBench.stop(daemon) }
         try DaemonBench.waitFor(files: 4, in: directory + "/devices", timeout: 30)

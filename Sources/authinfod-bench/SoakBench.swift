@@ -46,7 +46,7 @@ enum SoakBench {
         ]
         let configPath = directory + "/authinfod.json"
         try DaemonBench.write(configPath, String(decoding: JSONSerialization.data(withJSONObject: config), as: UTF8.self), mode: 0o640)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+        let binary = daemonBinary()
 
         print("soak: \(devices) devices, \(lifetime) s lifetime, refresh every \(Int(interval)) s ±10 %, \(minutes) min of random 2–4 s faults")
         let daemon = try DaemonBench.startDaemon(binary, directory, log: "soak.log")

@@ -26,6 +26,13 @@ func processCPUSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
+/// The authinfod under test: `$AUTHINFOD_BINARY` (make bench sets the static build, the one
+/// install and deb ship), else the one built beside this benchmark.
+func daemonBinary() -> String {
+    if let path = ProcessInfo.processInfo.environment["AUTHINFOD_BINARY"], !path.isEmpty { return path }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("authinfod").path
+}
+
 func option(_ name: String, _ arguments: [String]) -> String? {
     guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
     return arguments[index + 1]
