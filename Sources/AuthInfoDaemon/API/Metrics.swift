@@ -26,7 +26,8 @@ struct Metrics {
         latencyCount += 1
     }
 
-    func exposition(_ report: StatusReport, version: String, storageFault: Bool) -> String {
+    /// The text of `GET /metrics`; with `perDevice`, each device's expiry as its own series.
+    func exposition(_ report: StatusReport, version: String, storageFault: Bool, perDevice: Bool) -> String {
         var lines: [String] = []
         lines += ["# HELP authinfod_build_info Build information.", "# TYPE authinfod_build_info gauge",
                   "authinfod_build_info{version=\"\(version)\"} 1"]
@@ -52,6 +53,14 @@ struct Metrics {
         if let offset = report.clockOffsetSeconds {
             lines += ["# HELP authinfod_clock_offset_seconds Seconds the gateway's clock is ahead of this host's (negative: behind), from verified answers.",
                       "# TYPE authinfod_clock_offset_seconds gauge", "authinfod_clock_offset_seconds \(Int(offset))"]
+        }
+        if perDevice {
+            lines += ["# HELP authinfod_device_expires_at_seconds When the device's authinfo expires (Unix seconds; in the past when it has); devices with no value have no series.",
+                      "# TYPE authinfod_device_expires_at_seconds gauge"]
+            for device in report.devices {
+                guard let expiresAt = device.expiresAt, device.fetchedAt != nil else { continue }
+                lines.append("authinfod_device_expires_at_seconds{device=\"\(Self.escape(device.deviceID))\"} \(Int(expiresAt.rounded(.down)))")
+            }
         }
         lines += ["# HELP authinfod_storage_fault Whether the database or publish folder is failing.", "# TYPE authinfod_storage_fault gauge",
                   "authinfod_storage_fault \(storageFault ? 1 : 0)"]

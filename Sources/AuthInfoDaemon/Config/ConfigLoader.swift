@@ -123,12 +123,13 @@ public enum ConfigLoader {
         let refresh = try parseRefresh(try root.object("refresh"))
         let storage = try parseStorage(try root.object("storage"), context)
         let log = try parseLog(try root.object("log"))
+        let metrics = try parseMetrics(try root.object("metrics"))
         let onChange = try parseOnChange(try root.object("on_change"), context)
         let devices = try parseDevices(&root, context)
         let listen = try parseListen(try root.object("listen"), context, deviceIDs: Set(devices.map(\.id)))
         try root.rejectUnknownKeys()
         return Configuration(file: context.file, merchant: merchant, api: api, refresh: refresh, storage: storage,
-                             listen: listen, log: log, onChange: onChange, devices: devices)
+                             listen: listen, log: log, metrics: metrics, onChange: onChange, devices: devices)
     }
 
     static func parseMerchant(_ object: inout ConfigObject, _ context: Context) throws(ConfigError) -> Configuration.Merchant {
@@ -258,6 +259,14 @@ public enum ConfigLoader {
         log.summaryInterval = try object.positiveNumber("summary_interval_seconds", default: log.summaryInterval)
         try object.rejectUnknownKeys()
         return log
+    }
+
+    static func parseMetrics(_ object: ConfigObject?) throws(ConfigError) -> Configuration.MetricsOptions {
+        var metrics = Configuration.MetricsOptions()
+        guard var object else { return metrics }
+        metrics.perDevice = try object.bool("per_device", default: metrics.perDevice)
+        try object.rejectUnknownKeys()
+        return metrics
     }
 
     static func parseOnChange(_ object: ConfigObject?, _ context: Context) throws(ConfigError) -> Configuration.OnChange? {

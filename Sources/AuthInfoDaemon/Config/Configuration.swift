@@ -16,6 +16,7 @@ public struct Configuration: Sendable {
     public var storage: Storage
     public var listen: Listen
     public var log: Log
+    public var metrics = MetricsOptions()
     public var onChange: OnChange?
     public var devices: [Device]
 
@@ -130,6 +131,13 @@ public struct Configuration: Sendable {
 
         public var level: Level
         public var summaryInterval: Double
+    }
+
+    /// What `GET /metrics` exports beyond the site-wide figures.
+    public struct MetricsOptions: Sendable, Equatable {
+        /// `authinfod_device_expires_at_seconds{device}`, one series per device with a value, so
+        /// that an alert can name the device; off for very large sites (a series per device).
+        public var perDevice = true
     }
 
     public struct OnChange: Sendable, Equatable {

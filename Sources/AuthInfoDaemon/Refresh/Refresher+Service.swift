@@ -36,7 +36,8 @@ extension Refresher: DeviceService {
 
     nonisolated func metricsText(reply: @escaping @Sendable (String) -> Void) {
         onQueue { refresher in
-            reply(refresher.metrics.exposition(refresher.statusReportOnQueue(), version: BuildInfo.version, storageFault: refresher.storageFault != nil))
+            reply(refresher.metrics.exposition(refresher.statusReportOnQueue(), version: BuildInfo.version, storageFault: refresher.storageFault != nil,
+                                               perDevice: refresher.configuration.metrics.perDevice))
         }
     }
 }
