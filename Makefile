@@ -1,6 +1,9 @@
 # authinfod — build, test and run. `make demo` and `make test` are the quick start.
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libssl-dev pkg-config curl systemd
+# What the tests use beside the build: strace (durability), util-linux (setpriv), mandoc (the
+# manual page's lint), prometheus (promtool: the alert rules' unit tests, the metrics' format).
+TEST_PACKAGES := strace util-linux mandoc prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VERSION := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/WeChatPay/BuildInfo.swift)
@@ -8,6 +11,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR := $(PREFIX)/bin
 DOCDIR := $(PREFIX)/share/doc/authinfod
+MANDIR := $(PREFIX)/share/man
 CONFDIR := /etc/authinfod
 ifeq ($(PREFIX),/usr)
 UNITDIR ?= /lib/systemd/system
@@ -17,13 +21,21 @@ UNITDIR ?= /etc/systemd/system
 SYSUSERSDIR ?= /etc/sysusers.d
 endif
 
-.PHONY: all deps build release static test demo bench fuzz soak install uninstall deb clean
+.PHONY: all deps test-deps build systemd-check release static test demo bench fuzz soak install uninstall deb clean
 
 all: build
 
 ## deps: install the system libraries the build links against, when missing.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## test-deps: the tools the tests run, when missing.
+test-deps:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -40,21 +52,29 @@ release: deps
 ## static: release binary with the Swift runtime linked in, for hosts without a Swift toolchain (what
 ## install and deb ship): optimised for size (-Osize measured no slower on the serving path, whose CPU
 ## is in the kernel and OpenSSL), linked by the toolchain's lld folding identical code. Built in its
-## own folder so the flags do not rebuild the other builds.
-STATIC_FLAGS := --static-swift-stdlib -Xswiftc -Osize -Xswiftc -use-ld=lld -Xlinker --icf=all
+## own folder so the flags do not rebuild the other builds. -z now: every symbol bound at start,
+## so the relocation table is read-only for the whole run (full RELRO).
+STATIC_FLAGS := --static-swift-stdlib -Xswiftc -Osize -Xswiftc -use-ld=lld -Xlinker --icf=all -Xlinker -z -Xlinker now
 static: deps
 	$(SWIFT) build -c release $(STATIC_FLAGS) --product authinfod --scratch-path .build-static
 
-## install: binary, unit, sysusers file, docs, and the example config (never over an existing one).
+## install: binary, unit, sysusers file, manual page, docs (with the alert rules and the dashboard),
+## and the example config (never over an existing one).
 install: static
-	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/prometheus $(DESTDIR)$(DOCDIR)/grafana
 	install -m 0755 -s .build-static/release/authinfod $(DESTDIR)$(BINDIR)/authinfod
+	strip --remove-section=.comment $(DESTDIR)$(BINDIR)/authinfod
 	sed -e 's|/usr/local/bin/authinfod|$(BINDIR)/authinfod|' -e 's|/usr/local/share/doc/authinfod|$(DOCDIR)|' \
 		systemd/authinfod.service > $(DESTDIR)$(UNITDIR)/authinfod.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/authinfod.service
 	install -m 0644 systemd/authinfod.sysusers $(DESTDIR)$(SYSUSERSDIR)/authinfod.conf
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 config/authinfod.json $(DESTDIR)$(DOCDIR)/authinfod.json.example
+	gzip -9n < systemd/authinfod.8 > $(DESTDIR)$(MANDIR)/man8/authinfod.8.gz
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/authinfod.8.gz
+	install -m 0644 config/prometheus/authinfod-rules.yml config/prometheus/authinfod-rules.test.yml $(DESTDIR)$(DOCDIR)/prometheus/
+	install -m 0644 config/grafana/authinfod.json $(DESTDIR)$(DOCDIR)/grafana/
 	install -d -m 0750 $(DESTDIR)$(CONFDIR)
 	@if [ -e $(DESTDIR)$(CONFDIR)/authinfod.json ]; then echo "kept the existing $(CONFDIR)/authinfod.json"; \
 	else install -m 0640 config/authinfod.json $(DESTDIR)$(CONFDIR)/authinfod.json; fi
@@ -62,7 +82,8 @@ install: static
 
 ## uninstall: removes what install put down; keeps $(CONFDIR) (config and keys) and /var/lib/authinfod (the cache).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/authinfod $(DESTDIR)$(UNITDIR)/authinfod.service $(DESTDIR)$(SYSUSERSDIR)/authinfod.conf
+	rm -f $(DESTDIR)$(BINDIR)/authinfod $(DESTDIR)$(UNITDIR)/authinfod.service $(DESTDIR)$(SYSUSERSDIR)/authinfod.conf \
+		$(DESTDIR)$(MANDIR)/man8/authinfod.8.gz
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@echo "kept $(CONFDIR) (configuration and keys) and /var/lib/authinfod (the cache)"
 
@@ -73,16 +94,27 @@ deb: static
 	install -m 0644 systemd/debian/copyright build/deb/usr/share/doc/authinfod/copyright
 	printf 'authinfod ($(VERSION)) unstable; urgency=medium\n\n  * Release $(VERSION).\n\n -- authinfod maintainers <maintainers@users.noreply.b-seed-25868820.example>  %s\n' \
 		"$$(date -R)" | gzip -9n > build/deb/usr/share/doc/authinfod/changelog.gz
-	install -d -m 0755 build/deb/DEBIAN
+	install -d -m 0755 build/deb/usr/share/lintian/overrides build/deb/DEBIAN
+	install -m 0644 systemd/debian/lintian-overrides build/deb/usr/share/lintian/overrides/authinfod
 	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk build/deb --exclude=DEBIAN | cut -f1)/" systemd/debian/control.in > build/deb/DEBIAN/control
 	echo /etc/authinfod/authinfod.json > build/deb/DEBIAN/conffiles
 	install -m 0755 systemd/debian/postinst systemd/debian/prerm systemd/debian/postrm build/deb/DEBIAN/
+	cd build/deb && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
 	dpkg-deb --root-owner-group --build build/deb build/authinfod_$(VERSION)_amd64.deb
+
+## systemd-check: the .deb on a minimal Debian 12 booted under systemd-nspawn (root; the Debian
+## rootfs is made with debootstrap once and cached in .build-systemd). About 3 minutes; see
+## systemd/systemd-check for what it checks.
+systemd-check: deb
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap systemd-container; }
+	$(SWIFT) build --product authinfod-bench
+	$(SUDO) systemd/systemd-check build/authinfod_$(VERSION)_amd64.deb .build/debug/authinfod-bench
 
 ## test: every unit and end-to-end test (the end-to-end ones run the real binary). One at a time:
 ## the end-to-end tests block while they watch the daemon, and run side by side on 2 cores they
 ## starved the async tests of the runner's thread pool for a minute (timing assertions then failed).
-test: build
+test: test-deps build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel
 
@@ -138,4 +170,4 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf .build build .build-fuzz .build-static
+	rm -rf .build build .build-fuzz .build-static .build-systemd

@@ -19,6 +19,7 @@ import WeChatPaySimulator
 /// `authinfod-bench http [--seconds S] [--rounds R] [--tls]`: GET authinfo over TCP (or TLS) with
 /// wrk, next to nginx; plain, also the exchange's latency next to the direct gateway call.
 /// `authinfod-bench simulator --merchant-key-file F --out F`: the gateway simulator as a process.
+/// `authinfod-bench gateway --site DIR`: the same with a new merchant key, for `make systemd-check`.
 
 func processCPUSeconds() -> Double {
     var usage = rusage()
@@ -98,6 +99,23 @@ case "simulator":
     try info.write(toFile: out, atomically: true, encoding: .utf8)
     while true { sleep(3600) }
 
+case "gateway":
+    // `--site DIR`: a simulator for a check outside this process (make systemd-check): a new
+    // merchant key in DIR/apiclient_key.pem, the gateway's public key in DIR/pub_key.pem, and
+    // DIR/gateway.env with PORT, MCHID, SERIAL_NO and PUBLIC_KEY_ID for a config. Runs until killed.
+    guard let directory = option("--site", arguments) else {
+        FileHandle.standardError.write(Data("usage: authinfod-bench gateway --site DIR\n".utf8))
+        exit(2)
+    }
+    let merchantKey = try RSAPrivateKey(generatingBits: 2048)
+    let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: merchantKey.publicKey()))
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    FileManager.default.createFile(atPath: directory + "/apiclient_key.pem", contents: Data(try merchantKey.pkcs8PEM().utf8), attributes: [.posixPermissions: 0o600])
+    try simulator.credentials.publicKeyPEM().write(toFile: directory + "/pub_key.pem", atomically: true, encoding: .utf8)
+    let environment = "PORT=\(simulator.port)\nMCHID=\(mchid)\nSERIAL_NO=\(serial)\nPUBLIC_KEY_ID=\(simulator.credentials.publicKeyID)\n"
+    try environment.write(toFile: directory + "/gateway.env", atomically: true, encoding: .utf8)
+    while true { sleep(3600) }
+
 case "client":
     let calls = Int(option("--calls", arguments) ?? "") ?? 2000
     // `--gateway DIR`: a simulator already running with DIR/apiclient_key.pem as the merchant
@@ -175,7 +193,7 @@ case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, tls: arguments.contains("--tls"))
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
     exit(2)
 }
 } catch {

@@ -167,7 +167,7 @@ extension Wire {
         config["devices"] = [["device_id": "dev-0001", "raw_data": "RAW-1"]]
         try api.site.writeConfig(config)
         kill(api.daemon.process.processIdentifier, SIGHUP)
-        api.daemon.wait(5, "the reload refused") { api.daemon.log.contains("event=reload result=refused") }
+        api.daemon.wait(5, "the reload refused") { api.daemon.log.contains("event=reload_refused") }
         #expect(api.daemon.log.contains("cannot listen on listen.tcp 127.0.0.3:\(taken)"))
         #expect(Wire.unixStatus(api.socketPath, "/v1/devices/dev-0002/authinfo") == 200, "the old device list is still served")
         #expect(try KeepAliveConnection(tcpPort: api.port).get("/v1/devices/dev-0001/authinfo", token: APISite.kioskToken) == 200)

@@ -81,7 +81,7 @@ final class NotifySocket: @unchecked Sendable {
 
         try site.directory.write("authinfod.json", "{\"merchant\": ", mode: 0o640)
         kill(daemon.process.processIdentifier, SIGHUP)
-        daemon.wait(5, "the refusal logged") { daemon.log.contains("event=reload result=refused") }
+        daemon.wait(5, "the refusal logged") { daemon.log.contains("event=reload_refused") }
         #expect(daemon.process.isRunning)
         #expect(try Wire.curl(["--unix-socket", site.directory.file("authinfod.sock"), "http://localhost/v1/devices/dev-0003/authinfo"]).status == 200)
 

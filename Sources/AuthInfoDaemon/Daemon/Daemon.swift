@@ -46,7 +46,7 @@ public final class Daemon: Sendable {
             let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: file)
             return reload(configuration, credentials: credentials)
         } catch {
-            logger.error("reload", ["result": "refused", "error": "invalid configuration: \(error)",
+            logger.error("reload_refused", ["error": "invalid configuration: \(error)",
                                     "hint": "the running configuration is kept; fix the file and reload again"])
             return .failure(DaemonError(description: "invalid configuration: \(error)"))
         }
@@ -103,7 +103,7 @@ public final class Daemon: Sendable {
             do throws(DaemonError) {
                 staged = try api.stage(new.listen)
             } catch {
-                logger.error("reload", ["result": "refused", "error": error.description,
+                logger.error("reload_refused", ["error": error.description,
                                         "hint": "the running configuration is kept; fix the listen section and reload again"])
                 return .failure(error)
             }
