@@ -102,12 +102,12 @@ deb: static
 	cd build/deb && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
 	dpkg-deb --root-owner-group --build build/deb build/authinfod_$(VERSION)_amd64.deb
 
-## systemd-check: the .deb on a minimal Debian 12 booted under systemd-nspawn (root; the Debian
+## systemd-check: lintian on the .deb, then the .deb on a minimal Debian 12 booted under systemd-nspawn (root; the Debian
 ## rootfs is made with debootstrap once and cached in .build-systemd). About 3 minutes; see
 ## systemd/systemd-check for what it checks.
 systemd-check: deb
-	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap systemd-container; }
+	@command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v lintian >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap systemd-container lintian; }
 	$(SWIFT) build --product authinfod-bench
 	$(SUDO) systemd/systemd-check build/authinfod_$(VERSION)_amd64.deb .build/debug/authinfod-bench
 
