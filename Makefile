@@ -1,9 +1,11 @@
 # authinfod — build, test and run. `make demo` and `make test` are the quick start.
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libssl-dev pkg-config curl systemd
-# What the tests use beside the build: strace (durability), util-linux (setpriv), mandoc (the
-# manual page's lint), prometheus (promtool: the alert rules' unit tests, the metrics' format).
-TEST_PACKAGES := strace util-linux mandoc prometheus
+# What the tests run beside the build, as tool:package: strace (durability), setpriv (other
+# users on the socket), mandoc (the manual page's lint). promtool (the alert rules' unit tests,
+# the metrics' format) comes from Debian's prometheus package: when it is missing, only promtool
+# is unpacked into .build-tools, so that no Prometheus server is installed and started.
+TEST_TOOLS := strace:strace setpriv:util-linux mandoc:mandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VERSION := $(shell sed -n 's/.*static let version = "\(.*\)"/\1/p' Sources/WeChatPay/BuildInfo.swift)
@@ -35,10 +37,16 @@ deps:
 
 ## test-deps: the tools the tests run, when missing.
 test-deps:
-	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@if ! command -v promtool >/dev/null && [ ! -x .build-tools/promtool ]; then \
+		echo "unpacking promtool from Debian's prometheus package into .build-tools"; \
+		rm -rf .build-tools && mkdir -p .build-tools && cd .build-tools && \
+		{ apt-get download prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download prometheus; }; } && \
+		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > promtool && chmod 0755 promtool && rm -f prometheus_*.deb; \
 	fi
 
 ## build: debug build of every target.
@@ -99,7 +107,7 @@ deb: static
 	sed -e 's/@VERSION@/$(VERSION)/' -e "s/@SIZE@/$$(du -sk build/deb --exclude=DEBIAN | cut -f1)/" systemd/debian/control.in > build/deb/DEBIAN/control
 	echo /etc/authinfod/authinfod.json > build/deb/DEBIAN/conffiles
 	install -m 0755 systemd/debian/postinst systemd/debian/prerm systemd/debian/postrm build/deb/DEBIAN/
-	cd build/deb && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	cd build/deb && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
 	dpkg-deb --root-owner-group --build build/deb build/authinfod_$(VERSION)_amd64.deb
 
 ## systemd-check: lintian on the .deb, then the .deb on a minimal Debian 12 booted under systemd-nspawn (root; the Debian
@@ -170,4 +178,5 @@ fuzz: deps
 	done
 
 clean:
-	rm -rf .build build .build-fuzz .build-static .build-systemd
+	rm -rf .build build .build-fuzz .build-static .build-tools
+	$(SUDO) rm -rf .build-systemd

@@ -37,7 +37,8 @@ public enum HTTPDateText {
         parts.tm_mday = day
         parts.tm_hour = hour
         parts.tm_min = minute
-        parts.tm_sec = second
+        // A leap second (:60) is read as :59, so that timegm keeps the day.
+        parts.tm_sec = min(second, 59)
         let seconds = timegm(&parts)
         // timegm normalises 31 Feb into March; such a date is not a date.
         guard seconds >= 0, parts.tm_mday == day, parts.tm_mon == Int32(month) else { return nil }

@@ -152,23 +152,29 @@ public enum JSONParser {
             var end = index
             while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
             if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
-                defer { index = end + 1 }
-                return String(decoding: bytes[index..<end], as: UTF8.self)
+                guard let text = String(validating: bytes[index..<end], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+                index = end + 1
+                return text
             }
             var scalars = String.UnicodeScalarView()
             var run: [UInt8] = []
-            func flush(_ run: inout [UInt8], into scalars: inout String.UnicodeScalarView) {
-                if !run.isEmpty { scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll() }
+            /// Appends the unescaped bytes so far; false when they are not UTF-8.
+            func flush(_ run: inout [UInt8], into scalars: inout String.UnicodeScalarView) -> Bool {
+                guard !run.isEmpty else { return true }
+                guard let text = String(validating: run, as: UTF8.self) else { return false }
+                scalars.append(contentsOf: text.unicodeScalars)
+                run.removeAll()
+                return true
             }
             while index < bytes.count {
                 let byte = bytes[index]
                 switch byte {
                 case UInt8(ascii: "\""):
+                    guard flush(&run, into: &scalars) else { throw error("invalid UTF-8 in a string") }
                     index += 1
-                    flush(&run, into: &scalars)
                     return String(scalars)
                 case UInt8(ascii: "\\"):
-                    flush(&run, into: &scalars)
+                    guard flush(&run, into: &scalars) else { throw error("invalid UTF-8 in a string") }
                     index += 1
                     guard index < bytes.count else { throw error("unterminated escape") }
                     let escape = bytes[index]
@@ -208,7 +214,9 @@ public enum JSONParser {
         }
 
         mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
-            guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
+            // Four hex digits exactly (UInt32(_:radix:) alone would take a sign: "\u+041").
+            guard index + 4 <= bytes.count, bytes[index..<index + 4].allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }),
+                  let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16) else {
                 throw error("invalid \\u escape")
             }
             index += 4

@@ -110,7 +110,7 @@ case "gateway":
     let merchantKey = try RSAPrivateKey(generatingBits: 2048)
     let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: merchantKey.publicKey()))
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: directory + "/apiclient_key.pem", contents: Data(try merchantKey.pkcs8PEM().utf8), attributes: [.posixPermissions: 0o600])
+    _ = FileManager.default.createFile(atPath: directory + "/apiclient_key.pem", contents: Data(try merchantKey.pkcs8PEM().utf8), attributes: [.posixPermissions: 0o600])
     try simulator.credentials.publicKeyPEM().write(toFile: directory + "/pub_key.pem", atomically: true, encoding: .utf8)
     let environment = "PORT=\(simulator.port)\nMCHID=\(mchid)\nSERIAL_NO=\(serial)\nPUBLIC_KEY_ID=\(simulator.credentials.publicKeyID)\n"
     try environment.write(toFile: directory + "/gateway.env", atomically: true, encoding: .utf8)

@@ -22,7 +22,7 @@ enum CrashHygiene {
             writeError("warning: cannot re-execute with SWIFT_BACKTRACE=\(backtraceSetting) (\(SystemError.last("execv").reason)); a crash may print memory to the log")
         }
         if authinfod_forbid_core_dumps() != 0 {
-            writeError("warning: cannot turn core dumps off (\(SystemError.last("execv").reason)); a crash may write the process memory to disk")
+            writeError("warning: cannot turn core dumps off (\(SystemError.last("setrlimit/prctl").reason)); a crash may write the process memory to disk")
         }
     }
 }

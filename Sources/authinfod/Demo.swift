@@ -47,7 +47,7 @@ enum Demo {
         gateway.expiresIn = 30
         try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         try write(directory + "/pub_key.pem", gateway.credentials.publicKeyPEM(), mode: 0o644)
-        let devices = (1...count).map { CFormat.string("dev-%04d", $0) }
+        let devices = (1...count).map { CFormat.string("dev-%04ld", $0) }
         let config = """
         {
           "merchant": {"mchid": "\(mchid)", "serial_no": "\(serial)", "private_key_file": "apiclient_key.pem",

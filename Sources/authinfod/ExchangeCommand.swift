@@ -19,10 +19,13 @@ extension Commands {
             bytes = Array(data)
         case (nil, "-"?):
             do {
-                bytes = try StandardStream.readInput(limit: 1 << 20)
+                // One byte past the limit tells input cut short from input that fits; the daemon
+                // holds raw_data to its own, smaller limit and says so.
+                bytes = try StandardStream.readInput(limit: (1 << 20) + 1)
             } catch {
                 return .failure("exchange: cannot read the raw_data from standard input: \(error)")
             }
+            guard bytes.count <= 1 << 20 else { return .failure("exchange: the raw_data on standard input is over 1 MiB; nothing was sent") }
         default:
             throw UsageError("exchange: give the raw_data with --raw-data-file FILE or --raw-data - (standard input)", command: "exchange")
         }

@@ -32,6 +32,53 @@ import WeChatPay
         #expect(PathText.normalized("x/..") == ".")
     }
 
+    @Test func canonicalPathsFollowSymlinksAsTheKernelDoes() throws {
+        let root = try #require(realpath(NSTemporaryDirectory() + ".", nil).map { String(cString: $0) }) + "/authinfod-paths-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/real/sub", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/link", withDestinationPath: "real")
+        try FileManager.default.createSymbolicLink(atPath: root + "/abs", withDestinationPath: root + "/real/sub")
+        try FileManager.default.createSymbolicLink(atPath: root + "/loop", withDestinationPath: "loop")
+        let cases = [
+            (root + "/link/sub", root + "/real/sub"),
+            (root + "/link/../x", root + "/x"),
+            (root + "/abs/../y", root + "/real/y"),
+            (root + "/abs/./z//w", root + "/real/sub/z/w"),
+            (root + "/missing/../z", root + "/z"),
+            (root + "/real/sub/", root + "/real/sub"),
+        ]
+        for (path, expected) in cases {
+            #expect(PathText.canonical(path) == expected, "\(path)")
+            // standardized: links resolved where a `..` needs them, as NSString did.
+            if path.contains("/..") { #expect(PathText.standardized(path) == (path as NSString).standardizingPath, "\(path): as NSString had it") }
+        }
+        #expect(PathText.standardized(root + "/link/sub") == root + "/link/sub", "a link without .. is kept")
+        #expect(PathText.canonical(root + "/loop/x").hasPrefix(root), "a link loop ends")
+        #expect(PathText.canonical("relative/../x") == "x")
+    }
+
+    @Test func aPublishFolderThatIsTheConfigFolderThroughALinkIsRefused() throws {
+        let site = try Site()
+        try FileManager.default.createSymbolicLink(atPath: site.directory.file("devices-link"), withDestinationPath: ".")
+        var config = site.fastConfig(devices: 1)
+        var storage = config["storage"] as? [String: Any] ?? [:]
+        storage["publish_dir"] = "devices-link"
+        config["storage"] = storage
+        try site.writeConfig(config)
+        let result = try Binary.run(["check-config", "--config", site.configPath])
+        #expect(result.status == 1 && result.stderr.contains("storage.publish_dir") && result.stderr.contains("the config's folder"), "\(result.stderr)")
+    }
+
+    @Test func exchangeRefusesStandardInputOverOneMiBInsteadOfCuttingIt() throws {
+        // The size is checked before the config is read: no daemon or config is needed.
+        let over = try Binary.run(["-c", "head -c 1048577 /dev/zero | tr '\\0' x | \"$0\" exchange dev-0001 --raw-data - --config /nonexistent", Binary.path],
+                                  executable: "/bin/sh")
+        #expect(over.status == 1 && over.stderr.contains("over 1 MiB; nothing was sent"), "\(over.stderr)")
+        let fits = try Binary.run(["-c", "head -c 1048576 /dev/zero | tr '\\0' x | \"$0\" exchange dev-0001 --raw-data - --config /nonexistent", Binary.path],
+                                  executable: "/bin/sh")
+        #expect(fits.status == 1 && !fits.stderr.contains("over 1 MiB") && fits.stderr.contains("/nonexistent"), "read whole, then the config: \(fits.stderr)")
+    }
+
     @Test func httpDatesRoundTripAndMatchDateFormatter() {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -43,6 +90,8 @@ import WeChatPay
             #expect(HTTPDateText.parse(text) == seconds)
         }
         #expect(HTTPDateText.parse("Sun, 06 Nov 1994 08:49:37 GMT") == 784_111_777)
+        // A leap second stays in its day.
+        #expect(HTTPDateText.parse("Wed, 31 Dec 2025 23:59:60 GMT") == 1_767_225_599)
         for bad in ["", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 31 Feb 2026 08:49:37 GMT", "Sun, 06 Nov 1994 24:49:37 GMT",
                     "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun, 6 Nov 1994 08:49:37 GMT",
                     "Sun, 06 Nov 1994 08:49:37 GMT ", "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT"] {
@@ -79,19 +128,20 @@ import WeChatPay
     @Test func directoriesAreMadeWithTheirParentsAndAFileInTheWayIsNamed() throws {
         let root = NSTemporaryDirectory() + "authinfod-dirs-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: root) }
+        // Exactly the mode asked for, whatever the umask (a shell's 077 made the publish folder
+        // 0700 before, unreadable to the devices' group).
+        let previous = umask(0o077)
+        defer { umask(previous) }
         try Directories.create(root + "/a/b/c", mode: 0o750)
         try Directories.create(root + "/a/b/c", mode: 0o750)
-        var status = stat()
-        #expect(stat(root + "/a/b/c", &status) == 0 && status.st_mode & 0o777 == 0o750 & ~currentUmask())
+        for folder in ["/a", "/a/b", "/a/b/c"] {
+            var status = stat()
+            #expect(stat(root + folder, &status) == 0 && status.st_mode & 0o777 == 0o750, "\(folder): \(String(status.st_mode & 0o777, radix: 8))")
+        }
         #expect(FileManager.default.createFile(atPath: root + "/file", contents: Data()))
         #expect(throws: SystemError(call: "mkdir \(root)/file", errno: ENOTDIR)) { try Directories.create(root + "/file/x", mode: 0o750) }
     }
 
-    private func currentUmask() -> mode_t {
-        let mask = umask(0o022)
-        umask(mask)
-        return mask
-    }
 }
 
 private extension String {

@@ -9,13 +9,15 @@ import Testing
     static let rules = UnitFileTests.root.appendingPathComponent("config/prometheus").path
     static let dashboard = UnitFileTests.root.appendingPathComponent("config/grafana/authinfod.json").path
 
-    /// The absolute path of `tool`, or a failure naming the package that provides it.
+    /// The absolute path of `tool` (on PATH, or unpacked into .build-tools by make test), or a
+    /// failure naming the package that provides it.
     static func tool(_ tool: String, package: String) throws -> String {
-        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let unpacked = UnitFileTests.root.appendingPathComponent(".build-tools").path
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + [Substring(unpacked)] {
             let path = "\(folder)/\(tool)"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }
-        Issue.record("\(tool) is not installed: make test installs it (apt-get install \(package))")
+        Issue.record("\(tool) is not installed: make test installs it (from Debian's \(package) package)")
         throw CancellationError()
     }
 

@@ -54,3 +54,24 @@ import Testing
         #expect(throws: WeChatPayAnswerProblem.self) { try answer(#"{"tok":"T"}"#).token() }
     }
 }
+
+/// Strings that are not UTF-8 are refused, not repaired (found by a review: the parser decoded
+/// with replacement characters, so a signed answer with a broken authinfo was accepted).
+@Suite struct JSONStringTests {
+    @Test(arguments: [[0x22, 0xC3, 0x28, 0x22], [0x22, 0x41, 0x5C, 0x6E, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22]])
+    func invalidUTF8IsRefused(_ bytes: [UInt8]) {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(bytes) }
+    }
+
+    @Test func aBrokenAuthInfoIsRefused() {
+        let body = Array(#"{"authinfo":"A"#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        #expect(throws: WeChatPayAnswerProblem.self) { try GatewayAnswer(status: 200, headers: [:], body: body).authInfo() }
+    }
+
+    @Test func escapesTakeFourHexDigitsExactly() throws {
+        #expect(try JSONParser.parse(Array(#""\u0041\u00e9""#.utf8)) == .string("Aé"))
+        for bad in [#""\u+041""#, #""\u-041""#, #""\u 041""#, #""\u004""#] {
+            #expect(throws: JSONSyntaxError.self, "\(bad)") { try JSONParser.parse(Array(bad.utf8)) }
+        }
+    }
+}

@@ -11,8 +11,23 @@ struct Metrics {
     private var latencySum = 0.0
     private var latencyCount = 0
 
+    /// At most this many (result, code) series: codes come from the gateway's error bodies.
+    static let maximumRefreshSeries = 64
+
     mutating func recordRefresh(result: String, code: String) {
-        refreshes["\(result)\u{0}\(code)", default: 0] += 1
+        // A code is a label value; the gateway writes it, so it is held to what error codes look
+        // like, and a flood of distinct ones is counted together instead of growing the page.
+        var label = code.isEmpty || Self.isPlainCode(code) ? code : "unreadable_code"
+        if refreshes["\(result)\u{0}\(label)"] == nil, refreshes.count >= Self.maximumRefreshSeries { label = "other" }
+        refreshes["\(result)\u{0}\(label)", default: 0] += 1
+    }
+
+    /// 1 to 64 ASCII letters, digits, `_`, `.` or `-` (PARAM_ERROR, HTTP_502, transport); a
+    /// success has the empty code.
+    static func isPlainCode(_ code: String) -> Bool {
+        (1...64).contains(code.utf8.count) && code.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D
+        }
     }
 
     /// Completed refreshes with `result`, all codes together.
@@ -68,16 +83,17 @@ struct Metrics {
     }
 
     static func escape(_ value: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(value.utf8.count)
-        for character in value {
-            switch character {
-            case "\\": escaped += "\\\\"
-            case "\"": escaped += "\\\""
-            case "\n": escaped += "\\n"
-            default: escaped.append(character)
+        // By scalar, not by Character: "\r\n" or a quote followed by a combining mark is one
+        // Character, and would pass unescaped.
+        var escaped = String.UnicodeScalarView()
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": escaped.append(contentsOf: "\\\\".unicodeScalars)
+            case "\"": escaped.append(contentsOf: "\\\"".unicodeScalars)
+            case "\n": escaped.append(contentsOf: "\\n".unicodeScalars)
+            default: escaped.append(scalar)
             }
         }
-        return escaped
+        return String(escaped)
     }
 }

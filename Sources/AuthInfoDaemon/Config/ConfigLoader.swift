@@ -237,10 +237,10 @@ public enum ConfigLoader {
         if let publish = try object.string("publish_dir") { storage.publishDirectory = context.path(publish) }
         try object.rejectUnknownKeys()
         // The folder is the daemon's to tidy: it must not be one that holds anything else.
-        let publish = PathText.normalized(storage.publishDirectory)
+        let publish = PathText.canonical(storage.publishDirectory)
         let shared = [("/", "the root folder"), (context.directory, "the config's folder"),
                       (PathText.directory(of: storage.database), "the cache's folder")]
-        if let (_, what) = shared.first(where: { PathText.normalized($0.0) == publish }) {
+        if let (_, what) = shared.first(where: { PathText.canonical($0.0) == publish }) {
             throw ConfigError(file: context.file, key: "storage.publish_dir",
                               message: "\(storage.publishDirectory) is \(what); give the published files a folder of their own, e.g. /run/authinfod/devices")
         }
@@ -430,7 +430,7 @@ public enum ConfigLoader {
     }
 
     static func absolute(_ path: String, relativeTo directory: String) -> String {
-        PathText.normalized(PathText.resolve(path, from: directory))
+        PathText.standardized(PathText.resolve(path, from: directory))
     }
 }
 

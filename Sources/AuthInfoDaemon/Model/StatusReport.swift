@@ -169,8 +169,8 @@ public struct StatusReport: Sendable {
     /// `1h02m`, `47m12s`, `9s`.
     public static func duration(_ seconds: Double) -> String {
         let total = Int(max(0, seconds).rounded())
-        if total >= 3600 { return CFormat.string("%dh%02dm", total / 3600, (total % 3600) / 60) }
-        if total >= 60 { return CFormat.string("%dm%02ds", total / 60, total % 60) }
+        if total >= 3600 { return CFormat.string("%ldh%02ldm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return CFormat.string("%ldm%02lds", total / 60, total % 60) }
         return "\(total)s"
     }
 }

@@ -35,7 +35,7 @@ final class ExchangeThreads: Sendable {
             state.jobs.append(job)
             return state.idle.popLast()
         }
-        if let idle { idle.signal() } else { DetachedThread.start(name: "gateway-exchange") { self.work() } }
+        if let idle { idle.signal() } else { DetachedThread.start(name: "gw-exchange") { self.work() } }
     }
 
     /// Runs `body` on a thread of the pool and returns what it returned or threw, without
