@@ -11,6 +11,12 @@ extension JSONValue {
         return text
     }
 
+    /// The value of a number; nil for anything else.
+    public var number: Double? {
+        guard case .number(let value) = self else { return nil }
+        return value
+    }
+
     /// Whether the value is an object or an array (what JSON calls structured).
     public var isContainer: Bool {
         switch self {

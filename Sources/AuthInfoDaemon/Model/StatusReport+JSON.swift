@@ -5,38 +5,27 @@ extension StatusReport {
     struct Unreadable: Error {}
 
     public init(json bytes: [UInt8]) throws {
-        guard case .object(let root) = try JSONParser.parse(bytes) else { throw Unreadable() }
-        func field(_ members: [(key: String, value: JSONValue)], _ name: String) -> JSONValue? {
-            members.first { $0.key == name }?.value
-        }
-        func number(_ value: JSONValue?) -> Double? {
-            if case .number(let number)? = value { return number }
-            return nil
-        }
-        func string(_ value: JSONValue?) -> String? {
-            if case .string(let text)? = value { return text }
-            return nil
-        }
-        guard let generatedAt = number(field(root, "generated_at")), case .array(let rows)? = field(root, "devices") else { throw Unreadable() }
+        let root = try JSONParser.parse(bytes)
+        guard let generatedAt = root[member: "generated_at"]?.number, case .array(let rows)? = root[member: "devices"] else { throw Unreadable() }
         var devices: [DeviceStatus] = []
         for row in rows {
-            guard case .object(let members) = row, let id = string(field(members, "device_id")),
-                  let state = string(field(members, "state")).flatMap(DeviceState.init(rawValue:)) else { throw Unreadable() }
+            guard let id = row[member: "device_id"]?.string,
+                  let state = row[member: "state"]?.string.flatMap(DeviceState.init(rawValue:)) else { throw Unreadable() }
             var record = DeviceRecord(deviceID: id)
-            record.fetchedAt = number(field(members, "fetched_at"))
-            record.expiresAt = number(field(members, "expires_at"))
-            record.consecutiveFailures = Int(number(field(members, "consecutive_failures")) ?? 0)
-            if case .object(let error)? = field(members, "last_error") {
-                record.lastError = RecordedError(code: string(field(error, "code")) ?? "", message: string(field(error, "message")) ?? "",
-                                                 httpStatus: number(field(error, "http_status")).map { Int($0) },
-                                                 requestID: string(field(error, "request_id")), at: number(field(error, "at")) ?? 0)
+            record.fetchedAt = row[member: "fetched_at"]?.number
+            record.expiresAt = row[member: "expires_at"]?.number
+            record.consecutiveFailures = row[member: "consecutive_failures"]?.number.flatMap { Int(exactly: $0) } ?? 0
+            if let error = row[member: "last_error"], case .object = error {
+                record.lastError = RecordedError(code: error[member: "code"]?.string ?? "", message: error[member: "message"]?.string ?? "",
+                                                 httpStatus: error[member: "http_status"]?.number.flatMap { Int(exactly: $0) },
+                                                 requestID: error[member: "request_id"]?.string, at: error[member: "at"]?.number ?? 0)
             }
-            var status = DeviceStatus(record, nextAttemptAt: number(field(members, "next_refresh_in_seconds")).map { generatedAt + $0 }, now: generatedAt)
+            var status = DeviceStatus(record, nextAttemptAt: row[member: "next_refresh_in_seconds"]?.number.map { generatedAt + $0 }, now: generatedAt)
             status.state = state
             devices.append(status)
         }
-        self.init(generatedAt: generatedAt, source: string(field(root, "source")) ?? "daemon", devices: devices)
-        if case .array(let notes)? = field(root, "notes") { self.notes = notes.compactMap { string($0) } }
-        clockOffsetSeconds = number(field(root, "clock_offset_seconds"))
+        self.init(generatedAt: generatedAt, source: root[member: "source"]?.string ?? "daemon", devices: devices)
+        if case .array(let notes)? = root[member: "notes"] { self.notes = notes.compactMap(\.string) }
+        clockOffsetSeconds = root[member: "clock_offset_seconds"]?.number
     }
 }
