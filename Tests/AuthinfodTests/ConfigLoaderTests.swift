@@ -90,6 +90,8 @@ import WeChatPay
         ("refresh", "backoff_max_seconds", "-5", "refresh.backoff_max_seconds", "greater than 0"),
         ("refresh", "max_concurrent_requests", "1.5", "refresh.max_concurrent_requests", "whole number"),
         ("refresh", "interval_seconds", "3600", "refresh.interval_seconds", "below authinfo_ttl_seconds"),
+        // Below the lifetime, but the jitter (0.1 by default) could put a refresh at 3,740 s.
+        ("refresh", "interval_seconds", "3400", "refresh.interval_seconds", "past authinfo_ttl_seconds (3600): the value would expire first"),
         ("refresh", "jitter_fraction", "0.6", "refresh.jitter_fraction", "between 0 and 0.5"),
         ("refresh", "jitter_fraction", "-0.1", "refresh.jitter_fraction", "between 0 and 0.5"),
         ("refresh", "backoff_min_seconds", "400", "refresh.backoff_min_seconds", "must not be above backoff_max_seconds"),

@@ -224,6 +224,13 @@ public enum ConfigLoader {
         guard (0...0.5).contains(refresh.jitterFraction) else {
             throw object.error("jitter_fraction", "must be between 0 and 0.5, not \(ConfigObject.format(refresh.jitterFraction))")
         }
+        // The latest a jittered refresh can come must still be before the value expires.
+        let latest = refresh.interval * (1 + refresh.jitterFraction)
+        guard latest < refresh.authInfoTTL else {
+            throw object.error("interval_seconds", "\(ConfigObject.format(refresh.interval)) with jitter_fraction \(ConfigObject.format(refresh.jitterFraction)) can put a refresh "
+                               + "\(ConfigObject.format(latest)) s after the last, past authinfo_ttl_seconds (\(ConfigObject.format(refresh.authInfoTTL))): the value would expire first; "
+                               + "keep interval_seconds × (1 + jitter_fraction) below authinfo_ttl_seconds")
+        }
         guard refresh.backoffMinimum <= refresh.backoffMaximum else {
             throw object.error("backoff_min_seconds", "must not be above backoff_max_seconds (\(ConfigObject.format(refresh.backoffMaximum)))")
         }
