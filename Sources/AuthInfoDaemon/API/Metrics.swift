@@ -17,9 +17,9 @@ struct Metrics {
     mutating func recordRefresh(result: String, code: String) {
         // A code is a label value; the gateway writes it, so it is held to what error codes look
         // like, and a flood of distinct ones is counted together instead of growing the page.
-        var label = code.isEmpty || Self.isPlainCode(code) ? code : "unreadable_code"
-        if refreshes["\(result)\u{0}\(label)"] == nil, refreshes.count >= Self.maximumRefreshSeries { label = "other" }
-        refreshes["\(result)\u{0}\(label)", default: 0] += 1
+        var key = "\(result)\u{0}\(code.isEmpty || Self.isPlainCode(code) ? code : "unreadable_code")"
+        if refreshes[key] == nil, refreshes.count >= Self.maximumRefreshSeries { key = "\(result)\u{0}other" }
+        refreshes[key, default: 0] += 1
     }
 
     /// 1 to 64 ASCII letters, digits, `_`, `.` or `-` (PARAM_ERROR, HTTP_502, transport); a
