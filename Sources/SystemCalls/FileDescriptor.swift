@@ -36,7 +36,8 @@ public struct FileDescriptor: ~Copyable {
 
     /// Reads until end of file or `limit` bytes, retrying EINTR.
     public func readAll(limit: Int) throws(SystemError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: min(limit, 64 * 1024))
+        // Small first (most reads are small files), doubling as it fills.
+        var bytes = [UInt8](repeating: 0, count: min(limit, 4096))
         var total = 0
         while total < limit {
             if total == bytes.count { bytes += [UInt8](repeating: 0, count: min(limit - total, bytes.count)) }

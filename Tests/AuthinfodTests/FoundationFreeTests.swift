@@ -125,6 +125,26 @@ import WeChatPay
         #expect(try JSONParser.parse(Array(written.utf8)) == JSONParser.parse(Array(value.text(sortedKeys: false).utf8)).sortedForTest())
     }
 
+    @Test func hexMatchesStringFormatForArraysSlicesAndOtherSequences() {
+        let bytes: [UInt8] = Array(0...255) + [0xAB, 0x00, 0xFF]
+        let expected = bytes.map { String(format: "%02x", $0) }.joined()
+        #expect(Hex.lowercase(bytes) == expected)
+        #expect(Hex.uppercase(bytes) == expected.uppercased())
+        #expect(Hex.lowercase(bytes[3..<10]) == String(expected.dropFirst(6).prefix(14)))
+        #expect(Hex.lowercase(bytes.lazy.map { $0 }) == expected, "a sequence without contiguous storage")
+        #expect(Hex.lowercase([UInt8]()) == "")
+    }
+
+    @Test(arguments: [0, 1, 4095, 4096, 4097, 100_000])
+    func readAllReadsFilesOfEverySizeUpToItsLimit(size: Int) throws {
+        let directory = try TemporaryDirectory()
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let path = directory.file("f")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 1 << 20) == bytes)
+        #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 5000) == Array(bytes.prefix(5000)))
+    }
+
     @Test func directoriesAreMadeWithTheirParentsAndAFileInTheWayIsNamed() throws {
         let root = NSTemporaryDirectory() + "authinfod-dirs-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -124,6 +124,54 @@ import Testing
         #expect(publisher.read("b") == Array("{\"v\":2}".utf8))
     }
 
+    @Test func filesGetMode0640WhateverTheUmaskAndTheUmaskIsReadFromProc() throws {
+        let directory = try TemporaryDirectory()
+        for mask: mode_t in [0o077, 0o027, 0o022, 0o000] {
+            let previous = umask(mask)
+            defer { umask(previous) }
+            #expect(Publisher.processUmask() == mask)
+            let publisher = Publisher(directory: directory.file("devices-\(mask)"))
+            try publisher.prepare()
+            try publisher.write("a", Array("{}".utf8))
+            var status = stat()
+            stat(publisher.path(of: "a"), &status)
+            #expect(status.st_mode & 0o777 == 0o640, "umask \(String(mask, radix: 8)): mode \(String(status.st_mode & 0o777, radix: 8))")
+        }
+    }
+
+    @Test func republishingWritesWhatIsMissingOrDifferentFromManyThreadsAndStopsAtTheFirstFailure() throws {
+        let directory = try TemporaryDirectory()
+        let publisher = Publisher(directory: directory.file("devices"))
+        try publisher.prepare()
+        try directory.write("devices/same.json", "{\"v\":1}")
+        try directory.write("devices/old.json", "{\"v\":0}")
+        let (present, removed) = try publisher.clearLeftovers { _ in true }
+        #expect(present == ["same.json", "old.json"] && removed == 0)
+        let republisher = Republisher(publisher, present: present)
+        let documents = (0..<2000).map { (id: "dev-\($0)", bytes: Array("{\"n\":\($0)}".utf8)) }
+            + [(id: "same", bytes: Array("{\"v\":1}".utf8)), (id: "old", bytes: Array("{\"v\":1}".utf8))]
+        for start in stride(from: 0, to: documents.count, by: 100) {
+            republisher.add(Array(documents[start..<min(start + 100, documents.count)]))
+        }
+        let progress = republisher.finish()
+        #expect(progress.failure == nil)
+        #expect(progress.written == 2001, "all but the file that already held its document")
+        for document in documents { #expect(publisher.read(document.id) == document.bytes, "\(document.id)") }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("devices")).count == documents.count, "no temporary file left")
+
+        // A device whose name is taken by a folder cannot be written: that is reported, and the
+        // batches after it are skipped rather than failing one by one.
+        try FileManager.default.createDirectory(atPath: directory.file("devices/blocked.json/inside"), withIntermediateDirectories: true)
+        let failing = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
+        failing.add([(id: "blocked", bytes: Array("{}".utf8))])
+        _ = failing.finish()
+        failing.add([(id: "after", bytes: Array("{}".utf8))])
+        let failed = failing.finish()
+        #expect(failed.failure?.description.contains("blocked.json") == true, "\(String(describing: failed.failure))")
+        #expect(failed.written == 0)
+        #expect(publisher.read("after") == nil)
+    }
+
     @Test func documentsAreCompactJSONInContractOrderAndEscaped() throws {
         let document = AuthInfoDocument(deviceID: "dev-0001", authinfo: "a\"b\\c\n\u{01}", fetchedAt: 1_763_800_000.7, expiresAt: 1_763_803_600)
         let text = String(decoding: document.json(state: .fresh), as: UTF8.self)

@@ -26,9 +26,10 @@ final class ServedDocuments: Sendable {
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
         /// when a new authinfo is served.
         let etag: String
-        /// The answer's JSON up to its state, and its header fields in wire form: made here, once
-        /// per value, not per read.
-        private let openJSON: [UInt8]
+        /// The document as published in files (no `state`), and the answer's header fields in
+        /// wire form: made here, once per value, not per read. A socket read appends the state
+        /// to the document (`body`); the file is written from these very bytes.
+        let publishedJSON: [UInt8]
         let fields: [UInt8]
 
         init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
@@ -37,24 +38,27 @@ final class ServedDocuments: Sendable {
             self.dueAt = dueAt
             self.failing = failing
             self.needsRawData = needsRawData
-            var value = Array(document.authinfo.utf8)
-            value += String(Int(document.fetchedAt.rounded(.down))).utf8
-            let digest = SHA256.digest(value)
-            etag = "W/\"" + Hex.lowercase(digest.prefix(12)) + "\""
-            openJSON = document.openJSON()
-            fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\nETag: \(etag)\r\n".utf8)
+            publishedJSON = document.publishedJSON()
+            // The published document holds the value and when it was fetched: its digest changes
+            // with them, and is the same after a restart.
+            etag = "W/\"" + Hex.lowercase(SHA256.digest(publishedJSON).prefix(12)) + "\""
+            var fields: [UInt8] = []
+            fields.reserveCapacity(Self.fieldsBeforeETag.count + etag.utf8.count + 2)
+            fields += Self.fieldsBeforeETag
+            fields += etag.utf8
+            fields += [13, 10]
+            self.fields = fields
         }
+
+        private static let fieldsBeforeETag = Array("Content-Type: application/json\r\nCache-Control: no-store\r\nETag: ".utf8)
 
         func state(at now: Double) -> AuthInfoDocument.State {
             .of(expiresAt: expiresAt, needsRawData: needsRawData, failing: failing, dueAt: dueAt, now: now)
         }
 
-        /// The document as published in files (no `state`): the same bytes as `document.json()`.
-        var publishedJSON: [UInt8] { AuthInfoDocument.closing(openJSON, state: nil) }
-
         /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
-            AuthInfoDocument.closing(openJSON, state: state(at: now))
+            AuthInfoDocument.closing(publishedJSON.dropLast(), state: state(at: now))
         }
     }
 

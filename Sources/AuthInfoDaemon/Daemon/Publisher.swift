@@ -1,17 +1,24 @@
 import FoundationEssentials
 import WeChatPay
 import Glibc
+import Synchronization
 import SystemCalls
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
 /// atomically: a temporary file in the same folder, then `rename`, so a reader never sees a
 /// half-written document. No fsync: SQLite holds the durable copy and every file is checked
 /// against it at start.
-final class Publisher {
+///
+/// Thread-safe (at start a `Republisher` writes from a thread of its own): it holds no state
+/// but a counter that keeps temporary names unique.
+final class Publisher: Sendable {
     static let temporaryPrefix = ".tmp-"
     let directory: String
     /// Makes temporary names unique within this process (O_EXCL guards against the rest).
-    private var temporaryCounter: UInt64 = 0
+    private let temporaryCounter = Atomic<UInt64>(0)
+    /// The process's umask leaves 0640 alone, so a new file has its mode from `open` and needs
+    /// no `fchmod` (systemd's `UMask=0027`).
+    private let umaskKeepsMode: Bool
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -19,9 +26,19 @@ final class Publisher {
 
     init(directory: String) {
         self.directory = directory
+        umaskKeepsMode = Self.processUmask().map { $0 & 0o640 == 0 } ?? false
     }
 
     func path(of deviceID: String) -> String { directory + "/" + deviceID + ".json" }
+
+    /// The umask, from /proc (reading it with `umask(2)` means setting it, which races with
+    /// other threads creating files); nil when /proc does not say.
+    static func processUmask() -> mode_t? {
+        guard let file = try? FileDescriptor.open("/proc/self/status", O_RDONLY),
+              let bytes = try? file.readAll(limit: 64 * 1024) else { return nil }
+        let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Umask:") }
+        return line.flatMap { mode_t(String($0.dropFirst(6).filter { $0 != " " && $0 != "\t" }), radix: 8) }
+    }
 
     /// Creates the folder (0750) if needed.
     func prepare() throws(Failure) {
@@ -35,11 +52,11 @@ final class Publisher {
     /// Atomically replaces the device's file with `bytes`.
     func write(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
         let target = path(of: deviceID)
-        temporaryCounter &+= 1
-        let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(temporaryCounter)"
+        let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(counter)"
         do {
             let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o640)
-            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
+            if !umaskKeepsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
             try file.writeAll(bytes)
             try file.closeCheckingErrors()
         } catch {
@@ -82,28 +99,41 @@ final class Publisher {
         return bytes
     }
 
-    /// Makes the folder match `documents`: rewrites files that are missing or differ, deletes
-    /// the documents of other devices and leftover temporary files — only files this daemon
-    /// writes (an authinfo document named for its device, or one of its temporary names), never
-    /// anything else someone keeps there. Returns (written, removed).
-    func reconcile(_ documents: [String: [UInt8]]) throws(Failure) -> (written: Int, removed: Int) {
+    /// The first half of making the folder match the valid values: creates the folder, deletes
+    /// leftover temporary files and the documents of devices `isCurrent` says have no valid
+    /// value — only files this daemon writes (an authinfo document named for its device, or one
+    /// of its temporary names), never anything else someone keeps there. Returns the names
+    /// present before, for `publish`, and how many files went.
+    func clearLeftovers(keeping isCurrent: (String) -> Bool) throws(Failure) -> (present: Set<String>, removed: Int) {
         try prepare()
         var removed = 0
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let present = Set(entries)
         for name in entries {
             if Self.isTemporaryName(name) {
                 unlink(directory + "/" + name)
                 removed += 1
-            } else if name.hasSuffix(".json"), case let deviceID = String(name.dropLast(5)), documents[deviceID] == nil,
+            } else if name.hasSuffix(".json"), case let deviceID = String(name.dropLast(5)), !isCurrent(deviceID),
                       let bytes = read(deviceID), Self.isDocument(bytes, of: deviceID) {
                 unlink(directory + "/" + name)
                 removed += 1
             }
         }
+        return (Set(entries), removed)
+    }
+
+    /// The second half: writes the device's file unless it already holds `bytes` (`present`:
+    /// the names `clearLeftovers` found). True when it was written.
+    func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
+        guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
+        try write(deviceID, bytes)
+        return true
+    }
+
+    /// Makes the folder match `documents` (both halves above). Returns (written, removed).
+    func reconcile(_ documents: [String: [UInt8]]) throws(Failure) -> (written: Int, removed: Int) {
+        let (present, removed) = try clearLeftovers { documents[$0] != nil }
         var written = 0
-        for (deviceID, bytes) in documents where !present.contains(deviceID + ".json") || read(deviceID) != bytes {
-            try write(deviceID, bytes)
+        for (deviceID, bytes) in documents where try publish(deviceID, bytes, present: present) {
             written += 1
         }
         return (written, removed)

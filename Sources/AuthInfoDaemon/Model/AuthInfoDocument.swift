@@ -29,11 +29,18 @@ public struct AuthInfoDocument: Sendable, Equatable {
 
     /// Compact JSON in the contract's key order; times as whole Unix seconds.
     public func json(state: State? = nil) -> [UInt8] {
-        Self.closing(openJSON(), state: state)
+        guard let state else { return publishedJSON() }
+        return Self.closing(openJSON()[...], state: state)
     }
 
-    /// The document's JSON object without its `state` and closing brace: made once per value,
-    /// so a socket read only appends the state (`closing`).
+    /// The document as published in files (no `state`).
+    func publishedJSON() -> [UInt8] {
+        var bytes = openJSON()
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    /// The document's JSON object without its `state` and closing brace.
     func openJSON() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 100)
@@ -48,8 +55,8 @@ public struct AuthInfoDocument: Sendable, Equatable {
         return bytes
     }
 
-    /// `open` (from `openJSON`) with `state` and the closing brace.
-    static func closing(_ open: [UInt8], state: State?) -> [UInt8] {
+    /// `open` (the document without its closing brace) with `state` and the closing brace.
+    static func closing(_ open: ArraySlice<UInt8>, state: State?) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(open.count + 32)
         bytes += open

@@ -122,7 +122,22 @@ actor Refresher {
         hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
-        var documents = [String: [UInt8]](minimumCapacity: configuration.devices.count)
+        // The files first: what no longer belongs goes now, and the valid values are written on a
+        // thread of their own while this loop builds what the socket serves.
+        var republisher: Republisher?
+        var removed = 0
+        do {
+            let cleared = try publisher.clearLeftovers { id in
+                devices.contains(id) && records[id].map { $0.isValid(at: wall) && $0.authinfo != nil } == true
+            }
+            republisher = Republisher(publisher, present: cleared.present)
+            removed = cleared.removed
+        } catch {
+            noteStorageFault("publish_failed", error.description, device: nil)
+        }
+        var batch: [(id: String, bytes: [UInt8])] = []
+        batch.reserveCapacity(Republisher.batchSize)
+        var published = 0
         expiries.reserveCapacity(configuration.devices.count)
         scheduler.reserveCapacity(configuration.devices.count)
         var valid = 0
@@ -137,13 +152,22 @@ actor Refresher {
             record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
             records[device.id] = record
             // The served entry already holds the document's JSON: the file is made from it.
-            if let entry = updateServed(device.id), isValid { documents[device.id] = entry.publishedJSON }
+            if let entry = updateServed(device.id), isValid {
+                batch.append((device.id, entry.publishedJSON))
+                published += 1
+                if batch.count == Republisher.batchSize {
+                    republisher?.add(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
         }
-        do {
-            let (written, removed) = try publisher.reconcile(documents)
-            logger.info("published", ["files": documents.count, "rewritten": written, "removed": removed])
-        } catch {
-            noteStorageFault("publish_failed", error.description, device: nil)
+        republisher?.add(batch)
+        if let progress = republisher?.finish() {
+            if let failure = progress.failure {
+                noteStorageFault("publish_failed", failure.description, device: nil)
+            } else {
+                logger.info("published", ["files": published, "rewritten": progress.written, "removed": removed])
+            }
         }
         // Loading and republishing the whole cache leaves garbage behind; return it now.
         malloc_trim(0)

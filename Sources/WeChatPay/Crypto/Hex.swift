@@ -12,9 +12,21 @@ public enum Hex {
     }
 
     private static func encode(_ bytes: some Sequence<UInt8>, digits: StaticString) -> String {
-        var text: [UInt8] = []
-        text.reserveCapacity(bytes.underestimatedCount * 2)
         let table = digits.utf8Start
+        let count = bytes.underestimatedCount
+        // The usual case (an array or a slice of one): written straight into the string's storage.
+        let direct = bytes.withContiguousStorageIfAvailable { source in
+            String(unsafeUninitializedCapacity: source.count * 2) { text in
+                for (index, byte) in source.enumerated() {
+                    text[2 * index] = table[Int(byte >> 4)]
+                    text[2 * index + 1] = table[Int(byte & 0x0F)]
+                }
+                return source.count * 2
+            }
+        }
+        if let direct { return direct }
+        var text: [UInt8] = []
+        text.reserveCapacity(count * 2)
         for byte in bytes {
             text.append(table[Int(byte >> 4)])
             text.append(table[Int(byte & 0x0F)])

@@ -1,0 +1,72 @@
+import Dispatch
+import Synchronization
+
+/// Republishes every valid value at start on Dispatch's worker threads, while the refresher goes
+/// on building what the socket serves: writing 100,000 files and loading 100,000 devices then
+/// overlap on every core instead of adding up. READY waits for `finish`, so the contract's
+/// "files republished" still holds when it is sent.
+///
+/// Batches are independent (one device's file each) and may be written at the same time, also by
+/// the refresher's thread once its own work is done (`finish`); after the first failure the rest
+/// are skipped (the refresher's storage repair rewrites everything
+/// anyway).
+final class Republisher: Sendable {
+    /// What the writing thread has done so far.
+    struct Progress: Sendable {
+        var written = 0
+        var failure: Publisher.Failure?
+    }
+
+    /// Devices per batch: large enough that handing one over costs nothing next to its files.
+    static let batchSize = 512
+
+    private let publisher: Publisher
+    private let present: Set<String>
+    private let queue = DispatchQueue(label: "authinfod.republish", attributes: .concurrent)
+    private let group = DispatchGroup()
+    private let progress = Mutex(Progress())
+    /// Batches added and not yet taken by a worker (or by `finish`).
+    private let pending = Mutex<[[(id: String, bytes: [UInt8])]]>([])
+
+    /// `present`: the names `Publisher.clearLeftovers` found (their files are read, and
+    /// rewritten only when they differ).
+    init(_ publisher: Publisher, present: Set<String>) {
+        self.publisher = publisher
+        self.present = present
+    }
+
+    /// Queues `batch` (device id, document bytes) for writing; returns at once.
+    func add(_ batch: [(id: String, bytes: [UInt8])]) {
+        guard !batch.isEmpty else { return }
+        pending.withLock { $0.append(batch) }
+        queue.async(group: group) { [self] in
+            if let batch = pending.withLock({ $0.popLast() }) { write(batch) }
+        }
+    }
+
+    /// Waits until every queued batch is written (or skipped after a failure), writing what is
+    /// still queued on the calling thread meanwhile.
+    func finish() -> Progress {
+        while let batch = pending.withLock({ $0.popLast() }) { write(batch) }
+        group.wait()
+        return progress.withLock { $0 }
+    }
+
+    private func write(_ batch: [(id: String, bytes: [UInt8])]) {
+        guard progress.withLock({ $0.failure == nil }) else { return }
+        var written = 0
+        var failure: Publisher.Failure?
+        for (id, bytes) in batch {
+            do throws(Publisher.Failure) {
+                if try publisher.publish(id, bytes, present: present) { written += 1 }
+            } catch {
+                failure = error
+                break
+            }
+        }
+        progress.withLock { progress in
+            progress.written += written
+            if progress.failure == nil { progress.failure = failure }
+        }
+    }
+}
