@@ -82,11 +82,11 @@ import Testing
         for index in 0..<25 { scheduler.schedule("d\(index)", at: 0) }
         let first = scheduler.take(now: 0)
         #expect(first.start.count == 10)
-        #expect(first.wake == 1.05, "one second plus the 5% jitter guard")
+        #expect(first.wake == 1.1, "one second plus the 10% jitter guard")
         #expect(scheduler.take(now: 0.5).start.isEmpty)
-        #expect(scheduler.take(now: 1).start.isEmpty)
-        #expect(scheduler.take(now: 1.05).start.count == 10)
-        #expect(scheduler.take(now: 2.1).start.count == 5)
+        #expect(scheduler.take(now: 1.05).start.isEmpty)
+        #expect(scheduler.take(now: 1.1).start.count == 10)
+        #expect(scheduler.take(now: 2.2).start.count == 5)
     }
 
     /// A reload (new settings) in the middle of a fill keeps the limiter's history: the starts
@@ -99,10 +99,10 @@ import Testing
         #expect(scheduler.take(now: 0.2).start.isEmpty, "the 10 starts at 0 still fill the window")
         scheduler.update(settings(concurrency: 100, rate: 5))
         #expect(scheduler.take(now: 0.5).start.isEmpty, "a lower rate counts the earlier starts too")
-        let next = scheduler.take(now: 1.05)
+        let next = scheduler.take(now: 1.1)
         #expect(next.start.count == 5)
         scheduler.update(settings(concurrency: 100, rate: 20))
-        #expect(scheduler.take(now: 1.1).start.count == 15, "a higher rate admits only the difference")
+        #expect(scheduler.take(now: 1.15).start.count == 15, "a higher rate admits only the difference")
     }
 
     @Test func deviceLevelFailuresBackOffPerDevice() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeChatPay
 @testable import AuthInfoDaemon
 
 @Suite struct StorageTests {
@@ -170,6 +171,17 @@ import Testing
         #expect(failed.failure?.description.contains("blocked.json") == true, "\(String(describing: failed.failure))")
         #expect(failed.written == 0)
         #expect(publisher.read("after") == nil)
+    }
+
+    @Test func weakTagsAre64BitsOfTheDigestInBase64URLAndFitInline() {
+        for seed in 0..<200 {
+            let digest = SHA256.digest(Array("value \(seed)".utf8))
+            let tag = ServedDocuments.Entry.weakTag(digest)
+            let base64 = Data(digest.prefix(8)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(tag == "W/\"\(base64)\"")
+            #expect(tag.utf8.count == 15, "15 bytes: a small (inline) string")
+        }
     }
 
     @Test func documentsAreCompactJSONInContractOrderAndEscaped() throws {

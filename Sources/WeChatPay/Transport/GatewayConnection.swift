@@ -15,6 +15,8 @@ final class GatewayConnection: @unchecked Sendable {
     private var ssl: OpaquePointer?
     /// When the connection was last handed back (monotonic), to retire idle ones.
     var idleSince = 0.0
+    /// What `read` reads into: allocated once per connection, not per read.
+    private var chunk = [UInt8](repeating: 0, count: 16 * 1024)
 
     /// Resolves `host`, connects to its first address that answers, and completes the TLS
     /// handshake (peer certificate and host name verified), all before `deadline`. Failing or
@@ -103,7 +105,6 @@ final class GatewayConnection: @unchecked Sendable {
     /// Reads what is available into `buffer` (appending), waiting until `deadline`; returns the
     /// byte count, 0 at the end of the stream.
     func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             ERR_clear_error()
             errno = 0
