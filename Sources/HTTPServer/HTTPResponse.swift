@@ -20,10 +20,11 @@ public struct HTTPResponse: Sendable {
         preformattedFields = []
     }
 
-    /// A response whose header fields were formatted beforehand (see `preformattedFields`).
-    public init(status: Int, preformattedFields: [UInt8], body: [UInt8]) {
+    /// A response whose header fields were formatted beforehand (see `preformattedFields`), and
+    /// maybe a few made now (`headers`, sent first).
+    public init(status: Int, headers: [(name: String, value: String)] = [], preformattedFields: [UInt8], body: [UInt8]) {
         self.status = status
-        headers = []
+        self.headers = headers
         self.body = body
         self.preformattedFields = preformattedFields
     }

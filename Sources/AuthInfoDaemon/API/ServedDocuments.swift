@@ -15,8 +15,6 @@ final class ServedDocuments: Sendable {
     /// Deadlines are monotonic: a wall-clock jump never turns a valid value "expired". A class,
     /// immutable: a read takes a reference, not a copy of every field.
     final class Entry: Sendable {
-        /// Shares its strings with the device's record: no copy of the value per device.
-        let document: AuthInfoDocument
         let expiresAt: Double
         /// When the refresh becomes overdue.
         let dueAt: Double
@@ -26,14 +24,14 @@ final class ServedDocuments: Sendable {
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
         /// when a new authinfo is served.
         let etag: String
-        /// The document as published in files (no `state`), and the answer's header fields in
-        /// wire form: made here, once per value, not per read. A socket read appends the state
-        /// to the document (`body`); the file is written from these very bytes.
+        /// The document as published in files (no `state`): made here, once per value, not per
+        /// read. A socket read appends the state to it (`body`); the file is written from these
+        /// very bytes.
         let publishedJSON: [UInt8]
-        let fields: [UInt8]
+        /// The answer's header fields other than the ETag, in wire form: the same for every value.
+        static let fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\n".utf8)
 
         init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
-            self.document = document
             self.expiresAt = expiresAt
             self.dueAt = dueAt
             self.failing = failing
@@ -42,12 +40,6 @@ final class ServedDocuments: Sendable {
             // The published document holds the value and when it was fetched: its digest changes
             // with them, and is the same after a restart.
             etag = Self.weakTag(SHA256.digest(publishedJSON))
-            var fields: [UInt8] = []
-            fields.reserveCapacity(Self.fieldsBeforeETag.count + etag.utf8.count + 2)
-            fields += Self.fieldsBeforeETag
-            fields += etag.utf8
-            fields += [13, 10]
-            self.fields = fields
         }
 
         /// `W/"…"` holding 64 bits of `digest` in 11 base64url characters: 15 bytes, which a
@@ -64,8 +56,6 @@ final class ServedDocuments: Sendable {
             tag.append(UInt8(ascii: "\""))
             return String(decoding: tag, as: UTF8.self)
         }
-
-        private static let fieldsBeforeETag = Array("Content-Type: application/json\r\nCache-Control: no-store\r\nETag: ".utf8)
 
         func state(at now: Double) -> AuthInfoDocument.State {
             .of(expiresAt: expiresAt, needsRawData: needsRawData, failing: failing, dueAt: dueAt, now: now)

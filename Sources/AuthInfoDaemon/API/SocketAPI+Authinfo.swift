@@ -28,7 +28,8 @@ extension SocketAPI {
 
     private static func answer(_ entry: ServedDocuments.Entry?, served: ServedDocuments) -> HTTPResponse {
         guard let entry else { return .error(503, "no_authinfo_yet") }
-        return HTTPResponse(status: 200, preformattedFields: entry.fields, body: entry.body(at: served.monotonicNow()))
+        return HTTPResponse(status: 200, headers: [("ETag", entry.etag)], preformattedFields: ServedDocuments.Entry.fields,
+                            body: entry.body(at: served.monotonicNow()))
     }
 
     private static func notModified(_ etag: String) -> HTTPResponse {

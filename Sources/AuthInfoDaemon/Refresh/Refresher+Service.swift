@@ -1,3 +1,5 @@
+import Dispatch
+import CLinux
 import WeChatPay
 
 /// The refresher as the socket API sees it: each request hops onto the queue, and the reply
@@ -31,13 +33,32 @@ extension Refresher: DeviceService {
     }
 
     nonisolated func status(reply: @escaping @Sendable (StatusReport) -> Void) {
-        onQueue { reply($0.statusReportOnQueue()) }
+        onQueue { refresher in
+            reply(refresher.statusReportOnQueue())
+            refresher.trimSoon()
+        }
     }
 
     nonisolated func metricsText(reply: @escaping @Sendable (String) -> Void) {
         onQueue { refresher in
             reply(refresher.metrics.exposition(refresher.statusReportOnQueue(), version: BuildInfo.version, storageFault: refresher.storageFault != nil,
                                                perDevice: refresher.configuration.metrics.perDevice))
+            refresher.trimSoon()
+        }
+    }
+
+    /// A status or metrics answer covers every device (megabytes at 10,000): once it has been
+    /// sent and freed, hand the allocator's free pages back, or an idle daemon keeps the
+    /// resident size of its last scrape. One trim per second at most; it costs about a
+    /// millisecond.
+    func trimSoon() {
+        guard !trimPending else { return }
+        trimPending = true
+        queue.asyncAfter(deadline: .now() + 1) { [weak self] in
+            self?.assumeIsolated { refresher in
+                refresher.trimPending = false
+                malloc_trim(0)
+            }
         }
     }
 }

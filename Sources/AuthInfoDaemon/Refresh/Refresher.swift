@@ -61,6 +61,8 @@ actor Refresher {
     var nextExchangeToken = 0
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
+    /// A `malloc_trim` is queued after a large answer (`trimSoon`).
+    var trimPending = false
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
     nonisolated let served: ServedDocuments
     var hook: ChangeHook?
