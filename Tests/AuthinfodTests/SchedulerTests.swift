@@ -220,4 +220,35 @@ import Testing
             #expect(heap.deadline(of: key) == reference[key])
         }
     }
+
+    /// A start builds the heaps in one go: the result must be the heap the same entries set one
+    /// by one would give — same order (ties by key), and every position right for what follows.
+    @Test func aHeapBuiltAtOnceBehavesLikeOneBuiltByInsertions() {
+        var generator = SeededGenerator(seed: 3_12_2026)
+        for size in [0, 1, 2, 3, 7, 64, 1000] {
+            let entries = (0..<size).map { (key: "k\($0)", deadline: Double(Int.random(in: 0..<20, using: &generator))) }
+            var built = DeadlineHeap(entries)
+            var inserted = DeadlineHeap()
+            for entry in entries { inserted.set(entry.key, entry.deadline) }
+            #expect(built.count == size)
+            for entry in entries { #expect(built.deadline(of: entry.key) == entry.deadline) }
+            // Moves and removals find each key where the build left it.
+            for _ in 0..<(size / 2) {
+                let key = "k\(Int.random(in: 0..<size, using: &generator))"
+                if Bool.random(using: &generator) {
+                    let deadline = Double(Int.random(in: 0..<20, using: &generator))
+                    built.set(key, deadline)
+                    inserted.set(key, deadline)
+                } else {
+                    built.remove(key)
+                    inserted.remove(key)
+                }
+            }
+            while let expected = inserted.pop() {
+                let popped = built.pop()
+                #expect(popped?.key == expected.key && popped?.deadline == expected.deadline, "size \(size)")
+            }
+            #expect(built.pop() == nil)
+        }
+    }
 }

@@ -138,6 +138,15 @@ final class ServedDocuments: Sendable {
         for waiter in woken { waiter.reply(.changed(entry)) }
     }
 
+    /// Serves every entry of `entries` at once (one lock): the values loaded from the cache at
+    /// start, before anyone can wait for them.
+    func load(_ entries: [(id: String, entry: Entry)]) {
+        state.withLock { state in
+            state.entries.reserveCapacity(state.entries.count + entries.count)
+            for (id, entry) in entries { state.entries[id] = entry }
+        }
+    }
+
     /// nil: unknown device; `.some(nil)`: configured but no value yet.
     func lookup(_ id: String) -> Entry?? {
         state.withLock { state in

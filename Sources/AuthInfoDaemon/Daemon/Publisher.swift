@@ -71,6 +71,35 @@ final class Publisher: Sendable {
         }
     }
 
+    /// `O_TMPFILE`, which the Glibc module does not export (the same value on every Linux
+    /// architecture apart from `O_DIRECTORY`'s).
+    private static let unnamedFile = Int32(0o20000000) | O_DIRECTORY
+
+    /// Writes the file of a device that has none: an unnamed file in the folder (`O_TMPFILE`),
+    /// filled, then linked under its name. No temporary name and no rename, so the folder is
+    /// locked only for the link, and files written from several threads at start do not queue
+    /// behind each other. False when it could not be done this way — the filesystem has no
+    /// unnamed files, /proc is not there, or the name exists by now — and `write` should be used.
+    func writeNew(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) -> Bool {
+        guard let file = try? FileDescriptor.open(directory, O_WRONLY | Self.unnamedFile, mode: 0o640) else { return false }
+        let target = path(of: deviceID)
+        do {
+            if !umaskKeepsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
+            try file.writeAll(bytes)
+        } catch {
+            throw Failure(description: "cannot write \(target): \(error.reason)")
+        }
+        // linkat(fd, "", …, AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; the /proc link does not.
+        guard linkat(AT_FDCWD, "/proc/self/fd/\(file.raw)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 else { return false }
+        do {
+            try file.closeCheckingErrors()
+        } catch {
+            unlink(target)
+            throw Failure(description: "cannot write \(target): \(error.reason)")
+        }
+        return true
+    }
+
     /// Whether `name` is one of the temporary names `write` makes (`.tmp-{device}-{pid}-{n}`).
     static func isTemporaryName(_ name: String) -> Bool {
         guard name.hasPrefix(temporaryPrefix) else { return false }
@@ -124,7 +153,11 @@ final class Publisher: Sendable {
     /// The second half: writes the device's file unless it already holds `bytes` (`present`:
     /// the names `clearLeftovers` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
-        guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
+        if !present.contains(deviceID + ".json") {
+            if try writeNew(deviceID, bytes) { return true }
+        } else if read(deviceID) == bytes {
+            return false
+        }
         try write(deviceID, bytes)
         return true
     }

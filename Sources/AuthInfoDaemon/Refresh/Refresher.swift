@@ -140,21 +140,36 @@ actor Refresher {
         var batch: [(id: String, bytes: [UInt8])] = []
         batch.reserveCapacity(Republisher.batchSize)
         var published = 0
-        expiries.reserveCapacity(configuration.devices.count)
-        scheduler.reserveCapacity(configuration.devices.count)
+        // Every plan and value is collected, then handed over at once: with 100,000 devices a
+        // start is otherwise mostly hashing device ids.
+        let count = configuration.devices.count
+        var expiryPlan: [(key: String, deadline: Double)] = []
+        var refreshPlan: [(id: String, deadline: Double, failures: Int)] = []
+        var entries: [(id: String, entry: ServedDocuments.Entry)] = []
+        expiryPlan.reserveCapacity(count)
+        refreshPlan.reserveCapacity(count)
+        entries.reserveCapacity(count)
         var valid = 0
         for device in configuration.devices {
             var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
             let isValid = record.isValid(at: wall) && record.authinfo != nil
-            if isValid {
-                expiries.set(device.id, mono + (record.expiresAt! - wall))
+            let expiry = isValid ? mono + (record.expiresAt! - wall) : nil
+            if let expiry {
+                expiryPlan.append((device.id, expiry))
                 valid += 1
             }
-            scheduler.schedule(device.id, at: mono + initialDelay(record, wall: wall), failures: record.consecutiveFailures)
-            record.nextAttemptAt = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+            // Nothing is in flight and no outage is known yet: the next attempt is the plan.
+            let due = mono + initialDelay(record, wall: wall)
+            refreshPlan.append((device.id, due, record.consecutiveFailures))
+            record.nextAttemptAt = wall + (due - mono)
             records[device.id] = record
-            // The served entry already holds the document's JSON: the file is made from it.
-            if let entry = updateServed(device.id), isValid {
+            // What `updateServed` would make, without looking the device up again; the file is
+            // made from the entry's JSON.
+            guard let document = AuthInfoDocument(record) else { continue }
+            let entry = ServedDocuments.Entry(document: document, expiresAt: expiry ?? mono, dueAt: due,
+                                              failing: record.consecutiveFailures > 0, needsRawData: record.needsRawData)
+            entries.append((device.id, entry))
+            if isValid {
                 batch.append((device.id, entry.publishedJSON))
                 published += 1
                 if batch.count == Republisher.batchSize {
@@ -163,6 +178,9 @@ actor Refresher {
                 }
             }
         }
+        expiries = DeadlineHeap(expiryPlan)
+        scheduler.start(refreshPlan)
+        served.load(entries)
         republisher?.add(batch)
         if let progress = republisher?.finish() {
             if let failure = progress.failure {

@@ -54,12 +54,6 @@ final class RefreshScheduler {
         limiter = RateLimiter(requestsPerSecond: settings.maximumRequestsPerSecond)
     }
 
-    /// Room for `count` devices without regrowing (a start with many devices).
-    func reserveCapacity(_ count: Int) {
-        due.reserveCapacity(count)
-        failures.reserveCapacity(count)
-    }
-
     /// New settings (config reload); deadlines already planned, refreshes in flight and the
     /// starts the rate limiter has admitted are kept.
     func update(_ settings: Configuration.Refresh) {
@@ -67,9 +61,19 @@ final class RefreshScheduler {
         limiter.setRate(settings.maximumRequestsPerSecond)
     }
 
+    /// The plan of every device at start, before anything was scheduled or started: each
+    /// device's deadline and its consecutive failures so far. Its next attempt is then its
+    /// deadline (nothing is in flight, no outage is known).
+    func start(_ plans: [(id: String, deadline: Double, failures: Int)]) {
+        precondition(due.count == 0 && inFlight.isEmpty, "RefreshScheduler.start: only before anything is scheduled")
+        due = DeadlineHeap(plans.map { (key: $0.id, deadline: $0.deadline) })
+        for plan in plans where plan.failures > 0 { failures[plan.id] = plan.failures }
+    }
+
     /// Plans `id` at `deadline` (replacing any earlier plan), with `failures` consecutive failures so far.
     func schedule(_ id: String, at deadline: Double, failures count: Int? = nil) {
-        if let count { failures[id] = count }
+        // Only failing devices are counted: a healthy one costs no entry.
+        if let count { failures[id] = count > 0 ? count : nil }
         if !inFlight.contains(id) { due.set(id, deadline) }
     }
 
@@ -119,7 +123,7 @@ final class RefreshScheduler {
         let next: Double
         switch outcome {
         case .success(let lifetime):
-            failures[id] = 0
+            failures[id] = nil
             outage = nil
             let jittered = settings.interval * (1 + settings.jitterFraction * (2 * random() - 1))
             next = now + jittered * min(1, lifetime / settings.authInfoTTL)
