@@ -16,9 +16,6 @@ final class Publisher: Sendable {
     let directory: String
     /// Makes temporary names unique within this process (O_EXCL guards against the rest).
     private let temporaryCounter = Atomic<UInt64>(0)
-    /// The process's umask leaves 0640 alone, so a new file has its mode from `open` and needs
-    /// no `fchmod` (systemd's `UMask=0027`).
-    private let umaskKeepsMode: Bool
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -26,19 +23,9 @@ final class Publisher: Sendable {
 
     init(directory: String) {
         self.directory = directory
-        umaskKeepsMode = Self.processUmask().map { $0 & 0o640 == 0 } ?? false
     }
 
     func path(of deviceID: String) -> String { directory + "/" + deviceID + ".json" }
-
-    /// The umask, from /proc (reading it with `umask(2)` means setting it, which races with
-    /// other threads creating files); nil when /proc does not say.
-    static func processUmask() -> mode_t? {
-        guard let file = try? FileDescriptor.open("/proc/self/status", O_RDONLY),
-              let bytes = try? file.readAll(limit: 64 * 1024) else { return nil }
-        let line = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Umask:") }
-        return line.flatMap { mode_t(String($0.dropFirst(6).filter { $0 != " " && $0 != "\t" }), radix: 8) }
-    }
 
     /// Creates the folder (0750) if needed.
     func prepare() throws(Failure) {
@@ -56,7 +43,8 @@ final class Publisher: Sendable {
         let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(counter)"
         do {
             let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o640)
-            if !umaskKeepsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
+            // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
+            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
             try file.writeAll(bytes)
             try file.closeCheckingErrors()
         } catch {
@@ -69,35 +57,6 @@ final class Publisher: Sendable {
             unlink(temporary)
             throw Failure(description: "cannot write \(target): \(error.reason)")
         }
-    }
-
-    /// `O_TMPFILE`, which the Glibc module does not export (the same value on every Linux
-    /// architecture apart from `O_DIRECTORY`'s).
-    private static let unnamedFile = Int32(0o20000000) | O_DIRECTORY
-
-    /// Writes the file of a device that has none: an unnamed file in the folder (`O_TMPFILE`),
-    /// filled, then linked under its name. No temporary name and no rename, so the folder is
-    /// locked only for the link, and files written from several threads at start do not queue
-    /// behind each other. False when it could not be done this way — the filesystem has no
-    /// unnamed files, /proc is not there, or the name exists by now — and `write` should be used.
-    func writeNew(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) -> Bool {
-        guard let file = try? FileDescriptor.open(directory, O_WRONLY | Self.unnamedFile, mode: 0o640) else { return false }
-        let target = path(of: deviceID)
-        do {
-            if !umaskKeepsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
-            try file.writeAll(bytes)
-        } catch {
-            throw Failure(description: "cannot write \(target): \(error.reason)")
-        }
-        // linkat(fd, "", …, AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; the /proc link does not.
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(file.raw)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 else { return false }
-        do {
-            try file.closeCheckingErrors()
-        } catch {
-            unlink(target)
-            throw Failure(description: "cannot write \(target): \(error.reason)")
-        }
-        return true
     }
 
     /// Whether `name` is one of the temporary names `write` makes (`.tmp-{device}-{pid}-{n}`).
@@ -153,11 +112,7 @@ final class Publisher: Sendable {
     /// The second half: writes the device's file unless it already holds `bytes` (`present`:
     /// the names `clearLeftovers` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
-        if !present.contains(deviceID + ".json") {
-            if try writeNew(deviceID, bytes) { return true }
-        } else if read(deviceID) == bytes {
-            return false
-        }
+        guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
         try write(deviceID, bytes)
         return true
     }

@@ -49,16 +49,21 @@ extension Refresher: DeviceService {
 
     /// A status or metrics answer covers every device (megabytes at 10,000): once it has been
     /// sent and freed, hand the allocator's free pages back, or an idle daemon keeps the
-    /// resident size of its last scrape. One trim per second at most; it costs about a
-    /// millisecond.
+    /// resident size of its last scrape. A trim walks every arena on this queue, so it runs a
+    /// second after the answer and at most once per `trimInterval`, however often clients ask.
     func trimSoon() {
         guard !trimPending else { return }
         trimPending = true
-        queue.asyncAfter(deadline: .now() + 1) { [weak self] in
+        let delay = max(1, lastTrim + Self.trimInterval - clock.monotonic())
+        queue.asyncAfter(deadline: .now() + delay) { [weak self] in
             self?.assumeIsolated { refresher in
                 refresher.trimPending = false
+                refresher.lastTrim = refresher.clock.monotonic()
                 malloc_trim(0)
             }
         }
     }
+
+    /// The shortest time between two trims after answers (`trimSoon`).
+    static let trimInterval = 10.0
 }

@@ -61,8 +61,9 @@ actor Refresher {
     var nextExchangeToken = 0
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
-    /// A `malloc_trim` is queued after a large answer (`trimSoon`).
+    /// A `malloc_trim` is queued after a large answer, and when the last one ran (`trimSoon`).
     var trimPending = false
+    var lastTrim = -Double.infinity
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
     nonisolated let served: ServedDocuments
     var hook: ChangeHook?
@@ -129,8 +130,9 @@ actor Refresher {
         var republisher: Republisher?
         var removed = 0
         do {
+            // Current: what the loop below publishes (a valid value that makes a document).
             let cleared = try publisher.clearLeftovers { id in
-                devices.contains(id) && records[id].map { $0.isValid(at: wall) && $0.authinfo != nil } == true
+                devices.contains(id) && records[id].map { $0.isValid(at: wall) && AuthInfoDocument($0) != nil } == true
             }
             republisher = Republisher(publisher, present: cleared.present)
             removed = cleared.removed
