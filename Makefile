@@ -131,7 +131,7 @@ demo: build
 	$(SWIFT) run --skip-build authinfod demo
 
 ## bench: every figure of the README's Performance table beside its reference and target, in one run
-## (not part of make test; about 20 minutes). Installs wrk, nginx and the wechatpayv3 reference client;
+## (not part of make test; about 5 minutes). Installs wrk, nginx and the wechatpayv3 reference client;
 ## runs openssl speed and builds the stripped static binary for their rows.
 BENCH_DEVICES ?= 10000
 BENCH_LARGE ?= 100000
