@@ -45,17 +45,18 @@ final class ServedDocuments: Sendable {
         /// `W/"…"` holding 64 bits of `digest` in 11 base64url characters: 15 bytes, which a
         /// Swift string keeps inline, so a value's tag costs no allocation of its own.
         static func weakTag(_ digest: [UInt8]) -> String {
-            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
             let bits = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             var tag = Array(#"W/""#.utf8)
             for index in 0..<11 {
                 // 10 characters of 6 bits, then the last 4 bits (shifted up, as base64 does).
                 let shift = 58 - 6 * index
-                tag.append(alphabet[Int(shift >= 0 ? (bits >> UInt64(shift)) & 63 : (bits << 2) & 63)])
+                tag.append(base64URL[Int(shift >= 0 ? (bits >> UInt64(shift)) & 63 : (bits << 2) & 63)])
             }
             tag.append(UInt8(ascii: "\""))
             return String(decoding: tag, as: UTF8.self)
         }
+
+        private static let base64URL = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
         func state(at now: Double) -> AuthInfoDocument.State {
             .of(expiresAt: expiresAt, needsRawData: needsRawData, failing: failing, dueAt: dueAt, now: now)

@@ -8,10 +8,9 @@ import Synchronization
 ///
 /// Batches are independent (one device's file each) and may be written at the same time, also by
 /// the refresher's thread once its own work is done (`finish`); after the first failure the rest
-/// are skipped (the refresher's storage repair rewrites everything
-/// anyway).
+/// are skipped (the refresher's storage repair rewrites everything anyway).
 final class Republisher: Sendable {
-    /// What the writing thread has done so far.
+    /// What the writing threads have done so far.
     struct Progress: Sendable {
         var written = 0
         var failure: Publisher.Failure?
