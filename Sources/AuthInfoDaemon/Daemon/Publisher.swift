@@ -9,7 +9,7 @@ import SystemCalls
 /// half-written document. No fsync: SQLite holds the durable copy and every file is checked
 /// against it at start.
 ///
-/// Thread-safe (at start a `Republisher` writes from a thread of its own): it holds no state
+/// Thread-safe (at start a `Republisher` writes from worker threads): it holds no state
 /// but a counter that keeps temporary names unique.
 final class Publisher: Sendable {
     static let temporaryPrefix = ".tmp-"

@@ -218,11 +218,16 @@ extension Refresher {
             served.set(id, nil)
             return nil
         }
-        let due = scheduler.nextAttempt(of: id, now: mono) ?? expiresAt
-        let entry = ServedDocuments.Entry(document: document, expiresAt: expiresAt, dueAt: due, failing: record.consecutiveFailures > 0,
-                                          needsRawData: record.needsRawData)
+        let entry = Self.servedEntry(document, record, expiresAt: expiresAt, dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
         served.set(id, entry)
         return entry
+    }
+
+    /// What the socket serves for `record`, whose value is `document`, expiring and due at
+    /// those monotonic times.
+    static func servedEntry(_ document: AuthInfoDocument, _ record: DeviceRecord, expiresAt: Double, dueAt: Double) -> ServedDocuments.Entry {
+        ServedDocuments.Entry(document: document, expiresAt: expiresAt, dueAt: dueAt, failing: record.consecutiveFailures > 0,
+                              needsRawData: record.needsRawData)
     }
 
     /// When `id`'s value expires on the monotonic clock: its expiry deadline while it is valid,

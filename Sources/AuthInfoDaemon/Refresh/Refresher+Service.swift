@@ -58,10 +58,15 @@ extension Refresher: DeviceService {
         queue.asyncAfter(deadline: .now() + delay) { [weak self] in
             self?.assumeIsolated { refresher in
                 refresher.trimPending = false
-                refresher.lastTrim = refresher.clock.monotonic()
-                malloc_trim(0)
+                refresher.trim()
             }
         }
+    }
+
+    /// Hands the allocator's free pages back to the system now.
+    func trim() {
+        lastTrim = clock.monotonic()
+        malloc_trim(0)
     }
 
     /// The shortest time between two trims after answers (`trimSoon`).

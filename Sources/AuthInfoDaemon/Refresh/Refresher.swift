@@ -61,7 +61,7 @@ actor Refresher {
     var nextExchangeToken = 0
     /// Refreshes finished since the allocator was last trimmed (see `tick`).
     var refreshesSinceTrim = 0
-    /// A `malloc_trim` is queued after a large answer, and when the last one ran (`trimSoon`).
+    /// A trim is queued after a large answer (`trimSoon`), and when the last trim ran (`trim`).
     var trimPending = false
     var lastTrim = -Double.infinity
     /// What the socket serves, readable from the listeners' threads without a hop onto `queue`.
@@ -125,8 +125,8 @@ actor Refresher {
         hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
-        // The files first: what no longer belongs goes now, and the valid values are written on a
-        // thread of their own while this loop builds what the socket serves.
+        // The files first: what no longer belongs goes now, and the valid values are written by
+        // worker threads while this loop builds what the socket serves.
         var republisher: Republisher?
         var removed = 0
         do {
@@ -168,8 +168,7 @@ actor Refresher {
             // What `updateServed` would make, without looking the device up again; the file is
             // made from the entry's JSON.
             guard let document = AuthInfoDocument(record) else { continue }
-            let entry = ServedDocuments.Entry(document: document, expiresAt: expiry ?? mono, dueAt: due,
-                                              failing: record.consecutiveFailures > 0, needsRawData: record.needsRawData)
+            let entry = Self.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
             entries.append((device.id, entry))
             if isValid {
                 batch.append((device.id, entry.publishedJSON))
@@ -192,7 +191,7 @@ actor Refresher {
             }
         }
         // Loading and republishing the whole cache leaves garbage behind; return it now.
-        malloc_trim(0)
+        trim()
         return valid
     }
 
@@ -333,7 +332,7 @@ actor Refresher {
             // A wave of refreshes is over: hand the allocator's free pages back to the system,
             // so the resident size after a fill or a recovery is what the cache needs.
             refreshesSinceTrim = 0
-            malloc_trim(0)
+            trim()
         }
         rearm()
     }

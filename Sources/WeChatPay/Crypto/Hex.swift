@@ -13,7 +13,6 @@ public enum Hex {
 
     private static func encode(_ bytes: some Sequence<UInt8>, digits: StaticString) -> String {
         let table = digits.utf8Start
-        let count = bytes.underestimatedCount
         // The usual case (an array or a slice of one): written straight into the string's storage.
         let direct = bytes.withContiguousStorageIfAvailable { source in
             String(unsafeUninitializedCapacity: source.count * 2) { text in
@@ -26,7 +25,7 @@ public enum Hex {
         }
         if let direct { return direct }
         var text: [UInt8] = []
-        text.reserveCapacity(count * 2)
+        text.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
             text.append(table[Int(byte >> 4)])
             text.append(table[Int(byte & 0x0F)])
