@@ -34,10 +34,11 @@ public struct FileDescriptor: ~Copyable {
         return raw
     }
 
-    /// Reads until end of file or `limit` bytes, retrying EINTR.
-    public func readAll(limit: Int) throws(SystemError) -> [UInt8] {
+    /// Reads until end of file or `limit` bytes, retrying EINTR. `expected`: about how many
+    /// bytes there are (a file's size), so a large file is read into one buffer.
+    public func readAll(limit: Int, expected: Int = 4096) throws(SystemError) -> [UInt8] {
         // Small first (most reads are small files), doubling as it fills.
-        var bytes = [UInt8](repeating: 0, count: min(limit, 4096))
+        var bytes = [UInt8](repeating: 0, count: min(limit, max(1, expected)))
         var total = 0
         while total < limit {
             if total == bytes.count { bytes += [UInt8](repeating: 0, count: min(limit - total, bytes.count)) }
@@ -47,7 +48,8 @@ public struct FileDescriptor: ~Copyable {
             if count == 0 { break }
             total += count
         }
-        return Array(bytes.prefix(total))
+        bytes.removeLast(bytes.count - total)
+        return bytes
     }
 
     /// Writes every byte of `bytes`, retrying EINTR and short writes.

@@ -57,6 +57,8 @@ public enum JSONParser {
     }
 
     struct Cursor {
+        /// Up to this many keys, an object is checked for duplicates by scanning its keys.
+        static let keysScanned = 16
         let bytes: [UInt8]
         var index = 0
 
@@ -70,7 +72,12 @@ public enum JSONParser {
         }
 
         mutating func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
         }
 
         mutating func value(depth: Int) throws(JSONSyntaxError) -> JSONValue {
@@ -99,7 +106,8 @@ public enum JSONParser {
         mutating func object(depth: Int) throws(JSONSyntaxError) -> JSONValue {
             index += 1
             var members: [(key: String, value: JSONValue)] = []
-            var seen = Set<String>()
+            // Duplicates: a scan of the keys so far while they are few (most objects), a set after.
+            var seen: Set<String>?
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -110,7 +118,9 @@ public enum JSONParser {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a quoted key") }
                 let keyStart = index
                 let key = try string()
-                guard seen.insert(key).inserted else {
+                if seen == nil, members.count == Self.keysScanned { seen = Set(members.map(\.key)) }
+                let duplicate = seen != nil ? !seen!.insert(key).inserted : members.contains { $0.key == key }
+                guard !duplicate else {
                     index = keyStart
                     throw error("duplicate key \"\(key)\"")
                 }

@@ -164,6 +164,34 @@ import WeChatPay
         #expect(try refusal(site, config)?.key == "devices[0].colour")
     }
 
+    /// Each field comes from the device, else from `device_defaults`; a field neither sets is
+    /// named with the device's index, and so is an element that is not an object.
+    @Test func eachDeviceFieldFallsBackToItsDefaultAndAMissingOneIsNamed() throws {
+        let site = try Site()
+        var config = site.config()
+        config["device_defaults"] = ["sp_appid": "wxdefault", "sub_mchid": "100", "organization_id": "org-d", "sub_appid": "wxsubd"]
+        config["devices"] = [["device_id": "d1", "raw_data": "R"],
+                             ["device_id": "d2", "raw_data": "R", "sp_appid": "wxown", "sub_mchid": "200", "organization_id": "org-2", "sub_appid": "wxsub2"]]
+        let loaded = try ConfigLoader.parse(Array(try JSONSerialization.data(withJSONObject: config)), file: site.configPath)
+        #expect(loaded.devices.map(\.spAppID) == ["wxdefault", "wxown"])
+        #expect(loaded.devices.map(\.subMchID) == ["100", "200"])
+        #expect(loaded.devices.map(\.organizationID) == ["org-d", "org-2"])
+        #expect(loaded.devices.map(\.subAppID) == ["wxsubd", "wxsub2"])
+        for field in ["sp_appid", "sub_mchid", "organization_id"] {
+            var defaults = config["device_defaults"] as! [String: Any]
+            defaults[field] = nil
+            var missing = config
+            missing["device_defaults"] = defaults
+            let error = try refusal(site, missing)
+            #expect(error?.key == "devices[0].\(field)")
+            #expect(error?.message.contains("required for device d1") == true)
+        }
+        config["devices"] = [["device_id": "d1", "raw_data": "R"], ["device_id": "d2", "raw_data": "R"], "d3"]
+        let error = try refusal(site, config)
+        #expect(error?.key == "devices[2]")
+        #expect(error?.message.contains("expected an object") == true)
+    }
+
     @Test func privateKeyReadableByOthersIsRefused() throws {
         let site = try Site()
         chmod(site.directory.file("apiclient_key.pem"), 0o644)
@@ -353,5 +381,27 @@ import WeChatPay
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"a\u{01}b\"".utf8)) }
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"abc".utf8)) }
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array("\"ab\\".utf8)) }
+    }
+
+    /// Small objects are checked for duplicate keys by a scan, large ones by a set: a duplicate
+    /// is refused, at its own position, on either side of the switch and across it.
+    @Test(arguments: [2, 15, 16, 17, 40])
+    func duplicateKeysAreRefusedInObjectsOfEverySize(keys: Int) throws {
+        let members = (0..<keys).map { "\"k\($0)\": \($0)" }
+        guard case .object(let parsed) = try JSONParser.parse(Array("{\(members.joined(separator: ", "))}".utf8)) else {
+            Issue.record("\(keys) distinct keys did not parse as an object")
+            return
+        }
+        #expect(parsed.map(\.key) == (0..<keys).map { "k\($0)" })
+        for repeated in [0, keys / 2, keys - 1] {
+            let text = "{\(members.joined(separator: ", ")), \"k\(repeated)\": 0}"
+            do {
+                _ = try JSONParser.parse(Array(text.utf8))
+                Issue.record("duplicate k\(repeated) accepted in an object of \(keys + 1) keys")
+            } catch {
+                #expect(error.reason == "duplicate key \"k\(repeated)\"")
+                #expect(error.column == text.utf8.count - "\"k\(repeated)\": 0}".utf8.count + 1)
+            }
+        }
     }
 }

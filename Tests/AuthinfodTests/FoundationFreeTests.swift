@@ -143,6 +143,11 @@ import WeChatPay
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 1 << 20) == bytes)
         #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 5000) == Array(bytes.prefix(5000)))
+        // The expected size is a hint: too small, exact, one more, far too large.
+        for expected in [0, 1, size, size + 1, 3 * size + 7] {
+            #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 1 << 20, expected: expected) == bytes)
+            #expect(try FileDescriptor.open(path, O_RDONLY).readAll(limit: 5000, expected: expected) == Array(bytes.prefix(5000)))
+        }
     }
 
     @Test func directoriesAreMadeWithTheirParentsAndAFileInTheWayIsNamed() throws {

@@ -125,8 +125,8 @@ public enum ConfigLoader {
         let log = try parseLog(try root.object("log"))
         let metrics = try parseMetrics(try root.object("metrics"))
         let onChange = try parseOnChange(try root.object("on_change"), context)
-        let devices = try parseDevices(&root, context)
-        let listen = try parseListen(try root.object("listen"), context, deviceIDs: Set(devices.map(\.id)))
+        let (devices, deviceIDs) = try parseDevices(&root, context)
+        let listen = try parseListen(try root.object("listen"), context, deviceIDs: deviceIDs)
         try root.rejectUnknownKeys()
         return Configuration(file: context.file, merchant: merchant, api: api, refresh: refresh, storage: storage,
                              listen: listen, log: log, metrics: metrics, onChange: onChange, devices: devices)
@@ -395,12 +395,28 @@ public enum ConfigLoader {
         return (host, port)
     }
 
-    static let deviceFields = ["sp_appid", "sub_appid", "sub_mchid", "organization_id"]
+    /// The fields a device may take from `device_defaults` (a device's own value wins).
+    struct DeviceFields {
+        var spAppID: String?
+        var subAppID: String?
+        var subMchID: String?
+        var organizationID: String?
 
-    static func parseDevices(_ root: inout ConfigObject, _ context: Context) throws(ConfigError) -> [Configuration.Device] {
-        var defaults: [String: String] = [:]
+        /// Reads the fields `object` sets over these.
+        mutating func read(_ object: inout ConfigObject) throws(ConfigError) {
+            if let value = try object.string("sp_appid") { spAppID = value }
+            if let value = try object.string("sub_appid") { subAppID = value }
+            if let value = try object.string("sub_mchid") { subMchID = value }
+            if let value = try object.string("organization_id") { organizationID = value }
+        }
+    }
+
+    /// The devices, and their ids (each once). A config may list 100,000 devices: this loop
+    /// builds no dictionary or path per device.
+    static func parseDevices(_ root: inout ConfigObject, _ context: Context) throws(ConfigError) -> (devices: [Configuration.Device], ids: Set<String>) {
+        var defaults = DeviceFields()
         if var object = try root.object("device_defaults") {
-            for field in deviceFields { defaults[field] = try object.string(field) }
+            try defaults.read(&object)
             try object.rejectUnknownKeys()
         }
         guard let elements = try root.array("devices") else { throw root.missing("devices", "is required (a list of devices)") }
@@ -408,19 +424,17 @@ public enum ConfigLoader {
         devices.reserveCapacity(elements.count)
         var seen = Set<String>(minimumCapacity: elements.count)
         for (index, element) in elements.enumerated() {
-            var object = try ConfigObject(file: context.file, path: "devices[\(index)]", value: element)
+            var object = try ConfigObject(file: context.file, array: "devices", index: index, value: element)
             let id = try object.requiredString("device_id")
             guard DeviceID.isValid(id) else {
                 throw object.error("device_id", "\"\(id)\" must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}")
             }
             guard seen.insert(id).inserted else { throw object.error("device_id", "duplicate device_id \"\(id)\"") }
             var fields = defaults
-            for field in deviceFields {
-                if let value = try object.string(field) { fields[field] = value }
-            }
-            for field in ["sp_appid", "sub_mchid", "organization_id"] where fields[field] == nil {
-                throw object.error(field, "is required for device \(id) (set it here or in device_defaults)")
-            }
+            try fields.read(&object)
+            guard let spAppID = fields.spAppID else { throw missingField("sp_appid", of: id, object) }
+            guard let subMchID = fields.subMchID else { throw missingField("sub_mchid", of: id, object) }
+            guard let organizationID = fields.organizationID else { throw missingField("organization_id", of: id, object) }
             let inline = try object.string("raw_data")
             let file = try object.string("raw_data_file")
             let rawData: Configuration.Device.RawData
@@ -430,10 +444,14 @@ public enum ConfigLoader {
             default: throw object.error("raw_data", "device \(id) needs exactly one of raw_data and raw_data_file")
             }
             try object.rejectUnknownKeys()
-            devices.append(Configuration.Device(id: id, spAppID: fields["sp_appid"]!, subAppID: fields["sub_appid"], subMchID: fields["sub_mchid"]!,
-                                                organizationID: fields["organization_id"]!, rawData: rawData))
+            devices.append(Configuration.Device(id: id, spAppID: spAppID, subAppID: fields.subAppID, subMchID: subMchID,
+                                                organizationID: organizationID, rawData: rawData))
         }
-        return devices
+        return (devices, seen)
+    }
+
+    private static func missingField(_ field: String, of id: String, _ object: ConfigObject) -> ConfigError {
+        object.error(field, "is required for device \(id) (set it here or in device_defaults)")
     }
 
     static func absolute(_ path: String, relativeTo directory: String) -> String {
@@ -444,8 +462,8 @@ public enum ConfigLoader {
 /// Device ids: `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` (they name files and URL path segments).
 public enum DeviceID {
     public static func isValid(_ id: String) -> Bool {
-        let bytes = Array(id.utf8)
-        guard (1...64).contains(bytes.count), isAlphanumeric(bytes[0]) else { return false }
+        let bytes = id.utf8
+        guard (1...64).contains(bytes.count), let first = bytes.first, isAlphanumeric(first) else { return false }
         return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
     }
 

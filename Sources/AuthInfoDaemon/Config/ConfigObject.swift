@@ -3,17 +3,32 @@ import WeChatPay
 /// can be refused as unknown (typos), and naming every problem by its full key path.
 struct ConfigObject {
     let file: String
-    let path: String
+    /// Where the object sits ("listen.tcp_clients[0]"), made only for a message: a config may
+    /// hold 100,000 objects, and most are never named.
+    var path: String { index.map { "\(parent)[\($0)]" } ?? parent }
+    private let parent: String
+    private let index: Int?
     private let members: [(key: String, value: JSONValue)]
     /// Keys read so far (a list: an object has a handful, and a config may hold 100,000 objects).
     private var consumed: [String] = []
 
     init(file: String, path: String, value: JSONValue) throws(ConfigError) {
+        try self.init(file: file, parent: path, index: nil, value: value)
+    }
+
+    /// Element `index` of the array at `array` (a key path).
+    init(file: String, array: String, index: Int, value: JSONValue) throws(ConfigError) {
+        try self.init(file: file, parent: array, index: index, value: value)
+    }
+
+    private init(file: String, parent: String, index: Int?, value: JSONValue) throws(ConfigError) {
+        self.file = file
+        self.parent = parent
+        self.index = index
         guard case .object(let members) = value else {
+            let path = index.map { "\(parent)[\($0)]" } ?? parent
             throw ConfigError(file: file, key: path.isEmpty ? nil : path, message: "expected an object, found \(value.typeName)")
         }
-        self.file = file
-        self.path = path
         self.members = members
         // One allocation for the keys a device reads, not one per doubling (100,000 devices).
         consumed.reserveCapacity(8)
@@ -46,7 +61,8 @@ struct ConfigObject {
         guard let value = value(name) else { return nil }
         guard case .string(let text) = value else { throw error(name, "expected a string, found \(value.typeName)") }
         guard !text.isEmpty else { throw error(name, "must not be empty") }
-        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        // Control characters are ASCII: their UTF-8 bytes are themselves and no other byte's.
+        guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw error(name, "must not contain control characters")
         }
         return text

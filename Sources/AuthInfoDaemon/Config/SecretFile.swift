@@ -36,7 +36,8 @@ enum SecretFile {
         }
         do {
             // The size was checked; a file growing meanwhile is cut at the limit.
-            return try file.readAll(limit: maximumBytes)
+            // One byte more than the size: the end shows without a second buffer.
+            return try file.readAll(limit: maximumBytes, expected: Int(status.st_size) + 1)
         } catch {
             throw Failure(description: "cannot read \(path): \(error.reason)")
         }

@@ -87,37 +87,49 @@ final class Publisher: Sendable {
         return bytes
     }
 
-    /// The first half of making the folder match the valid values: creates the folder, deletes
-    /// leftover temporary files and the documents of devices `isCurrent` says have no valid
-    /// value — only files this daemon writes (an authinfo document named for its device, or one
-    /// of its temporary names), never anything else someone keeps there. Returns the names
-    /// present before, for `publish`, and how many files went.
-    func clearLeftovers(keeping isCurrent: (String) -> Bool) throws(Failure) -> (present: Set<String>, removed: Int) {
+    /// The first step of making the folder match the valid values, before any value is known:
+    /// creates the folder and deletes leftover temporary files. Returns the names present
+    /// before (for `publish` and `removeStale`) and how many files went.
+    func listFolder() throws(Failure) -> (present: Set<String>, removed: Int) {
         try prepare()
         var removed = 0
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in entries {
-            if Self.isTemporaryName(name) {
-                unlink(directory + "/" + name)
-                removed += 1
-            } else if name.hasSuffix(".json"), case let deviceID = String(name.dropLast(5)), !isCurrent(deviceID),
-                      let bytes = read(deviceID), Self.isDocument(bytes, of: deviceID) {
-                unlink(directory + "/" + name)
-                removed += 1
-            }
+        for name in entries where Self.isTemporaryName(name) {
+            unlink(directory + "/" + name)
+            removed += 1
         }
         return (Set(entries), removed)
     }
 
-    /// The second half: writes the device's file unless it already holds `bytes` (`present`:
-    /// the names `clearLeftovers` found). True when it was written.
+    /// Deletes, of the `present` names, the documents of devices `isCurrent` says have no valid
+    /// value — only files this daemon writes (an authinfo document named for its device), never
+    /// anything else someone keeps there. Returns how many went.
+    func removeStale(_ present: Set<String>, keeping isCurrent: (String) -> Bool) -> Int {
+        var removed = 0
+        for name in present where name.hasSuffix(".json") {
+            let deviceID = String(name.dropLast(5))
+            guard !isCurrent(deviceID), let bytes = read(deviceID), Self.isDocument(bytes, of: deviceID) else { continue }
+            unlink(directory + "/" + name)
+            removed += 1
+        }
+        return removed
+    }
+
+    /// Both steps at once, before anything is written: `listFolder`, then `removeStale`.
+    func clearLeftovers(keeping isCurrent: (String) -> Bool) throws(Failure) -> (present: Set<String>, removed: Int) {
+        let (present, temporaries) = try listFolder()
+        return (present, temporaries + removeStale(present, keeping: isCurrent))
+    }
+
+    /// Writes the device's file unless it already holds `bytes` (`present`: the names
+    /// `listFolder` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
         guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
         try write(deviceID, bytes)
         return true
     }
 
-    /// Makes the folder match `documents` (both halves above). Returns (written, removed).
+    /// Makes the folder match `documents` (every step above). Returns (written, removed).
     func reconcile(_ documents: [String: [UInt8]]) throws(Failure) -> (written: Int, removed: Int) {
         let (present, removed) = try clearLeftovers { documents[$0] != nil }
         var written = 0

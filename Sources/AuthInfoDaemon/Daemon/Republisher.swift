@@ -27,7 +27,7 @@ final class Republisher: Sendable {
     /// Batches added and not yet taken by a worker (or by `finish`).
     private let pending = Mutex<[[(id: String, bytes: [UInt8])]]>([])
 
-    /// `present`: the names `Publisher.clearLeftovers` found (their files are read, and
+    /// `present`: the names `Publisher.listFolder` found (their files are read, and
     /// rewritten only when they differ).
     init(_ publisher: Publisher, present: Set<String>) {
         self.publisher = publisher

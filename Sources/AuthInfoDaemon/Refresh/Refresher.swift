@@ -116,7 +116,6 @@ actor Refresher {
         let store: AuthInfoStore
         do {
             store = try AuthInfoStore(path: configuration.storage.database)
-            records = try store.loadAll(expecting: configuration.devices.count)
         } catch {
             throw DaemonError(description: "\(error)")
         }
@@ -125,74 +124,55 @@ actor Refresher {
         hook = configuration.onChange.map { ChangeHook($0, logger: logger) }
 
         let wall = clock.wall(), mono = clock.monotonic()
-        // The files first: what no longer belongs goes now, and the valid values are written by
-        // worker threads while this loop builds what the socket serves.
+        // The files first: worker threads write each valid value as soon as its row is read,
+        // while this thread goes on reading rows and building what the socket serves.
         var republisher: Republisher?
+        var present: Set<String> = []
         var removed = 0
         do {
-            // Current: what the loop below publishes (a valid value that makes a document).
-            let cleared = try publisher.clearLeftovers { id in
-                devices.contains(id) && records[id].map { $0.isValid(at: wall) && AuthInfoDocument($0) != nil } == true
-            }
-            republisher = Republisher(publisher, present: cleared.present)
-            removed = cleared.removed
+            (present, removed) = try publisher.listFolder()
+            republisher = Republisher(publisher, present: present)
         } catch {
             noteStorageFault("publish_failed", error.description, device: nil)
         }
-        var batch: [(id: String, bytes: [UInt8])] = []
-        batch.reserveCapacity(Republisher.batchSize)
-        var published = 0
-        // Every plan and value is collected, then handed over at once: with 100,000 devices a
-        // start is otherwise mostly hashing device ids.
-        let count = configuration.devices.count
-        var expiryPlan: [(key: String, deadline: Double)] = []
-        var refreshPlan: [(id: String, deadline: Double, failures: Int)] = []
-        var entries: [(id: String, entry: ServedDocuments.Entry)] = []
-        expiryPlan.reserveCapacity(count)
-        refreshPlan.reserveCapacity(count)
-        entries.reserveCapacity(count)
-        var valid = 0
-        for device in configuration.devices {
-            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-            let isValid = record.isValid(at: wall) && record.authinfo != nil
-            let expiry = isValid ? mono + (record.expiresAt! - wall) : nil
-            if let expiry {
-                expiryPlan.append((device.id, expiry))
-                valid += 1
+        var plan = StartPlan(devices: configuration.devices.count, wall: wall, mono: mono, republisher: republisher)
+        records = [:]
+        records.reserveCapacity(configuration.devices.count)
+        do {
+            // Rows of devices no longer configured are kept (a device may come back) but not planned.
+            try store.forEachRecord { record in
+                records[record.deviceID] = devices.contains(record.deviceID)
+                    ? plan.add(record, delay: initialDelay(record, wall: wall)) : record
             }
-            // Nothing is in flight and no outage is known yet: the next attempt is the plan.
-            let due = mono + initialDelay(record, wall: wall)
-            refreshPlan.append((device.id, due, record.consecutiveFailures))
-            record.nextAttemptAt = wall + (due - mono)
-            records[device.id] = record
-            // What `updateServed` would make, without looking the device up again; the file is
-            // made from the entry's JSON.
-            guard let document = AuthInfoDocument(record) else { continue }
-            let entry = Self.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
-            entries.append((device.id, entry))
-            if isValid {
-                batch.append((device.id, entry.publishedJSON))
-                published += 1
-                if batch.count == Republisher.batchSize {
-                    republisher?.add(batch)
-                    batch.removeAll(keepingCapacity: true)
-                }
+        } catch {
+            _ = republisher?.finish()
+            throw DaemonError(description: "\(error)")
+        }
+        for device in configuration.devices where records[device.id] == nil {
+            let record = DeviceRecord(deviceID: device.id)
+            records[device.id] = plan.add(record, delay: initialDelay(record, wall: wall))
+        }
+        plan.handOver()
+        expiries = DeadlineHeap(plan.expiries)
+        scheduler.start(plan.refreshes)
+        served.load(plan.entries)
+        // What no longer belongs goes now: files of devices without a valid value (the worker
+        // threads write only valid ones, so they never touch these).
+        if republisher != nil {
+            removed += publisher.removeStale(present) { id in
+                devices.contains(id) && records[id].map { $0.isValid(at: wall) && AuthInfoDocument($0) != nil } == true
             }
         }
-        expiries = DeadlineHeap(expiryPlan)
-        scheduler.start(refreshPlan)
-        served.load(entries)
-        republisher?.add(batch)
         if let progress = republisher?.finish() {
             if let failure = progress.failure {
                 noteStorageFault("publish_failed", failure.description, device: nil)
             } else {
-                logger.info("published", ["files": published, "rewritten": progress.written, "removed": removed])
+                logger.info("published", ["files": plan.published, "rewritten": progress.written, "removed": removed])
             }
         }
         // Loading and republishing the whole cache leaves garbage behind; return it now.
         trim()
-        return valid
+        return plan.valid
     }
 
     /// Starts the refresh loop, the summary line and the watchdog keep-alives (after READY).

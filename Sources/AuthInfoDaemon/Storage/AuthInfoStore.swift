@@ -156,6 +156,14 @@ public final class AuthInfoStore {
     /// Every device row, by id (rows of devices no longer configured included). `expecting`:
     /// about how many rows there are, so the dictionary is sized once.
     public func loadAll(expecting count: Int = 0) throws(StoreError) -> [String: DeviceRecord] {
+        var records = [String: DeviceRecord](minimumCapacity: count)
+        try forEachRecord { records[$0.deviceID] = $0 }
+        return records
+    }
+
+    /// Hands `body` every device row in turn, in the table's order, as it is read: a caller can
+    /// act on the first rows while the rest are still on disk.
+    public func forEachRecord(_ body: (DeviceRecord) -> Void) throws(StoreError) {
         do {
             let statement = try connection.statement("""
                 SELECT device_id, authinfo, fetched_at, expires_at, next_attempt_at, consecutive_failures, rejected,
@@ -163,7 +171,6 @@ public final class AuthInfoStore {
                        raw_data_digest, raw_data_since, needs_raw_data, fetched_with_raw_data FROM devices
                 """)
             defer { statement.reset() }
-            var records = [String: DeviceRecord](minimumCapacity: count)
             while try statement.step() {
                 guard let id = statement.text(0) else { continue }
                 var record = DeviceRecord(deviceID: id)
@@ -184,9 +191,8 @@ public final class AuthInfoStore {
                 // Usually the same raw_data: one string for both (10,000 devices, 1 MB less).
                 let fetchedWith = statement.text(16)
                 record.fetchedWithRawData = fetchedWith == record.rawDataDigest ? record.rawDataDigest : fetchedWith
-                records[id] = record
+                body(record)
             }
-            return records
         } catch {
             throw StoreError(path, error)
         }

@@ -1,0 +1,61 @@
+/// What a start collects in one pass over the cache, device by device: the expiry and refresh
+/// plans, the values the socket serves, and each valid value's file, handed to the
+/// `Republisher` in batches as soon as they are made. Everything else is handed over at once
+/// afterwards: with 100,000 devices a start is otherwise mostly hashing device ids.
+struct StartPlan {
+    let wall: Double
+    let mono: Double
+    let republisher: Republisher?
+    private(set) var expiries: [(key: String, deadline: Double)] = []
+    private(set) var refreshes: [(id: String, deadline: Double, failures: Int)] = []
+    private(set) var entries: [(id: String, entry: ServedDocuments.Entry)] = []
+    /// Devices with a valid value, and how many files went to the republisher.
+    private(set) var valid = 0
+    private(set) var published = 0
+    private var batch: [(id: String, bytes: [UInt8])] = []
+
+    /// `wall`, `mono`: one reading of each clock for the whole start.
+    init(devices: Int, wall: Double, mono: Double, republisher: Republisher?) {
+        self.wall = wall
+        self.mono = mono
+        self.republisher = republisher
+        expiries.reserveCapacity(devices)
+        refreshes.reserveCapacity(devices)
+        entries.reserveCapacity(devices)
+        batch.reserveCapacity(Republisher.batchSize)
+    }
+
+    /// Plans a configured device whose first attempt is `delay` seconds away; returns its
+    /// record as planned (the attempt recorded).
+    mutating func add(_ record: DeviceRecord, delay: Double) -> DeviceRecord {
+        var record = record
+        let id = record.deviceID
+        let isValid = record.isValid(at: wall) && record.authinfo != nil
+        let expiry = isValid ? mono + (record.expiresAt! - wall) : nil
+        if let expiry {
+            expiries.append((id, expiry))
+            valid += 1
+        }
+        // Nothing is in flight and no outage is known yet: the next attempt is the plan.
+        let due = mono + delay
+        refreshes.append((id, due, record.consecutiveFailures))
+        record.nextAttemptAt = wall + delay
+        // What `updateServed` would make, without looking the device up again; the file is
+        // made from the entry's JSON.
+        guard let document = AuthInfoDocument(record) else { return record }
+        let entry = Refresher.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
+        entries.append((id, entry))
+        if isValid {
+            batch.append((id, entry.publishedJSON))
+            published += 1
+            if batch.count == Republisher.batchSize { handOver() }
+        }
+        return record
+    }
+
+    /// Hands the files not yet handed over to the republisher.
+    mutating func handOver() {
+        republisher?.add(batch)
+        batch.removeAll(keepingCapacity: true)
+    }
+}
