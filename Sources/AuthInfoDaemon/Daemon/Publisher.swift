@@ -10,12 +10,14 @@ import SystemCalls
 /// against it at start.
 ///
 /// Thread-safe (at start a `Republisher` writes from worker threads): it holds no state
-/// but a counter that keeps temporary names unique.
+/// but what keeps temporary names unique (a counter and its process id).
 final class Publisher: Sendable {
     static let temporaryPrefix = ".tmp-"
     let directory: String
     /// Makes temporary names unique within this process (O_EXCL guards against the rest).
     private let temporaryCounter = Atomic<UInt64>(0)
+    /// This process, in every temporary name (read once: 100,000 files at start).
+    private let processID = getpid()
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -40,7 +42,11 @@ final class Publisher: Sendable {
     func write(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
         let target = path(of: deviceID)
         let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        let temporary = directory + "/" + Self.temporaryPrefix + deviceID + "-\(getpid())-\(counter)"
+        var temporary = directory
+        temporary.reserveCapacity(directory.utf8.count + deviceID.utf8.count + 48)
+        temporary += "/" + Self.temporaryPrefix
+        temporary += deviceID
+        temporary += "-\(processID)-\(counter)"
         do {
             let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o640)
             // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
