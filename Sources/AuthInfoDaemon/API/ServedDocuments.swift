@@ -85,7 +85,7 @@ final class ServedDocuments: Sendable {
     }
 
     private struct State {
-        var devices = Set<String>()
+        var devices = DeviceTable([])
         var entries: [String: Entry] = [:]
         var waiters: [String: [Waiter]] = [:]
         var waiting = 0
@@ -114,8 +114,9 @@ final class ServedDocuments: Sendable {
     /// Monotonic seconds on the clock the deadlines are on.
     func monotonicNow() -> Double { now() }
 
-    /// The configured device ids (unknown ones get 404); waits for a removed one end.
-    func configure(devices: Set<String>) {
+    /// The configured devices (unknown ones get 404): the refresher's own table, shared rather
+    /// than copied into a set of ids. Waits for a removed one end.
+    func configure(devices: DeviceTable) {
         let ended = state.withLock { state -> [Waiter] in
             state.devices = devices
             // Values of devices no longer configured go (a lookup finds a value before it checks

@@ -402,13 +402,15 @@ public enum ConfigLoader {
         var subMchID: String?
         var organizationID: String?
 
-        /// Reads the fields `object` sets over these.
-        mutating func read(_ object: inout ConfigObject) throws(ConfigError) {
-            if let value = try object.string("sp_appid") { spAppID = value }
-            if let value = try object.string("sub_appid") { subAppID = value }
-            if let value = try object.string("sub_mchid") { subMchID = value }
-            if let value = try object.string("organization_id") { organizationID = value }
+        /// The fields `object` sets.
+        init(_ object: inout ConfigObject) throws(ConfigError) {
+            spAppID = try object.string("sp_appid")
+            subAppID = try object.string("sub_appid")
+            subMchID = try object.string("sub_mchid")
+            organizationID = try object.string("organization_id")
         }
+
+        init() {}
     }
 
     /// The devices, and their ids (each once). A config may list 100,000 devices: this loop
@@ -416,7 +418,7 @@ public enum ConfigLoader {
     static func parseDevices(_ root: inout ConfigObject, _ context: Context) throws(ConfigError) -> (devices: [Configuration.Device], ids: Set<String>) {
         var defaults = DeviceFields()
         if var object = try root.object("device_defaults") {
-            try defaults.read(&object)
+            defaults = try DeviceFields(&object)
             try object.rejectUnknownKeys()
         }
         guard let elements = try root.array("devices") else { throw root.missing("devices", "is required (a list of devices)") }
@@ -430,11 +432,14 @@ public enum ConfigLoader {
                 throw object.error("device_id", "\"\(id)\" must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}")
             }
             guard seen.insert(id).inserted else { throw object.error("device_id", "duplicate device_id \"\(id)\"") }
-            var fields = defaults
-            try fields.read(&object)
-            guard let spAppID = fields.spAppID else { throw missingField("sp_appid", of: id, object) }
-            guard let subMchID = fields.subMchID else { throw missingField("sub_mchid", of: id, object) }
-            guard let organizationID = fields.organizationID else { throw missingField("organization_id", of: id, object) }
+            // Not a copy of the defaults to overwrite: that costs a retain and release of each
+            // default string per device.
+            let own = try DeviceFields(&object)
+            guard let spAppID = own.spAppID ?? defaults.spAppID else { throw missingField("sp_appid", of: id, object) }
+            guard let subMchID = own.subMchID ?? defaults.subMchID else { throw missingField("sub_mchid", of: id, object) }
+            guard let organizationID = own.organizationID ?? defaults.organizationID else {
+                throw missingField("organization_id", of: id, object)
+            }
             let inline = try object.string("raw_data")
             let file = try object.string("raw_data_file")
             let rawData: Configuration.Device.RawData
@@ -444,7 +449,7 @@ public enum ConfigLoader {
             default: throw object.error("raw_data", "device \(id) needs exactly one of raw_data and raw_data_file")
             }
             try object.rejectUnknownKeys()
-            devices.append(Configuration.Device(id: id, spAppID: spAppID, subAppID: fields.subAppID, subMchID: subMchID,
+            devices.append(Configuration.Device(id: id, spAppID: spAppID, subAppID: own.subAppID ?? defaults.subAppID, subMchID: subMchID,
                                                 organizationID: organizationID, rawData: rawData))
         }
         return (devices, seen)

@@ -62,7 +62,8 @@ struct ConfigObject {
         guard case .string(let text) = value else { throw error(name, "expected a string, found \(value.typeName)") }
         guard !text.isEmpty else { throw error(name, "must not be empty") }
         // Control characters are ASCII: their UTF-8 bytes are themselves and no other byte's.
-        guard !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        let isControl = { (byte: UInt8) in byte < 0x20 || byte == 0x7F }
+        guard !(text.utf8.withContiguousStorageIfAvailable { $0.contains(where: isControl) } ?? text.utf8.contains(where: isControl)) else {
             throw error(name, "must not contain control characters")
         }
         return text

@@ -37,10 +37,9 @@ extension Refresher {
         }
 
         let wall = clock.wall(), mono = clock.monotonic()
-        let newIDs = Set(new.devices.map(\.id))
         let oldDevices = devices
         devices = DeviceTable(new.devices)
-        for id in oldDevices.ids where !newIDs.contains(id) {
+        for id in oldDevices.ids where !devices.contains(id) {
             scheduler.remove(id)
             expiries.remove(id)
             served.set(id, nil)
@@ -71,7 +70,7 @@ extension Refresher {
             records[device.id] = record
             updateServed(device.id)
         }
-        served.configure(devices: newIDs)
+        served.configure(devices: devices)
         tick()
         return summary
     }

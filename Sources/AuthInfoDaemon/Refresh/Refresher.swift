@@ -79,7 +79,7 @@ actor Refresher {
         publisher = Publisher(directory: configuration.storage.publishDirectory)
         scheduler = RefreshScheduler(settings: configuration.refresh, random: random)
         devices = DeviceTable(configuration.devices)
-        served.configure(devices: Set(devices.ids))
+        served.configure(devices: devices)
     }
 
     /// Opens the cache, loads every record, plans every device and republishes every valid
