@@ -42,6 +42,36 @@ import WeChatPay
         #expect(old.authinfo == "V" && old.rejected && old.pushedRawData == "P" && !old.needsRawData && old.rawDataDigest == nil)
     }
 
+    /// A record is 128 bytes (one per device), yet every field reads back what was set: each
+    /// time absent and present (zero, negative, fractional), failure counts beyond 32 bits
+    /// clamped, and a record without times round-trips through the cache as well.
+    @Test func aCompactRecordKeepsEveryFieldAndRoundTrips() throws {
+        #expect(MemoryLayout<DeviceRecord>.stride <= 128)
+        let times: [WritableKeyPath<DeviceRecord, Double?>] = [\.fetchedAt, \.expiresAt, \.nextAttemptAt, \.rawDataSince]
+        for time in times {
+            var record = DeviceRecord(deviceID: "t")
+            #expect(record[keyPath: time] == nil)
+            for value in [0, -1.5, 1_763_800_000.25, .greatestFiniteMagnitude] {
+                record[keyPath: time] = value
+                #expect(record[keyPath: time] == value)
+                #expect(times.filter { $0 != time }.allSatisfy { record[keyPath: $0] == nil })
+            }
+            record[keyPath: time] = nil
+            #expect(record == DeviceRecord(deviceID: "t"))
+        }
+        var record = record("c")
+        record.consecutiveFailures = Int.max
+        #expect(record.consecutiveFailures == Int(Int32.max))
+        record.consecutiveFailures = 7
+        #expect(record.consecutiveFailures == 7 && record.rejected == false && record.needsRawData)
+        let directory = try TemporaryDirectory()
+        let store = try AuthInfoStore(path: directory.file("authinfo.db"))
+        let bare = DeviceRecord(deviceID: "bare")
+        try store.save([record, bare])
+        let loaded = try store.loadAll()
+        #expect(loaded["c"] == record && loaded["bare"] == bare)
+    }
+
     @Test func recordsRoundTripDurablyInWALMode() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("db/authinfo.db")

@@ -2,16 +2,21 @@ import FoundationEssentials
 import WeChatPay
 
 /// What the cache holds for one device. Times are Unix seconds (wall clock).
+///
+/// Stored compactly (128 bytes, not 176: a daemon holds one per device): times as plain
+/// doubles with `-infinity` for none, since an optional double takes 16 bytes in a struct, and
+/// the failure count as 32 bits beside the two flags, which come last so they pack together
+/// (Swift lays a struct out in declaration order).
 public struct DeviceRecord: Sendable, Equatable {
     public var deviceID: String
     public var authinfo: String?
-    public var fetchedAt: Double?
-    public var expiresAt: Double?
-    /// When the next refresh is planned (for `status` read from the cache).
-    public var nextAttemptAt: Double?
-    public var consecutiveFailures = 0
-    /// The gateway refused the device with a non-retryable error.
-    public var rejected = false
+    /// raw_data pushed by the device over the socket API; preferred over the config's.
+    public var pushedRawData: String?
+    /// The raw_data in force (pushed, inline or the file's), as `RawDataDigest`; since when:
+    /// `rawDataSince`.
+    public var rawDataDigest: String?
+    /// The raw_data the current authinfo was fetched with (`RawDataDigest`).
+    public var fetchedWithRawData: String?
     /// The last failure, kept behind a reference: most devices have none, and the record of
     /// every device stays small.
     public var lastError: RecordedError? {
@@ -19,17 +24,47 @@ public struct DeviceRecord: Sendable, Equatable {
         set { lastErrorBox = newValue.map(RecordedErrorBox.init) }
     }
     private var lastErrorBox: RecordedErrorBox?
-    /// raw_data pushed by the device over the socket API; preferred over the config's.
-    public var pushedRawData: String?
-    /// The raw_data in force (pushed, inline or the file's), as `RawDataDigest`, and since when
-    /// (wall time the daemon first saw it).
-    public var rawDataDigest: String?
-    public var rawDataSince: Double?
+
+    public var fetchedAt: Double? {
+        get { Self.time(fetchedAtStorage) }
+        set { fetchedAtStorage = Self.storage(newValue) }
+    }
+    public var expiresAt: Double? {
+        get { Self.time(expiresAtStorage) }
+        set { expiresAtStorage = Self.storage(newValue) }
+    }
+    /// When the next refresh is planned (for `status` read from the cache).
+    public var nextAttemptAt: Double? {
+        get { Self.time(nextAttemptAtStorage) }
+        set { nextAttemptAtStorage = Self.storage(newValue) }
+    }
+    /// When the daemon first saw the raw_data in force (wall time).
+    public var rawDataSince: Double? {
+        get { Self.time(rawDataSinceStorage) }
+        set { rawDataSinceStorage = Self.storage(newValue) }
+    }
+    public var consecutiveFailures: Int {
+        get { Int(failuresStorage) }
+        set { failuresStorage = Int32(clamping: newValue) }
+    }
+    private var fetchedAtStorage = Self.none
+    private var expiresAtStorage = Self.none
+    private var nextAttemptAtStorage = Self.none
+    private var rawDataSinceStorage = Self.none
+    private var failuresStorage: Int32 = 0
+
+    /// The gateway refused the device with a non-retryable error.
+    public var rejected = false
     /// The gateway refused `rawDataDigest` (or it grew older than `raw_data_max_age_seconds`):
     /// no gateway call for the device until new raw_data arrives.
     public var needsRawData = false
-    /// The raw_data the current authinfo was fetched with (`RawDataDigest`).
-    public var fetchedWithRawData: String?
+
+    /// A time that is not there. No wall-clock time is `-infinity`; one read as that from a
+    /// damaged cache counts as none, which is what it means.
+    private static let none = -Double.infinity
+
+    private static func time(_ stored: Double) -> Double? { stored == none ? nil : stored }
+    private static func storage(_ time: Double?) -> Double { time ?? none }
 
     public init(deviceID: String) {
         self.deviceID = deviceID
