@@ -228,11 +228,15 @@ public enum JSONParser {
         /// `bytes[range]` as a string when it is UTF-8. UTF8Span validates without the generic
         /// path `String(validating:as:)` takes (twice as fast, and a config has 100,000s).
         static func text(_ bytes: [UInt8], _ range: Range<Int>) -> String? {
+            #if compiler(>=6.2)
             do {
                 return String(copying: try UTF8Span(validating: bytes.span.extracting(range)))
             } catch {
                 return nil
             }
+            #else
+            return String(validating: bytes[range], as: UTF8.self)
+            #endif
         }
 
         mutating func hex4() throws(JSONSyntaxError) -> UInt32 {

@@ -65,6 +65,41 @@ import WeChatPaySimulator
         #expect(second.terminate().status == 0)
     }
 
+    /// A damaged cache starts and serves what it can (found by a review of the streamed start):
+    /// two rows that read as one device id (a NUL ends a C string, so SQLite's two ids are one
+    /// to Swift) once planned the device twice and trapped; times that are infinite or absurd
+    /// trapped where they become integers. Now the first row wins, and such a time is none.
+    @Test func aDamagedCacheStartsAndServesWhatItCan() throws {
+        let site = try Site()
+        try site.writeConfig(site.fastConfig(devices: 4))
+        let first = try site.start()
+        first.wait(20, "4 devices published") { site.allPublished(4) }
+        let values = site.deviceIDs(4).map { site.published($0)?["authinfo"] as? String }
+        #expect(first.terminate().status == 0)
+
+        do {
+            let cache = try SQLiteConnection(path: site.directory.file("state/authinfo.db"))
+            try cache.execute("""
+                INSERT INTO devices (device_id, authinfo, fetched_at, expires_at)
+                    SELECT device_id || char(0) || 'x', 'SHADOW', fetched_at, expires_at FROM devices WHERE device_id = 'dev-0001';
+                UPDATE devices SET expires_at = 1e300 WHERE device_id = 'dev-0002';
+                UPDATE devices SET fetched_at = 9e999, raw_data_since = -9e999 WHERE device_id = 'dev-0003';
+                """)
+            #expect(try cache.scalarText("SELECT count(*) FROM devices") == "5")
+        }
+        site.simulator.fault = .down
+        let second = try site.start()
+        second.wait(10, "ready") { second.log.contains("event=ready") || !second.process.isRunning }
+        #expect(second.process.isRunning, "\(second.log.suffix(2000))")
+        let served = site.published("dev-0001")?["authinfo"] as? String
+        #expect(served == values[0] || served == "SHADOW", "one of the two rows is served: \(String(describing: served))")
+        #expect(site.published("dev-0002") == nil && site.published("dev-0003") == nil, "a value without a usable time is no value")
+        #expect(site.published("dev-0004")?["authinfo"] as? String == values[3])
+        let status = try Binary.run(["status", "--config", site.configPath])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(second.terminate().status == 0)
+    }
+
     @Test(arguments: [(SimulatorFault.serverError, "code=SYSTEM_ERROR http_status=500"), (.rateLimited, "code=FREQUENCY_LIMITED http_status=429")])
     func serverErrorsAndRateLimitStormsBackOffWithABoundedNumberOfRequests(fault: SimulatorFault, logged: String) throws {
         let site = try Site()

@@ -69,6 +69,34 @@ import Testing
         #expect(Self.etag(answer) != tag)
     }
 
+    /// A long-poll on a device that a reload removes ends 404 `unknown_device`, whether the
+    /// device had a value or not (found by a review: one with a value was answered 503
+    /// `no_authinfo_yet`, as if the device were still configured and waiting for its first value).
+    @Test func aReloadThatRemovesADeviceAnswersItsLongPolls404() throws {
+        let api = try APISite(devices: 2, extra: Self.quietRefresh)
+        defer { _ = api.daemon.terminate() }
+        let path = "/v1/devices/dev-0002/authinfo"
+        let tag = try #require(Self.etag(try api.unix(path, ["-i"]).body))
+        let poll = Process()
+        poll.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        poll.arguments = ["-s", "-i", "--max-time", "30", "--unix-socket", api.socketPath, "-H", "If-None-Match: \(tag)",
+                          "http://localhost" + path + "?wait=30"]
+        let out = Pipe()
+        poll.standardOutput = out
+        try poll.run()
+        api.daemon.wait(5, "the long-poll waiting") { Wire.unixBody(api.socketPath, "/metrics").contains("authinfod_long_polls_waiting 1") }
+
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: api.site.configPath))) as! [String: Any]
+        config["devices"] = (config["devices"] as! [[String: Any]]).filter { $0["device_id"] as? String == "dev-0001" }
+        try api.site.writeConfig(config)
+        let reload = try Binary.run(["reload", "--config", api.site.configPath])
+        #expect(reload.status == 0, "\(reload.stderr)")
+        let answer = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        poll.waitUntilExit()
+        #expect(answer.hasPrefix("HTTP/1.1 404") && answer.contains("unknown_device"), "\(answer.prefix(300))")
+        #expect(try api.unix(path).status == 404)
+    }
+
     /// 5,000 terminals long-polling at once are 5,000 entries in a list, not threads: the daemon's
     /// thread count does not move and it grows by under 50 MB; one refresh answers them all.
     @Test func fiveThousandLongPollsCostNoThreadsAndLittleMemory() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import WeChatPay
 
@@ -61,6 +62,24 @@ import Testing
     @Test(arguments: [[0x22, 0xC3, 0x28, 0x22], [0x22, 0x41, 0x5C, 0x6E, 0xFF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22]])
     func invalidUTF8IsRefused(_ bytes: [UInt8]) {
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(bytes) }
+    }
+
+    /// The same, for the one-piece path strings without escapes take (UTF8Span): overlong forms,
+    /// code points past U+10FFFF, a surrogate, a lone continuation byte, a sequence cut off by the
+    /// closing quote, and bytes that never start one; each is refused, and what is well formed
+    /// is read as Foundation reads it.
+    @Test(arguments: [[0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xF0, 0x80, 0x80, 0x80], [0xF4, 0x90, 0x80, 0x80],
+                      [0xED, 0xB0, 0x80], [0x80], [0x41, 0xBF], [0xE4, 0xB8], [0xF0, 0x9F, 0x98], [0xF5, 0x80, 0x80, 0x80], [0xFE]])
+    func malformedUTF8WithoutEscapesIsRefused(_ bytes: [UInt8]) {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse([0x22] + bytes + [0x22]) }
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(Array(#"{"k":"a"#.utf8) + bytes + Array(#"b"}"#.utf8)) }
+    }
+
+    @Test(arguments: [[0x7F], [0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0xA0, 0x80], [0xEF, 0xBF, 0xBF], [0xF0, 0x90, 0x80, 0x80], [0xF4, 0x8F, 0xBF, 0xBF]])
+    func wellFormedUTF8AtEveryBoundaryIsRead(_ bytes: [UInt8]) throws {
+        let document = [0x22] + bytes + [0x22]
+        let expected = try JSONSerialization.jsonObject(with: Data(document), options: .fragmentsAllowed) as? String
+        #expect(try JSONParser.parse(document) == .string(try #require(expected)))
     }
 
     @Test func aBrokenAuthInfoIsRefused() {

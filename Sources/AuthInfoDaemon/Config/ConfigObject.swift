@@ -3,9 +3,9 @@ import WeChatPay
 /// can be refused as unknown (typos), and naming every problem by its full key path.
 struct ConfigObject {
     let file: String
-    /// Where the object sits ("listen.tcp_clients[0]"), made only for a message: a config may
-    /// hold 100,000 objects, and most are never named.
-    var path: String { index.map { "\(parent)[\($0)]" } ?? parent }
+    /// Where the object sits ("listen.tcp_clients[0]"), made only when a key or a message needs
+    /// it: a config may hold 100,000 objects, and most are never named.
+    var path: String { Self.path(parent, index) }
     private let parent: String
     private let index: Int?
     private let members: [(key: String, value: JSONValue)]
@@ -26,12 +26,16 @@ struct ConfigObject {
         self.parent = parent
         self.index = index
         guard case .object(let members) = value else {
-            let path = index.map { "\(parent)[\($0)]" } ?? parent
+            let path = Self.path(parent, index)
             throw ConfigError(file: file, key: path.isEmpty ? nil : path, message: "expected an object, found \(value.typeName)")
         }
         self.members = members
         // One allocation for the keys a device reads, not one per doubling (100,000 devices).
         consumed.reserveCapacity(8)
+    }
+
+    private static func path(_ parent: String, _ index: Int?) -> String {
+        index.map { "\(parent)[\($0)]" } ?? parent
     }
 
     func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
@@ -61,12 +65,17 @@ struct ConfigObject {
         guard let value = value(name) else { return nil }
         guard case .string(let text) = value else { throw error(name, "expected a string, found \(value.typeName)") }
         guard !text.isEmpty else { throw error(name, "must not be empty") }
-        // Control characters are ASCII: their UTF-8 bytes are themselves and no other byte's.
-        let isControl = { (byte: UInt8) in byte < 0x20 || byte == 0x7F }
-        guard !(text.utf8.withContiguousStorageIfAvailable { $0.contains(where: isControl) } ?? text.utf8.contains(where: isControl)) else {
+        guard !Self.hasControlCharacter(text) else {
             throw error(name, "must not contain control characters")
         }
         return text
+    }
+
+    /// Control characters are ASCII: their UTF-8 bytes are themselves and no other byte's. The
+    /// bytes are scanned in place where the string keeps them (always, for a parsed one).
+    private static func hasControlCharacter(_ text: String) -> Bool {
+        let isControl = { (byte: UInt8) in byte < 0x20 || byte == 0x7F }
+        return text.utf8.withContiguousStorageIfAvailable { $0.contains(where: isControl) } ?? text.utf8.contains(where: isControl)
     }
 
     mutating func requiredString(_ name: String) throws(ConfigError) -> String {

@@ -58,7 +58,15 @@ public final class Daemon: Sendable {
     public func start() throws(DaemonError) {
         try reloads.withLock { _ throws(DaemonError) in
             let configuration = refresher.currentConfiguration()
-            let valid = try refresher.open()
+            let valid: Int
+            do throws(DaemonError) {
+                valid = try refresher.open()
+            } catch {
+                // A start that failed half-way (the cache unreadable after the files began) may
+                // have armed the storage repair: nothing of it may outlive the start.
+                refresher.stop(timeout: Self.stopTimeout)
+                throw error
+            }
             do throws(DaemonError) {
                 api.commit(try api.stage(configuration.listen))
             } catch {

@@ -59,8 +59,8 @@ public struct DeviceRecord: Sendable, Equatable {
     /// no gateway call for the device until new raw_data arrives.
     public var needsRawData = false
 
-    /// A time that is not there. No wall-clock time is `-infinity`; one read as that from a
-    /// damaged cache counts as none, which is what it means.
+    /// A time that is not there. No time the daemon keeps is `-infinity`: the cache reads
+    /// none outside ±10^11 s (`AuthInfoStore.time`).
     private static let none = -Double.infinity
 
     private static func time(_ stored: Double) -> Double? { stored == none ? nil : stored }

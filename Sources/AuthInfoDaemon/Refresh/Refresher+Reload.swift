@@ -39,10 +39,11 @@ extension Refresher {
         let wall = clock.wall(), mono = clock.monotonic()
         let oldDevices = devices
         devices = DeviceTable(new.devices)
+        // A removed device's served value goes in `served.configure` below, which answers its
+        // long-polls 404 (unknown device); clearing it here would answer them 503 (no value yet).
         for id in oldDevices.ids where !devices.contains(id) {
             scheduler.remove(id)
             expiries.remove(id)
-            served.set(id, nil)
             publisher.remove(id)
             summary.removed += 1
         }

@@ -139,10 +139,17 @@ actor Refresher {
         records = [:]
         records.reserveCapacity(configuration.devices.count)
         do {
-            // Rows of devices no longer configured are kept (a device may come back) but not planned.
             try store.forEachRecord { record in
-                records[record.deviceID] = devices.contains(record.deviceID)
-                    ? plan.add(record, delay: initialDelay(record, wall: wall)) : record
+                // Two rows can read as one id (SQLite tells ids apart by their bytes, Swift by
+                // their Unicode meaning, and a NUL ends a C string): the first one read wins.
+                guard records[record.deviceID] == nil else { return }
+                // Rows of devices no longer configured are kept (a device may come back) but not
+                // planned; a configured one is planned under its id as the config spells it.
+                guard let device = devices[record.deviceID] else {
+                    records[record.deviceID] = record
+                    return
+                }
+                records[device.id] = plan.add(record, as: device.id, delay: initialDelay(record, wall: wall))
             }
         } catch {
             _ = republisher?.finish()
@@ -150,17 +157,18 @@ actor Refresher {
         }
         for device in configuration.devices where records[device.id] == nil {
             let record = DeviceRecord(deviceID: device.id)
-            records[device.id] = plan.add(record, delay: initialDelay(record, wall: wall))
+            records[device.id] = plan.add(record, as: device.id, delay: initialDelay(record, wall: wall))
         }
         plan.handOver()
         expiries = DeadlineHeap(plan.expiries)
         scheduler.start(plan.refreshes)
         served.load(plan.entries)
-        // What no longer belongs goes now: files of devices without a valid value (the worker
-        // threads write only valid ones, so they never touch these).
+        // What no longer belongs goes now: files of devices without a valid value. The worker
+        // threads may still be writing; by the one rule `StartPlan.writesFile`, no file is both
+        // written by them and deleted here.
         if republisher != nil {
             removed += publisher.removeStale(present) { id in
-                devices.contains(id) && records[id].map { $0.isValid(at: wall) && AuthInfoDocument($0) != nil } == true
+                devices.contains(id) && records[id].map { StartPlan.writesFile($0, AuthInfoDocument($0), at: wall) } == true
             }
         }
         if let progress = republisher?.finish() {

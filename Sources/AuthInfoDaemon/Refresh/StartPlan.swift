@@ -9,7 +9,7 @@ struct StartPlan {
     private(set) var expiries: [(key: String, deadline: Double)] = []
     private(set) var refreshes: [(id: String, deadline: Double, failures: Int)] = []
     private(set) var entries: [(id: String, entry: ServedDocuments.Entry)] = []
-    /// Devices with a valid value, and how many files went to the republisher.
+    /// Devices with a valid value, and how many files were made for the republisher.
     private(set) var valid = 0
     private(set) var published = 0
     private var batch: [(id: String, bytes: [UInt8])] = []
@@ -25,12 +25,18 @@ struct StartPlan {
         batch.reserveCapacity(Republisher.batchSize)
     }
 
-    /// Plans a configured device whose first attempt is `delay` seconds away; returns its
-    /// record as planned (the attempt recorded).
-    mutating func add(_ record: DeviceRecord, delay: Double) -> DeviceRecord {
+    /// Whether the start writes `record`'s file: a valid value that makes a document. The one
+    /// rule both for what the writers write and for what `Publisher.removeStale` spares; a file
+    /// in neither would be missing after READY, and one in both deleted just after its writing.
+    static func writesFile(_ record: DeviceRecord, _ document: AuthInfoDocument?, at wall: Double) -> Bool {
+        document != nil && record.isValid(at: wall)
+    }
+
+    /// Plans configured device `id` (its id as the config spells it), whose first attempt is
+    /// `delay` seconds away; returns its record as planned (the attempt recorded).
+    mutating func add(_ record: DeviceRecord, as id: String, delay: Double) -> DeviceRecord {
         var record = record
-        let id = record.deviceID
-        let isValid = record.isValid(at: wall) && record.authinfo != nil
+        let isValid = record.isValid(at: wall)
         let expiry = isValid ? mono + (record.expiresAt! - wall) : nil
         if let expiry {
             expiries.append((id, expiry))
@@ -45,7 +51,7 @@ struct StartPlan {
         guard let document = AuthInfoDocument(record) else { return record }
         let entry = Refresher.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
         entries.append((id, entry))
-        if isValid {
+        if Self.writesFile(record, document, at: wall) {
             batch.append((id, entry.publishedJSON))
             published += 1
             if batch.count == Republisher.batchSize { handOver() }

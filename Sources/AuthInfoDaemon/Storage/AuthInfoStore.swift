@@ -161,8 +161,8 @@ public final class AuthInfoStore {
         return records
     }
 
-    /// Hands `body` every device row in turn, in the table's order, as it is read: a caller can
-    /// act on the first rows while the rest are still on disk.
+    /// Hands `body` every device row in turn (in no particular order) as it is read: a caller
+    /// can act on the first rows while the rest are still on disk.
     public func forEachRecord(_ body: (DeviceRecord) -> Void) throws(StoreError) {
         do {
             let statement = try connection.statement("""
@@ -175,18 +175,18 @@ public final class AuthInfoStore {
                 guard let id = statement.text(0) else { continue }
                 var record = DeviceRecord(deviceID: id)
                 record.authinfo = statement.text(1)
-                record.fetchedAt = statement.double(2)
-                record.expiresAt = statement.double(3)
-                record.nextAttemptAt = statement.double(4)
+                record.fetchedAt = Self.time(statement.double(2))
+                record.expiresAt = Self.time(statement.double(3))
+                record.nextAttemptAt = Self.time(statement.double(4))
                 record.consecutiveFailures = statement.integer(5) ?? 0
                 record.rejected = (statement.integer(6) ?? 0) != 0
                 if let code = statement.text(7) {
                     record.lastError = RecordedError(code: code, message: statement.text(8) ?? "", httpStatus: statement.integer(9),
-                                                     requestID: statement.text(10), at: statement.double(11) ?? 0)
+                                                     requestID: statement.text(10), at: Self.time(statement.double(11)) ?? 0)
                 }
                 record.pushedRawData = statement.text(12)
                 record.rawDataDigest = statement.text(13)
-                record.rawDataSince = statement.double(14)
+                record.rawDataSince = Self.time(statement.double(14))
                 record.needsRawData = (statement.integer(15) ?? 0) != 0
                 // Usually the same raw_data: one string for both (10,000 devices, 1 MB less).
                 let fetchedWith = statement.text(16)
@@ -196,6 +196,14 @@ public final class AuthInfoStore {
         } catch {
             throw StoreError(path, error)
         }
+    }
+
+    /// A time column as the daemon may use it: nil when NULL or no plausible Unix time (a
+    /// damaged cache's infinity, NaN or 1e300 would otherwise trap where a time becomes an
+    /// integer, in a document or a log line). ±10^11 s is beyond the year 5000.
+    static func time(_ value: Double?) -> Double? {
+        guard let value, abs(value) <= 1e11 else { return nil }
+        return value
     }
 
     /// Makes every commit so far survive a power loss: `fdatasync` of the write-ahead log (and,
@@ -280,7 +288,7 @@ public final class AuthInfoStore {
             var downloadedAt: Double?
             while try statement.step() {
                 if let pem = statement.text(0) { pems.append(pem) }
-                downloadedAt = max(downloadedAt ?? 0, statement.double(1) ?? 0)
+                downloadedAt = max(downloadedAt ?? 0, Self.time(statement.double(1)) ?? 0)
             }
             return (pems, downloadedAt)
         } catch {
