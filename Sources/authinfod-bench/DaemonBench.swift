@@ -89,13 +89,13 @@ enum DaemonBench {
                    tls ? ", each with a TLS handshake" : ""))
         say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
         Thread.sleep(forTimeInterval: 8)
-        let switchesBefore = contextSwitches(daemon.processIdentifier), idleCPUBefore = usage(daemon.processIdentifier).cpu
+        let switchesBefore = contextSwitches(daemon.processIdentifier), idleCPUBefore = scheduledSeconds(daemon.processIdentifier)
         Thread.sleep(forTimeInterval: 10)
         let idleSwitches = switches(from: switchesBefore, to: contextSwitches(daemon.processIdentifier))
-        let idleCPU = (usage(daemon.processIdentifier).cpu - idleCPUBefore) / 10
+        let idleCPU = seconds(from: idleCPUBefore, to: scheduledSeconds(daemon.processIdentifier)) / 10
         let idleRSS = usage(daemon.processIdentifier).rssMB, idlePrivate = privateMB(daemon.processIdentifier)
         say(String(format: "RSS after 18 s idle: %.1f MB (%.1f MB private: heap and stacks; the rest mapped from files)", idleRSS, idlePrivate))
-        say(String(format: "idle, nothing due: %d context switches in 10 s, %.3f %% of a core", idleSwitches, idleCPU * 100))
+        say(String(format: "idle, nothing due: %d context switches in 10 s, %.4f %% of a core", idleSwitches, idleCPU * 100))
         stop(daemon)
 
         var python: Double?
@@ -207,6 +207,25 @@ enum DaemonBench {
     static func privateMB(_ pid: Int32) -> Double {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         return (status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") }.flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") } ?? 0) / 1024
+    }
+
+    /// Time each thread of `pid` has run so far, in seconds, by thread id, from the scheduler's
+    /// own nanosecond count (`/proc/PID/task/TID/schedstat`): an idle daemon runs microseconds
+    /// at a time, which the 10 ms ticks of `/proc/PID/stat` either miss or round to a whole tick.
+    static func scheduledSeconds(_ pid: Int32) -> [String: Double] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var result: [String: Double] = [:]
+        for task in tasks {
+            let fields = ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8)) ?? "").split(separator: " ")
+            if let nanoseconds = fields.first.flatMap({ Double($0) }) { result[task] = nanoseconds / 1e9 }
+        }
+        return result
+    }
+
+    /// What the threads alive at `after` ran since `before` (a thread started meanwhile counts
+    /// whole; one that ended meanwhile is not seen).
+    static func seconds(from before: [String: Double], to after: [String: Double]) -> Double {
+        after.reduce(0) { $0 + $1.value - (before[$1.key] ?? 0) }
     }
 
     static func usage(_ pid: Int32) -> (cpu: Double, rssMB: Double) {
