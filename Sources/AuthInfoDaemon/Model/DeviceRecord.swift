@@ -3,10 +3,10 @@ import WeChatPay
 
 /// What the cache holds for one device. Times are Unix seconds (wall clock).
 ///
-/// Stored compactly (128 bytes, not 176: a daemon holds one per device): times as plain
-/// doubles with `-infinity` for none, since an optional double takes 16 bytes in a struct, and
-/// the failure count as 32 bits beside the two flags, which come last so they pack together
-/// (Swift lays a struct out in declaration order).
+/// Stored compactly (128 bytes, not 176: a daemon holds one per device): times as
+/// `CompactTime`s, since an optional double takes 16 bytes in a struct, and the failure count
+/// as 32 bits beside the two flags, which come last so they pack together (Swift lays a struct
+/// out in declaration order).
 public struct DeviceRecord: Sendable, Equatable {
     public var deviceID: String
     public var authinfo: String?
@@ -25,32 +25,16 @@ public struct DeviceRecord: Sendable, Equatable {
     }
     private var lastErrorBox: RecordedErrorBox?
 
-    public var fetchedAt: Double? {
-        get { Self.time(fetchedAtStorage) }
-        set { fetchedAtStorage = Self.storage(newValue) }
-    }
-    public var expiresAt: Double? {
-        get { Self.time(expiresAtStorage) }
-        set { expiresAtStorage = Self.storage(newValue) }
-    }
+    @CompactTime public var fetchedAt: Double?
+    @CompactTime public var expiresAt: Double?
     /// When the next refresh is planned (for `status` read from the cache).
-    public var nextAttemptAt: Double? {
-        get { Self.time(nextAttemptAtStorage) }
-        set { nextAttemptAtStorage = Self.storage(newValue) }
-    }
+    @CompactTime public var nextAttemptAt: Double?
     /// When the daemon first saw the raw_data in force (wall time).
-    public var rawDataSince: Double? {
-        get { Self.time(rawDataSinceStorage) }
-        set { rawDataSinceStorage = Self.storage(newValue) }
-    }
+    @CompactTime public var rawDataSince: Double?
     public var consecutiveFailures: Int {
         get { Int(failuresStorage) }
         set { failuresStorage = Int32(clamping: newValue) }
     }
-    private var fetchedAtStorage = Self.none
-    private var expiresAtStorage = Self.none
-    private var nextAttemptAtStorage = Self.none
-    private var rawDataSinceStorage = Self.none
     private var failuresStorage: Int32 = 0
 
     /// The gateway refused the device with a non-retryable error.
@@ -58,13 +42,6 @@ public struct DeviceRecord: Sendable, Equatable {
     /// The gateway refused `rawDataDigest` (or it grew older than `raw_data_max_age_seconds`):
     /// no gateway call for the device until new raw_data arrives.
     public var needsRawData = false
-
-    /// A time that is not there. No time the daemon keeps is `-infinity`: the cache reads
-    /// none outside ±10^11 s (`AuthInfoStore.time`).
-    private static let none = -Double.infinity
-
-    private static func time(_ stored: Double) -> Double? { stored == none ? nil : stored }
-    private static func storage(_ time: Double?) -> Double { time ?? none }
 
     public init(deviceID: String) {
         self.deviceID = deviceID
@@ -74,6 +51,22 @@ public struct DeviceRecord: Sendable, Equatable {
     public func isValid(at now: Double) -> Bool {
         guard authinfo != nil, let expiresAt else { return false }
         return now < expiresAt
+    }
+}
+
+/// An optional time in 8 bytes instead of 16: `-infinity` stands for none. No time the daemon
+/// keeps is `-infinity`: the cache reads none outside ±10^11 s (`AuthInfoStore.time`).
+@propertyWrapper
+public struct CompactTime: Sendable, Equatable {
+    private var stored = -Double.infinity
+
+    public init(wrappedValue: Double?) {
+        self.wrappedValue = wrappedValue
+    }
+
+    public var wrappedValue: Double? {
+        get { stored == -.infinity ? nil : stored }
+        set { stored = newValue ?? -.infinity }
     }
 }
 
