@@ -45,10 +45,7 @@ import WeChatPaySimulator
     @Test func restartWithTheGatewayDownRepublishesEverythingFromTheCache() throws {
         let site = try Site()
         try site.writeConfig(site.fastConfig(devices: 20))
-        let first = try site.start()
-        first.wait(20, "20 devices published") { site.allPublished(20) }
-        let before = site.deviceIDs(20).map { site.published($0)?["authinfo"] as? String }
-        #expect(first.terminate().status == 0)
+        let before = try site.fillAndStop(20)
 
         try FileManager.default.removeItem(atPath: site.directory.file("devices"))
         // A device removed from the config left its document behind.
@@ -72,10 +69,7 @@ import WeChatPaySimulator
     @Test func aDamagedCacheStartsAndServesWhatItCan() throws {
         let site = try Site()
         try site.writeConfig(site.fastConfig(devices: 4))
-        let first = try site.start()
-        first.wait(20, "4 devices published") { site.allPublished(4) }
-        let values = site.deviceIDs(4).map { site.published($0)?["authinfo"] as? String }
-        #expect(first.terminate().status == 0)
+        let values = try site.fillAndStop(4)
 
         do {
             let cache = try SQLiteConnection(path: site.directory.file("state/authinfo.db"))

@@ -106,6 +106,17 @@ extension Site {
         try DaemonProcess(config: configPath, logPath: directory.file("daemon.log"), environment: environment, launcher: launcher)
     }
 
+    /// Fills the `count` devices of the config already written with the real binary, which then
+    /// stops cleanly: a cache to start from. Returns each device's published authinfo, in id order.
+    @discardableResult
+    func fillAndStop(_ count: Int) throws -> [String?] {
+        let filler = try start()
+        filler.wait(20, "\(count) devices published") { allPublished(count) }
+        let values = deviceIDs(count).map { published($0)?["authinfo"] as? String }
+        #expect(filler.terminate().status == 0)
+        return values
+    }
+
     /// The published document of `device`, parsed, or nil.
     func published(_ device: String) -> [String: Any]? {
         guard let data = FileManager.default.contents(atPath: directory.file("devices/\(device).json")) else { return nil }
