@@ -37,12 +37,19 @@ enum DaemonBench {
         let restartRSSMB: Double
         /// The wechatpayv3 client's CPU per call against the same gateway, when measured.
         var pythonCPUPerCall: Double?
+        /// `refresh-floor`'s CPU (and kernel part) per refresh against the same gateway, when measured.
+        var floor: (cpu: Double, kernel: Double)?
     }
 
+    /// Gateway requests in flight at once: the daemon's `refresh.max_concurrent_requests`, and
+    /// `refresh-floor`'s connections.
+    static let concurrentRequests = 16
+
     /// Fills `devices` devices, idles, then restarts with the gateway down and the publish dir
-    /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it.
+    /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it;
+    /// with `floorClient` (the `refresh-floor` binary), that one too.
     @discardableResult
-    static func run(devices: Int, pythonClient: String? = nil, tls: Bool = false, quiet: Bool = false) throws -> Figures {
+    static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, tls: Bool = false, quiet: Bool = false) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // BENCH_KEEP=1 keeps the folder (config, cache, logs) for profiling a restart by hand.
@@ -61,7 +68,7 @@ enum DaemonBench {
                          "wechatpay_public_key_id": gateway.keyID, "wechatpay_public_key_file": "pub_key.pem"],
             "api": tls ? ["base_url": "https://localhost:\(gateway.port)", "timeout_seconds": 5, "ca_file": "gateway-ca.pem"]
                        : ["base_url": "http://127.0.0.1:\(gateway.port)", "timeout_seconds": 5],
-            "refresh": ["max_requests_per_second": 5000, "max_concurrent_requests": 16],
+            "refresh": ["max_requests_per_second": 5000, "max_concurrent_requests": concurrentRequests],
             "storage": ["database": "authinfo.db", "publish_dir": publishDirectory],
             "listen": ["unix_socket": directory + "/authinfod.sock"],
             "device_defaults": ["sp_appid": "wx8888888888888888", "sub_mchid": "1900000999", "organization_id": "org-1"],
@@ -103,6 +110,11 @@ enum DaemonBench {
             python = try runPython(pythonClient, gateway: gateway, directory: directory)
             say(String(format: "wechatpayv3 (Python) client: %.2f ms CPU per call", (python ?? 0) * 1000))
         }
+        var floor: (cpu: Double, kernel: Double)?
+        if let floorClient {
+            floor = try runFloor(floorClient, gateway: gateway, directory: directory, calls: min(devices, 5000))
+            say(String(format: "refresh-floor (C, one thread): %.3f ms CPU per refresh, %.3f ms of it in the kernel", (floor?.cpu ?? 0) * 1000, (floor?.kernel ?? 0) * 1000))
+        }
 
         gateway.process.terminate()
         gateway.process.waitUntilExit()
@@ -116,7 +128,7 @@ enum DaemonBench {
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
         return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, privateIdleMB: idlePrivate, idleContextSwitches: idleSwitches,
-                       idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python)
+                       idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python, floor: floor)
     }
 
     /// Context switches (voluntary and not) so far of each thread of `pid`, by thread id.
@@ -155,6 +167,31 @@ enum DaemonBench {
             throw BenchFailure(description: "the wechatpayv3 client failed (pip install wechatpayv3?): \(errors.suffix(400))")
         }
         return seconds
+    }
+
+    /// CPU seconds (and kernel seconds) per refresh of `refresh-floor` against `gateway`, with as
+    /// many requests in flight as the daemon's config allows, publishing into a folder on tmpfs
+    /// and committing beside the daemon's cache, as the daemon does.
+    static func runFloor(_ binary: String, gateway: Gateway, directory: String, calls: Int) throws -> (cpu: Double, kernel: Double) {
+        let publish = (FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : directory) + "/authinfod-floor-\(getpid())"
+        try FileManager.default.createDirectory(atPath: publish, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: publish) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [gateway.port, mchid, serial, directory + "/apiclient_key.pem", directory + "/pub_key.pem", String(calls),
+                             String(concurrentRequests), directory, publish]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let figures = text.split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+        guard process.terminationStatus == 0, figures.count == 2 else {
+            throw BenchFailure(description: "refresh-floor failed: \(errors.suffix(400))")
+        }
+        return (figures[0], figures[1])
     }
 
     /// `authinfod_gateway_connections_opened_total` from the daemon's metrics (0 when unreadable).

@@ -11,10 +11,11 @@ import WeChatPaySimulator
 /// `authinfod-bench daemon [--devices N]`: the real `authinfod run` with N devices against that
 /// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down; `--tls`: the
 /// simulator speaks https (its certificate trusted through `api.ca_file`), and the gateway
-/// connections opened per 1,000 refreshes are counted.
+/// connections opened per 1,000 refreshes are counted; `--floor-client F`: also `refresh-floor`
+/// (built by `make bench` from refresh-floor.c) against the same simulator.
 /// `authinfod-bench sign [--calls N]`: the sign and verify paths alone (compare `openssl speed rsa2048`).
-/// `authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE]
-/// [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
+/// `authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F]
+/// [--openssl-speed LINE] [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
 /// `authinfod-bench http [--seconds S] [--rounds R] [--tls]`: GET authinfo over TCP (or TLS) with
 /// wrk, next to nginx; plain, also the exchange's latency next to the direct gateway call.
@@ -181,7 +182,8 @@ case "http":
 
 case "report":
     try BenchReport.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, large: Int(option("--large", arguments) ?? "") ?? 100_000,
-                        pythonClient: option("--python-client", arguments), openssl: opensslSpeed(option("--openssl-speed", arguments)),
+                        pythonClient: option("--python-client", arguments),
+                        floorClient: option("--floor-client", arguments), openssl: opensslSpeed(option("--openssl-speed", arguments)),
                         staticBinary: option("--static-binary", arguments))
 
 case "soak":
@@ -190,10 +192,11 @@ case "soak":
                       reloadEvery: Double(option("--reload-every", arguments) ?? "") ?? 60)
 
 case "daemon":
-    try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, tls: arguments.contains("--tls"))
+    try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, floorClient: option("--floor-client", arguments),
+                        tls: arguments.contains("--tls"))
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--floor-client F] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
     exit(2)
 }
 } catch {
