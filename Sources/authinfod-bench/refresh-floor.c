@@ -131,9 +131,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < inFlight && sent < calls; i++) {
             struct connection *c = &connections[i];
             if (c->busy) continue;
-            int n = sent < 0 ? -sent : sent;
+            snprintf(c->device, sizeof c->device, "dev-%06d", (sent + WARM_UP) % 10000 + 1);
             sent++;
-            snprintf(c->device, sizeof c->device, "dev-%06d", n % 10000 + 1);
             int bodyLength = snprintf(body, sizeof body, "{\"device_id\":\"%s\",\"organization_id\":\"org-1\",\"raw_data\":\"RAW-%s\","
                                                          "\"sp_appid\":\"wx8888888888888888\",\"sub_mchid\":\"1900000999\"}", c->device, c->device);
             long timestamp = time(NULL);
