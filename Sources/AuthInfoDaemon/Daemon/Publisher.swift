@@ -5,8 +5,8 @@ import Synchronization
 import SystemCalls
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
-/// atomically: a temporary file in the same folder, then `rename` (or, for a file not there yet,
-/// an unnamed file linked under its name), so a reader never sees a half-written document. No fsync: SQLite holds the durable copy and every file is checked
+/// atomically: a temporary file in the same folder, then `rename`, so a reader never sees a
+/// half-written document. No fsync: SQLite holds the durable copy and every file is checked
 /// against it at start.
 ///
 /// Thread-safe (at start a `Republisher` writes from worker threads): it holds no state
@@ -68,11 +68,15 @@ final class Publisher: Sendable {
     /// Makes the device's file, absent until now, with `bytes`. It appears whole, as with
     /// `write`, for less: an unnamed file in the folder (`O_TMPFILE`), written, then linked under
     /// its name, instead of a temporary name created and renamed away (measured on tmpfs with
-    /// 100,000 files and two threads: 0.52–0.58 s against 0.76–0.80 s). Where the filesystem or
-    /// kernel has no `O_TMPFILE`, or there is no /proc to link through, it is `write`, from then
-    /// on; a name someone took meanwhile is replaced by `write` too.
+    /// 100,000 files and two threads: 0.52–0.58 s against 0.76–0.80 s). Where that cannot be
+    /// done (a filesystem without `O_TMPFILE`, no /proc to link through, the name taken
+    /// meanwhile) it is `write`; a first such failure turns the unnamed way off for good.
     func create(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
-        guard unnamedFilesWork.load(ordering: .relaxed), let file = openUnnamedFile() else { return try write(deviceID, bytes) }
+        // `__O_TMPFILE` is glibc's name for O_TMPFILE (with O_DIRECTORY), which <fcntl.h> gives
+        // Swift only under _GNU_SOURCE.
+        guard unnamedFilesWork.load(ordering: .relaxed), let file = try? FileDescriptor.open(directory, __O_TMPFILE | O_WRONLY, mode: 0o640) else {
+            return try write(deviceID, bytes)
+        }
         let target = path(of: deviceID)
         do throws(SystemError) {
             try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
@@ -90,20 +94,6 @@ final class Publisher: Sendable {
         } catch {
             unlink(target)
             throw Failure(description: "cannot write \(target): \(error.reason)")
-        }
-    }
-
-    /// An unnamed file open for writing in the folder, or nil.
-    private func openUnnamedFile() -> FileDescriptor? {
-        do {
-            // `__O_TMPFILE` is glibc's name for O_TMPFILE (with O_DIRECTORY), which <fcntl.h>
-            // gives Swift only under _GNU_SOURCE.
-            return try FileDescriptor.open(directory, __O_TMPFILE | O_WRONLY, mode: 0o640)
-        } catch {
-            // The filesystem has no O_TMPFILE (EOPNOTSUPP), or the kernel predates it (EISDIR,
-            // EINVAL): not worth asking again. Anything else is `write`'s to report.
-            if [EOPNOTSUPP, EISDIR, EINVAL].contains(error.errno) { unnamedFilesWork.store(false, ordering: .relaxed) }
-            return nil
         }
     }
 
