@@ -65,44 +65,6 @@ final class Publisher: Sendable {
         }
     }
 
-    /// Makes the device's file, absent until now, with `bytes`. It appears whole, as with
-    /// `write`, for less: an unnamed file in the folder (`O_TMPFILE`), written, then linked under
-    /// its name, instead of a temporary name created and renamed away (measured on tmpfs with
-    /// 100,000 files and two threads: 0.52–0.58 s against 0.76–0.80 s). Where that cannot be
-    /// done (a filesystem without `O_TMPFILE`, no /proc to link through, the name taken
-    /// meanwhile) it is `write`; a first such failure turns the unnamed way off for good.
-    func create(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
-        // `__O_TMPFILE` is glibc's name for O_TMPFILE (with O_DIRECTORY), which <fcntl.h> gives
-        // Swift only under _GNU_SOURCE.
-        guard unnamedFilesWork.load(ordering: .relaxed), let file = try? FileDescriptor.open(directory, __O_TMPFILE | O_WRONLY, mode: 0o640) else {
-            return try write(deviceID, bytes)
-        }
-        let target = path(of: deviceID)
-        do throws(SystemError) {
-            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
-            try file.writeAll(bytes)
-        } catch {
-            throw Failure(description: "cannot write \(target): \(error.reason)")
-        }
-        // Linking an open file by descriptor needs its /proc name without CAP_DAC_READ_SEARCH.
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(file.raw)", AT_FDCWD, target, AT_SYMLINK_FOLLOW) == 0 else {
-            if errno != EEXIST { unnamedFilesWork.store(false, ordering: .relaxed) }
-            return try write(deviceID, bytes)
-        }
-        do throws(SystemError) {
-            try file.closeCheckingErrors()
-        } catch {
-            unlink(target)
-            throw Failure(description: "cannot write \(target): \(error.reason)")
-        }
-    }
-
-    /// Whether `create` may use an unnamed file (false after it could not).
-    private let unnamedFilesWork = Atomic<Bool>(true)
-
-    /// Whether `create` still makes files the unnamed way (tests).
-    var createsUnnamedFiles: Bool { unnamedFilesWork.load(ordering: .relaxed) }
-
     /// Whether `name` is one of the temporary names `write` makes (`.tmp-{device}-{pid}-{n}`).
     static func isTemporaryName(_ name: String) -> Bool {
         guard name.hasPrefix(temporaryPrefix) else { return false }
@@ -166,13 +128,9 @@ final class Publisher: Sendable {
     }
 
     /// Writes the device's file unless it already holds `bytes` (`present`: the names
-    /// `listFolder` found; an absent one is made by `create`). True when it was written.
+    /// `listFolder` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
-        guard present.contains(deviceID + ".json") else {
-            try create(deviceID, bytes)
-            return true
-        }
-        guard read(deviceID) != bytes else { return false }
+        guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
         try write(deviceID, bytes)
         return true
     }
