@@ -52,6 +52,9 @@ enum BenchReport {
                 ratio: times(small.cpuPerRefresh / limit.sign), target: "≤ 1.35×", met: small.cpuPerRefresh / limit.sign <= 1.35),
             Row(figure: "  beyond the sign (HTTP, JSON, verify, SQLite, publish)", measured: ms(small.cpuPerRefresh - limit.sign), reference: "—", ratio: "—",
                 target: "≤ 0.25 ms", met: small.cpuPerRefresh - limit.sign <= 0.00025),
+            Row(figure: "  of which in the kernel", measured: ms(small.kernelPerRefresh),
+                reference: "\(ms(Self.kernelPerRefreshBeforeGroupSync)) with an fdatasync per commit", ratio: times(small.kernelPerRefresh / Self.kernelPerRefreshBeforeGroupSync),
+                target: "≤ 0.5×", met: small.kernelPerRefresh <= Self.kernelPerRefreshBeforeGroupSync / 2),
         ]
         if let floor = small.floor {
             rows += [
@@ -65,9 +68,6 @@ enum BenchReport {
                             target: "— (a limit)", met: true))
         }
         rows += [
-            Row(figure: "  of which in the kernel", measured: ms(small.kernelPerRefresh),
-                reference: "\(ms(Self.kernelPerRefreshBeforeGroupSync)) with an fdatasync per commit", ratio: times(small.kernelPerRefresh / Self.kernelPerRefreshBeforeGroupSync),
-                target: "≤ 0.5×", met: small.kernelPerRefresh <= Self.kernelPerRefreshBeforeGroupSync / 2),
             Row(figure: "CPU per refresh, \(devices) devices, https (kept alive)", measured: ms(secure.cpuPerRefresh), reference: "\(limitName) \(ms(limit.sign))",
                 ratio: times(secure.cpuPerRefresh / limit.sign), target: "≤ 1.5×", met: secure.cpuPerRefresh / limit.sign <= 1.5),
             Row(figure: "  gateway connections (TLS handshakes) per 1,000 refreshes", measured: String(format: "%.1f (%d for %d)", Double(secure.connectionsOpened) * 1000 / Double(secure.refreshes), secure.connectionsOpened, secure.refreshes),

@@ -60,7 +60,7 @@ enum DaemonBench {
         try write(directory + "/apiclient_key.pem", merchantKey.pkcs8PEM(), mode: 0o600)
         let gateway = try startGateway(directory, tls: tls)
         // publish_dir lives on tmpfs in production (/run); use /dev/shm here to match.
-        let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-bench-\(getpid())" : directory + "/devices"
+        let publishDirectory = tmpfsFolder("authinfod-bench", else: directory + "/devices")
         defer { if !keep { try? FileManager.default.removeItem(atPath: publishDirectory) } }
         let ids = (1...devices).map { String(format: "dev-%06d", $0) }
         let config: [String: Any] = [
@@ -152,34 +152,33 @@ enum DaemonBench {
 
     /// CPU seconds per call of the wechatpayv3 reference client against `gateway`.
     static func runPython(_ script: String, gateway: Gateway, directory: String) throws -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "http://127.0.0.1:\(gateway.port)", directory + "/apiclient_key.pem",
-                             directory + "/pub_key.pem", gateway.keyID, "300"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let seconds = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw BenchFailure(description: "the wechatpayv3 client failed (pip install wechatpayv3?): \(errors.suffix(400))")
-        }
-        return seconds
+        let figures = try runReference("/usr/bin/env", ["python3", script, "http://127.0.0.1:\(gateway.port)", directory + "/apiclient_key.pem",
+                                                         directory + "/pub_key.pem", gateway.keyID, "300"],
+                                       failure: "the wechatpayv3 client failed (pip install wechatpayv3?)")
+        guard figures.count == 1 else { throw BenchFailure(description: "the wechatpayv3 client printed \(figures.count) figures, not 1") }
+        return figures[0]
     }
 
     /// CPU seconds (and kernel seconds) per refresh of `refresh-floor` against `gateway`, with as
     /// many requests in flight as the daemon's config allows, publishing into a folder on tmpfs
     /// and committing beside the daemon's cache, as the daemon does.
     static func runFloor(_ binary: String, gateway: Gateway, directory: String, calls: Int) throws -> (cpu: Double, kernel: Double) {
-        let publish = (FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : directory) + "/authinfod-floor-\(getpid())"
+        let publish = tmpfsFolder("authinfod-floor", else: directory + "/floor")
         try FileManager.default.createDirectory(atPath: publish, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: publish) }
+        let figures = try runReference(binary, [gateway.port, mchid, serial, directory + "/apiclient_key.pem", directory + "/pub_key.pem",
+                                                String(calls), String(concurrentRequests), directory, publish],
+                                       failure: "refresh-floor failed")
+        guard figures.count == 2 else { throw BenchFailure(description: "refresh-floor printed \(figures.count) figures, not 2") }
+        return (figures[0], figures[1])
+    }
+
+    /// Runs a reference client to its end and returns the numbers it printed; `failure` (with
+    /// the end of its standard error) when it exits non-zero.
+    static func runReference(_ executable: String, _ arguments: [String], failure: String) throws -> [Double] {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [gateway.port, mchid, serial, directory + "/apiclient_key.pem", directory + "/pub_key.pem", String(calls),
-                             String(concurrentRequests), directory, publish]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -187,11 +186,14 @@ enum DaemonBench {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        let figures = text.split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
-        guard process.terminationStatus == 0, figures.count == 2 else {
-            throw BenchFailure(description: "refresh-floor failed: \(errors.suffix(400))")
-        }
-        return (figures[0], figures[1])
+        guard process.terminationStatus == 0 else { throw BenchFailure(description: "\(failure): \(errors.suffix(400))") }
+        return text.split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+    }
+
+    /// `/dev/shm/{prefix}-{pid}` where there is a /dev/shm (tmpfs, as /run is in production),
+    /// otherwise `fallback`.
+    static func tmpfsFolder(_ prefix: String, else fallback: String) -> String {
+        FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/\(prefix)-\(getpid())" : fallback
     }
 
     /// `authinfod_gateway_connections_opened_total` from the daemon's metrics (0 when unreadable).

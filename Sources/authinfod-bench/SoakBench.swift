@@ -27,7 +27,7 @@ enum SoakBench {
         let simulator = try WeChatPaySimulator(merchant: .init(mchid: mchid, serialNumber: serial, publicKey: try merchantKey.publicKey()),
                                                expiresIn: lifetime)
         try DaemonBench.write(directory + "/pub_key.pem", try simulator.credentials.publicKeyPEM(), mode: 0o644)
-        let publishDirectory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/authinfod-soak-\(getpid())" : directory + "/devices"
+        let publishDirectory = DaemonBench.tmpfsFolder("authinfod-soak", else: directory + "/devices")
         defer { try? FileManager.default.removeItem(atPath: publishDirectory) }
         let ids = (1...devices).map { String(format: "soak-%05d", $0) }
         let interval = Double(lifetime) * 0.5
