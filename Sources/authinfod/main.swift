@@ -64,5 +64,6 @@ if CommandLine.arguments.dropFirst().first == "run" {
     signal(SIGTERM, SIG_IGN)
     signal(SIGINT, SIG_IGN)
     CrashHygiene.apply()
+    MemoryPolicy.apply()
 }
 exit(await run(Array(CommandLine.arguments.dropFirst())))
