@@ -44,6 +44,9 @@ final class JumpingClock: Sendable {
             #expect(report.count(.fresh) == 5)
             #expect(report.devices.allSatisfy { ($0.nextAttemptAt ?? 0) - report.generatedAt > 15 }, "no refresh scheduled early")
             #expect((report.runway ?? 0) > 50, "runway measured on the monotonic clock")
+            let summary = daemon.statusSummary()
+            #expect(summary.devices == 5 && summary.count(.fresh) == 5 && abs((summary.runway ?? 0) - (report.runway ?? 0)) < 1,
+                    "the summary says what the report says")
         }
         let log = try String(contentsOfFile: site.directory.file("daemon.log"), encoding: .utf8)
         #expect(!log.contains("event=expired"))

@@ -39,6 +39,9 @@ import Testing
 }
 
 @Suite struct RefreshSchedulerTests {
+    /// The devices these tests schedule.
+    static let devices = DeviceTable.named(["a", "b", "c"] + (0..<40).map { "d\($0)" })
+
     func settings(concurrency: Int = 4, rate: Double = 10) -> Configuration.Refresh {
         var refresh = Configuration.Refresh()
         refresh.interval = 100
@@ -52,7 +55,7 @@ import Testing
     }
 
     @Test func devicesStartInDeadlineOrderWithinTheConcurrencyCap() {
-        let scheduler = RefreshScheduler(settings: settings(concurrency: 2), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 2), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("c", at: 3)
         scheduler.schedule("a", at: 1)
         scheduler.schedule("b", at: 2)
@@ -66,7 +69,7 @@ import Testing
 
     @Test func successSchedulesTheJitteredIntervalScaledToShortLifetimes() {
         var random = 0.0
-        let scheduler = RefreshScheduler(settings: settings(), random: { random })
+        let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { random })
         scheduler.schedule("a", at: 0)
         _ = scheduler.take(now: 0)
         #expect(scheduler.finish("a", .success(lifetime: 200), now: 10) == 10 + 90)
@@ -78,7 +81,7 @@ import Testing
     }
 
     @Test func rateLimitSpreadsAFillOverTime() {
-        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), devices: Self.devices, random: { 0.5 })
         for index in 0..<25 { scheduler.schedule("d\(index)", at: 0) }
         let first = scheduler.take(now: 0)
         #expect(first.start.count == 10)
@@ -92,7 +95,7 @@ import Testing
     /// A reload (new settings) in the middle of a fill keeps the limiter's history: the starts
     /// already made still count against the sliding second.
     @Test func newSettingsKeepTheRateLimitersHistory() {
-        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 100, rate: 10), devices: Self.devices, random: { 0.5 })
         for index in 0..<40 { scheduler.schedule("d\(index)", at: 0) }
         #expect(scheduler.take(now: 0).start.count == 10)
         scheduler.update(settings(concurrency: 100, rate: 10))
@@ -106,7 +109,7 @@ import Testing
     }
 
     @Test func deviceLevelFailuresBackOffPerDevice() {
-        let scheduler = RefreshScheduler(settings: settings(), random: { 0 })
+        let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { 0 })
         scheduler.schedule("a", at: 0)
         var now = 0.0
         var delays: [Double] = []
@@ -121,14 +124,14 @@ import Testing
     }
 
     @Test func rejectedDevicesWaitTheFullInterval() {
-        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("a", at: 0)
         _ = scheduler.take(now: 0)
         #expect(scheduler.finish("a", .rejected, now: 3) == 103)
     }
 
     @Test func anOutageProbesOncePerBackoffPeriodThenRefreshesEveryDueDevice() {
-        let scheduler = RefreshScheduler(settings: settings(concurrency: 4, rate: 100), random: { 0.999 })
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 4, rate: 100), devices: Self.devices, random: { 0.999 })
         for index in 0..<20 { scheduler.schedule("d\(index)", at: 0) }
         var now = 0.0
         let firstWave = scheduler.take(now: now).start
@@ -162,7 +165,7 @@ import Testing
     }
 
     @Test func nextAttemptDuringAnOutageIsTheNextProbe() {
-        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("a", at: 0)
         scheduler.schedule("b", at: 0)
         let started = scheduler.take(now: 0).start
@@ -173,7 +176,7 @@ import Testing
     }
 
     @Test func localFailuresDoNotEndAnOutage() {
-        let scheduler = RefreshScheduler(settings: settings(), random: { 0.5 })
+        let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("a", at: 0)
         scheduler.schedule("b", at: 0)
         _ = scheduler.take(now: 0)
@@ -183,7 +186,7 @@ import Testing
     }
 
     @Test func deadlineHeapKeepsTheLatestDeadlinePerKey() {
-        var heap = DeadlineHeap()
+        var heap = DeadlineHeap(keys: .named((0..<100).map { "k\($0)" }))
         for index in 0..<1000 { heap.set("k\(index % 100)", Double(1000 - index)) }
         #expect(heap.count == 100)
         var last = -Double.infinity
@@ -197,7 +200,7 @@ import Testing
     }
 
     @Test func deadlineHeapMatchesAReferenceUnderRandomSetsRemovesAndPops() {
-        var heap = DeadlineHeap()
+        var heap = DeadlineHeap(keys: .named((0..<300).map { "k\($0)" }))
         var reference: [String: Double] = [:]
         var generator = SeededGenerator(seed: 20_261_203)
         for _ in 0..<20_000 {
@@ -221,14 +224,27 @@ import Testing
         }
     }
 
+    /// A reload's new device table: every key still in it keeps its deadline wherever it now
+    /// stands, the others lose theirs, new keys can be set, and the order holds.
+    @Test func aHeapFollowsANewDeviceTableByKey() {
+        var heap = DeadlineHeap(keys: .named(["a", "b", "c", "d"]))
+        for (key, deadline) in [("a", 4.0), ("b", 1.0), ("c", 3.0), ("d", 2.0)] { heap.set(key, deadline) }
+        heap.rekey(.named(["e", "d", "a", "b"]))
+        #expect(heap.count == 3 && heap.deadline(of: "c") == nil && heap.deadline(of: "a") == 4 && heap.deadline(of: "d") == 2)
+        heap.remove("c")
+        heap.set("e", 0)
+        #expect(heap.pop()! == ("e", 0) && heap.pop()! == ("b", 1) && heap.pop()! == ("d", 2) && heap.pop()! == ("a", 4) && heap.pop() == nil)
+    }
+
     /// A start builds the heaps in one go: the result must be the heap the same entries set one
     /// by one would give — same order (ties by key), and every position right for what follows.
     @Test func aHeapBuiltAtOnceBehavesLikeOneBuiltByInsertions() {
         var generator = SeededGenerator(seed: 3_12_2026)
         for size in [0, 1, 2, 3, 7, 64, 1000] {
             let entries = (0..<size).map { (key: "k\($0)", deadline: Double(Int.random(in: 0..<20, using: &generator))) }
-            var built = DeadlineHeap(entries)
-            var inserted = DeadlineHeap()
+            let keys = DeviceTable.named(entries.map(\.key))
+            var built = DeadlineHeap(keys: keys, entries)
+            var inserted = DeadlineHeap(keys: keys)
             for entry in entries { inserted.set(entry.key, entry.deadline) }
             #expect(built.count == size)
             for entry in entries { #expect(built.deadline(of: entry.key) == entry.deadline) }

@@ -42,6 +42,54 @@ import WeChatPay
         #expect(old.authinfo == "V" && old.rejected && old.pushedRawData == "P" && !old.needsRawData && old.rawDataDigest == nil)
     }
 
+    /// A raw_data fingerprint is 16 bytes inline, tells raw_data apart, and reads back from every
+    /// form the cache holds: its own 32 hex digits, and the full 64-digit SHA-256 an earlier
+    /// version wrote (as the same fingerprint, so an upgrade asks the gateway nothing again);
+    /// anything else in that column reads as none.
+    @Test func aRawDataFingerprintReadsBackFromEveryFormTheCacheHolds() throws {
+        #expect(MemoryLayout<RawDataDigest>.size == 16)
+        let digest = RawDataDigest.of("raw-1")
+        #expect(digest == RawDataDigest.of("raw-1") && digest != RawDataDigest.of("raw-2"))
+        #expect(digest.hex.count == 32 && digest.hex == Hex.lowercase(SHA256.digest(Array("raw-1".utf8)).prefix(16)))
+        #expect(RawDataDigest(hex: digest.hex) == digest)
+        #expect(RawDataDigest(hex: digest.hex.uppercased()) == digest)
+        #expect(RawDataDigest(hex: Hex.lowercase(SHA256.digest(Array("raw-1".utf8)))) == digest)
+        for bad in ["", "00", String(digest.hex.dropLast()), digest.hex + "0", String(digest.hex.dropLast()) + "g",
+                    String(Hex.lowercase(SHA256.digest(Array("raw-1".utf8))).dropLast()) + "z", "\u{0}" + String(digest.hex.dropFirst())] {
+            #expect(RawDataDigest(hex: bad) == nil, "\(bad)")
+        }
+
+        let directory = try TemporaryDirectory()
+        let path = directory.file("authinfo.db")
+        let store = try AuthInfoStore(path: path)
+        var record = DeviceRecord(deviceID: "d")
+        record.rawDataDigest = digest
+        try store.save([record])
+        try store.connection.execute("""
+            UPDATE devices SET fetched_with_raw_data = '\(Hex.lowercase(SHA256.digest(Array("raw-1".utf8))))';
+            INSERT INTO devices (device_id, raw_data_digest, fetched_with_raw_data) VALUES ('zero', '\(String(repeating: "0", count: 32))', 'not hex');
+            """)
+        let loaded = try store.loadAll()
+        #expect(loaded["d"]?.rawDataDigest == digest && loaded["d"]?.fetchedWithRawData == digest)
+        #expect(loaded["zero"]?.rawDataDigest == nil && loaded["zero"]?.fetchedWithRawData == nil)
+    }
+
+    /// The records in memory follow a reload by id: a device no longer configured keeps its
+    /// record aside (the cache keeps it), and gets it back when it is configured again.
+    @Test func recordsFollowTheirDevicesThroughReloads() {
+        var table = RecordTable(devices: .named(["a", "b"]))
+        for id in ["a", "b", "gone"] { table[id] = record(id) }
+        #expect(table.count == 3 && table.all.map(\.deviceID) == ["a", "b", "gone"])
+        table.reconfigure(.named(["c", "gone"]))
+        #expect(table["c"] == nil && table["gone"] == record("gone") && table["a"] == record("a") && table["b"] == record("b"))
+        #expect(table.count == 3 && Set(table.all.map(\.deviceID)) == ["a", "b", "gone"])
+        table["a"] = nil
+        table["c"] = record("c")
+        table.reconfigure(.named(["a", "b", "c"]))
+        #expect(table["a"] == nil && table["b"] == record("b") && table["c"] == record("c") && table["gone"] == record("gone"))
+        #expect(table.all.map(\.deviceID) == ["b", "c", "gone"])
+    }
+
     /// A record is 128 bytes (one per device), yet every field reads back what was set: each
     /// time absent and present (zero, negative, fractional), failure counts beyond 32 bits
     /// clamped, and a record without times round-trips through the cache as well.
@@ -242,6 +290,31 @@ import WeChatPay
         #expect(DeviceStatus(record, nextAttemptAt: 150, now: 250).state == .expired)
         record.rejected = true
         #expect(DeviceStatus(record, nextAttemptAt: 150, now: 100).state == .rejected)
+    }
+
+    /// The summary counts each device once by its state, and its runway is the first expiry
+    /// (0 once any device has no valid value); with no devices there is no runway.
+    @Test func theSummaryCountsStatesAndTheRunwayWithoutRows() {
+        func row(_ id: String, authinfo: String?, expiresAt: Double?, failures: Int = 0, rejected: Bool = false) -> DeviceStatus {
+            var record = DeviceRecord(deviceID: id)
+            record.authinfo = authinfo
+            record.fetchedAt = authinfo == nil ? nil : 0
+            record.expiresAt = expiresAt
+            record.consecutiveFailures = failures
+            record.rejected = rejected
+            return DeviceStatus(record, nextAttemptAt: 150, now: 100)
+        }
+        let valid = [row("a", authinfo: "x", expiresAt: 400), row("b", authinfo: "x", expiresAt: 250, failures: 2),
+                     row("c", authinfo: "x", expiresAt: 90), row("d", authinfo: "x", expiresAt: 900, rejected: true)]
+        let report = StatusReport(generatedAt: 100, source: "daemon", devices: valid)
+        #expect(report.summary.devices == 4 && report.count(.fresh) == 1 && report.count(.stale) == 1 && report.count(.expired) == 1)
+        #expect(report.count(.rejected) == 1 && report.count(.pending) == 0 && report.runway == 0)
+        let live = StatusReport(generatedAt: 100, source: "daemon", devices: [valid[0], valid[1]])
+        #expect(live.runway == 150 && live.summaryLine == "2 devices: 1 fresh, 1 stale, 0 expired, 0 rejected, 0 needs_raw_data, 0 pending; runway 2m30s")
+        let waiting = StatusReport(generatedAt: 100, source: "daemon", devices: [valid[0], row("e", authinfo: nil, expiresAt: nil)])
+        #expect(waiting.runway == 0 && waiting.count(.pending) == 1)
+        #expect(StatusReport(generatedAt: 100, source: "daemon", devices: []).summary == StatusSummary())
+        #expect(StatusSummary().runway == nil && StatusSummary().line == "0 devices: 0 fresh, 0 stale, 0 expired, 0 rejected, 0 needs_raw_data, 0 pending; runway n/a")
     }
 
     @Test func loggerPrefixesJournalPrioritiesOnlyWhenStderrIsTheJournal() throws {

@@ -3,6 +3,7 @@ import HTTPServer
 import Testing
 import WeChatPay
 import WeChatPaySimulator
+@testable import AuthInfoDaemon
 
 /// A temporary folder removed when the value is released.
 final class TemporaryDirectory: @unchecked Sendable {
@@ -160,5 +161,12 @@ struct SeededGenerator: RandomNumberGenerator {
         state ^= state << 25
         state ^= state >> 27
         return state &* 0x2545_F491_4F6C_DD1D
+    }
+}
+
+extension DeviceTable {
+    /// A table of devices named `ids` (their settings alike): for tests of what is kept by device.
+    static func named(_ ids: [String]) -> DeviceTable {
+        DeviceTable(ids.map { Configuration.Device(id: $0, spAppID: "wx1", subAppID: nil, subMchID: "1", organizationID: "o", rawData: .inline("r")) })
     }
 }

@@ -24,22 +24,29 @@ final class ServedDocuments: Sendable {
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
         /// when a new authinfo is served.
         let etag: String
-        /// The document as published in files (no `state`): made here, once per value, not per
-        /// read. A socket read appends the state to it (`body`); the file is written from these
-        /// very bytes.
-        let publishedJSON: [UInt8]
+        /// The value. Its JSON is rendered per read rather than kept: the document's strings are
+        /// the record's own (shared, not copied), so a served value costs a few words, not a
+        /// second copy of every document.
+        let document: AuthInfoDocument
         /// The answer's header fields other than the ETag, in wire form: the same for every value.
         static let fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\n".utf8)
 
-        init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
+        /// `published` is `document.publishedJSON()`, rendered once by a caller that also writes it
+        /// to the device's file; the tag is made from it.
+        init(document: AuthInfoDocument, published: [UInt8], expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
+            self.document = document
             self.expiresAt = expiresAt
             self.dueAt = dueAt
             self.failing = failing
             self.needsRawData = needsRawData
-            publishedJSON = document.publishedJSON()
             // The published document holds the value and when it was fetched: its digest changes
             // with them, and is the same after a restart.
-            etag = Self.weakTag(SHA256.digest(publishedJSON))
+            etag = Self.weakTag(SHA256.digest(published))
+        }
+
+        convenience init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
+            self.init(document: document, published: document.publishedJSON(), expiresAt: expiresAt, dueAt: dueAt, failing: failing,
+                      needsRawData: needsRawData)
         }
 
         /// `W/"…"` holding 64 bits of `digest` in 11 base64url characters: 15 bytes, which a
@@ -64,7 +71,7 @@ final class ServedDocuments: Sendable {
 
         /// The body at monotonic time `now`.
         func body(at now: Double) -> [UInt8] {
-            AuthInfoDocument.closing(publishedJSON.dropLast(), state: state(at: now))
+            document.json(state: state(at: now))
         }
     }
 
@@ -86,7 +93,8 @@ final class ServedDocuments: Sendable {
 
     private struct State {
         var devices = DeviceTable([])
-        var entries: [String: Entry] = [:]
+        /// By the device's position in `devices` (a word a device; a dictionary took three).
+        var entries: [Entry?] = []
         var waiters: [String: [Waiter]] = [:]
         var waiting = 0
         var timer: DispatchSourceTimer?
@@ -115,25 +123,30 @@ final class ServedDocuments: Sendable {
     func monotonicNow() -> Double { now() }
 
     /// The configured devices (unknown ones get 404): the refresher's own table, shared rather
-    /// than copied into a set of ids. Waits for a removed one end.
+    /// than copied into a set of ids. A device still configured keeps its value; the values of
+    /// the others go, and their waits end.
     func configure(devices: DeviceTable) {
         let ended = state.withLock { state -> [Waiter] in
+            var entries = [Entry?](repeating: nil, count: devices.count)
+            for (position, entry) in state.entries.enumerated() {
+                guard let entry, let kept = devices.position(of: state.devices.id(at: position)) else { continue }
+                entries[kept] = entry
+            }
             state.devices = devices
-            // Values of devices no longer configured go (a lookup finds a value before it checks
-            // the device list).
-            if state.entries.keys.contains(where: { !devices.contains($0) }) { state.entries = state.entries.filter { devices.contains($0.key) } }
-            state.entries.reserveCapacity(devices.count)
+            state.entries = entries
             let removed = state.waiters.keys.filter { !devices.contains($0) }
             return removed.flatMap { state.takeWaiters($0) }
         }
         for waiter in ended { waiter.reply(.gone) }
     }
 
-    /// Serves `entry` for `id` (nil: no value); a new value ends the waits for it.
+    /// Serves `entry` for configured device `id` (nil: no value); a new value ends the waits
+    /// for it. A device not configured (`configure`) has nothing served.
     func set(_ id: String, _ entry: Entry?) {
         let woken = state.withLock { state -> [Waiter] in
-            let previous = state.entries[id]
-            state.entries[id] = entry
+            guard let position = state.devices.position(of: id) else { return [] }
+            let previous = state.entries[position]
+            state.entries[position] = entry
             guard previous?.etag != entry?.etag, state.waiters[id] != nil else { return [] }
             return state.takeWaiters(id)
         }
@@ -144,17 +157,18 @@ final class ServedDocuments: Sendable {
     /// start, before anyone can wait for them.
     func load(_ entries: [(id: String, entry: Entry)]) {
         state.withLock { state in
-            state.entries.reserveCapacity(state.entries.count + entries.count)
-            for (id, entry) in entries { state.entries[id] = entry }
+            for (id, entry) in entries {
+                if let position = state.devices.position(of: id) { state.entries[position] = entry }
+            }
         }
     }
 
     /// nil: unknown device; `.some(nil)`: configured but no value yet.
     func lookup(_ id: String) -> Entry?? {
         state.withLock { state in
-            // A served value first: one hash on the hot path.
-            if let entry = state.entries[id] { return .some(entry) }
-            return state.devices.contains(id) ? .some(nil) : nil
+            // One hash on the hot path: the position says both.
+            guard let position = state.devices.position(of: id) else { return nil }
+            return .some(state.entries[position])
         }
     }
 
@@ -163,8 +177,8 @@ final class ServedDocuments: Sendable {
     func wait(for id: String, unless etag: String?, seconds: Double, reply: @escaping @Sendable (WaitOutcome) -> Void) {
         let deadline = now() + min(seconds, Self.maximumWait)
         let immediate = state.withLock { state -> WaitOutcome? in
-            guard state.devices.contains(id) else { return .gone }
-            let current = state.entries[id]
+            guard let position = state.devices.position(of: id) else { return .gone }
+            let current = state.entries[position]
             guard current?.etag == etag else { return .changed(current) }
             state.waiters[id, default: []].append(Waiter(etag: etag, deadline: deadline, reply: reply))
             state.waiting += 1

@@ -76,7 +76,7 @@ public final class Daemon: Sendable {
             phase.withLock { $0 = .running }
             let count = configuration.devices.count
             logger.info("ready", ["devices": count, "valid": valid, "due_now": count - valid])
-            notifier.notify("READY=1\nSTATUS=\(refresher.statusReport().summaryLine)")
+            notifier.notify("READY=1\nSTATUS=\(refresher.statusSummary().line)")
             refresher.startScheduling()
         }
     }
@@ -106,7 +106,7 @@ public final class Daemon: Sendable {
         reloads.withLock { _ in
             guard phase.withLock({ $0 }) == .running else { return .failure(DaemonError(description: "the daemon is not running")) }
             notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(MonotonicClock.microseconds())")
-            defer { notifier.notify("READY=1\nSTATUS=\(refresher.statusReport().summaryLine)") }
+            defer { notifier.notify("READY=1\nSTATUS=\(refresher.statusSummary().line)") }
             let staged: SocketAPI.Staged
             do throws(DaemonError) {
                 staged = try api.stage(new.listen)
@@ -129,6 +129,9 @@ public final class Daemon: Sendable {
 
     /// The live status of every configured device.
     public func statusReport() -> StatusReport { refresher.statusReport() }
+
+    /// What `statusReport().summary` says, without a row per device.
+    public func statusSummary() -> StatusSummary { refresher.statusSummary() }
 
     /// The document a device reads, with its state, or nil when it has no value.
     public func document(for id: String) -> (document: AuthInfoDocument, state: AuthInfoDocument.State)? { refresher.document(for: id) }

@@ -29,21 +29,8 @@ public struct AuthInfoDocument: Sendable, Equatable {
 
     /// Compact JSON in the contract's key order; times as whole Unix seconds.
     public func json(state: State? = nil) -> [UInt8] {
-        guard let state else { return publishedJSON() }
-        return Self.closing(openJSON()[...], state: state)
-    }
-
-    /// The document as published in files (no `state`).
-    func publishedJSON() -> [UInt8] {
-        var bytes = openJSON()
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
-    }
-
-    /// The document's JSON object without its `state` and closing brace.
-    func openJSON() -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 100)
+        bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 128)
         bytes += #"{"device_id":"#.utf8
         JSONText.append(deviceID, to: &bytes)
         bytes += #","authinfo":"#.utf8
@@ -52,14 +39,6 @@ public struct AuthInfoDocument: Sendable, Equatable {
         bytes += String(Int(fetchedAt.rounded(.down))).utf8
         bytes += #","expires_at":"#.utf8
         bytes += String(Int(expiresAt.rounded(.down))).utf8
-        return bytes
-    }
-
-    /// `open` (the document without its closing brace) with `state` and the closing brace.
-    static func closing(_ open: ArraySlice<UInt8>, state: State?) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(open.count + 32)
-        bytes += open
         if let state {
             bytes += #","state":""#.utf8
             bytes += state.rawValue.utf8
@@ -68,4 +47,7 @@ public struct AuthInfoDocument: Sendable, Equatable {
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }
+
+    /// The document as published in files (no `state`).
+    func publishedJSON() -> [UInt8] { json() }
 }

@@ -3,20 +3,19 @@ import WeChatPay
 
 /// What the cache holds for one device. Times are Unix seconds (wall clock).
 ///
-/// Stored compactly (128 bytes, not 176: a daemon holds one per device): times as
-/// `CompactTime`s, since an optional double takes 16 bytes in a struct, and the failure count
-/// as 32 bits beside the two flags, which come last so they pack together (Swift lays a struct
-/// out in declaration order).
+/// Stored compactly (a daemon holds one per device): times as `CompactTime`s and digests as
+/// `CompactDigest`s, since an optional takes a word more in a struct, and the failure count as
+/// 32 bits beside the two flags, which come last so they pack together (Swift lays a struct out
+/// in declaration order).
 public struct DeviceRecord: Sendable, Equatable {
     public var deviceID: String
     public var authinfo: String?
     /// raw_data pushed by the device over the socket API; preferred over the config's.
     public var pushedRawData: String?
-    /// The raw_data in force (pushed, inline or the file's), as `RawDataDigest`; since when:
-    /// `rawDataSince`.
-    public var rawDataDigest: String?
-    /// The raw_data the current authinfo was fetched with (`RawDataDigest`).
-    public var fetchedWithRawData: String?
+    /// The raw_data in force (pushed, inline or the file's); since when: `rawDataSince`.
+    @CompactDigest public var rawDataDigest: RawDataDigest?
+    /// The raw_data the current authinfo was fetched with.
+    @CompactDigest public var fetchedWithRawData: RawDataDigest?
     /// The last failure, kept behind a reference: most devices have none, and the record of
     /// every device stays small.
     public var lastError: RecordedError? {
@@ -96,12 +95,4 @@ private final class RecordedErrorBox: Sendable, Equatable {
     }
 
     static func == (a: RecordedErrorBox, b: RecordedErrorBox) -> Bool { a.error == b.error }
-}
-
-/// A raw_data's fingerprint (SHA-256, hex): what the record keeps to tell raw_data apart
-/// without storing every copy.
-enum RawDataDigest {
-    static func of(_ rawData: String) -> String {
-        Hex.lowercase(SHA256.digest(rawData.utf8))
-    }
 }

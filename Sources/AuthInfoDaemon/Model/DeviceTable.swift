@@ -18,6 +18,12 @@ struct DeviceTable {
 
     func contains(_ id: String) -> Bool { index[id] != nil }
 
+    /// Where `id` stands in configuration order (0 ..< count), or nil when it is not configured.
+    func position(of id: String) -> Int? { index[id] }
+
+    /// The id of the device at `position` (0 ..< count).
+    func id(at position: Int) -> String { list[position].id }
+
     /// Device ids in configuration order.
     var ids: [String] { list.map(\.id) }
 

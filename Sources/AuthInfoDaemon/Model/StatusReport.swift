@@ -97,22 +97,20 @@ public struct StatusReport: Sendable {
         self.devices = devices
     }
 
-    public func count(_ state: DeviceState) -> Int { devices.filter { $0.state == state }.count }
+    /// The counts by state and the runway of these rows.
+    public var summary: StatusSummary {
+        devices.reduce(into: StatusSummary()) { summary, status in
+            summary.add(status.state, expiresIn: status.fetchedAt == nil ? nil : status.expiresAt.map { $0 - generatedAt })
+        }
+    }
+
+    public func count(_ state: DeviceState) -> Int { summary.count(state) }
 
     /// Seconds until the first configured device's authinfo expires (0 if any has none valid).
-    public var runway: Double? {
-        guard !devices.isEmpty else { return nil }
-        return devices.map { status -> Double in
-            guard let expiresAt = status.expiresAt, status.fetchedAt != nil else { return 0 }
-            return max(0, expiresAt - generatedAt)
-        }.min()
-    }
+    public var runway: Double? { summary.runway }
 
     /// `N devices: a fresh, b stale, …; runway 47m12s`.
-    public var summaryLine: String {
-        let counts = DeviceState.allCases.map { "\(count($0)) \($0.rawValue)" }.joined(separator: ", ")
-        return "\(devices.count) devices: \(counts); runway \(runway.map(Self.duration) ?? "n/a")"
-    }
+    public var summaryLine: String { summary.line }
 
     /// The `status --json` document.
     public func json() -> [UInt8] {

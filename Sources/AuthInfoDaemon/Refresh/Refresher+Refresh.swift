@@ -40,8 +40,7 @@ extension Refresher {
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
         guard let client else { return }
         startedAt[id] = clock.monotonic()
-        // The record's copy, equal to `digest`: the record keeps one string for both fields.
-        sentRawData[id] = record.rawDataDigest
+        sentRawData[id] = digest
         // The one hop off the queue: the whole call runs on an exchange thread, and its result
         // comes straight back here.
         client.authinfo(request) { result in
@@ -97,10 +96,10 @@ extension Refresher {
         recordMetrics(id, result: "success", code: "", mono: mono)
         var stored = persist(record)
         expiries.set(id, mono + lifetime)
-        // Served first (committed already); the file is made from the entry's JSON, built once.
+        // Served first (committed already), then the file.
         if let entry = updateServed(id) {
             do {
-                try publisher.write(id, entry.publishedJSON)
+                try publisher.write(id, entry.document.publishedJSON())
                 hook?.changed(device: id, file: publisher.path(of: id), state: .fresh)
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
@@ -218,15 +217,16 @@ extension Refresher {
             served.set(id, nil)
             return nil
         }
-        let entry = Self.servedEntry(document, record, expiresAt: expiresAt, dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
+        let entry = Self.servedEntry(document, document.publishedJSON(), record, expiresAt: expiresAt,
+                                     dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
         served.set(id, entry)
         return entry
     }
 
-    /// What the socket serves for `record`, whose value is `document`, expiring and due at
-    /// those monotonic times.
-    static func servedEntry(_ document: AuthInfoDocument, _ record: DeviceRecord, expiresAt: Double, dueAt: Double) -> ServedDocuments.Entry {
-        ServedDocuments.Entry(document: document, expiresAt: expiresAt, dueAt: dueAt, failing: record.consecutiveFailures > 0,
+    /// What the socket serves for `record`, whose value is `document` (published as `published`),
+    /// expiring and due at those monotonic times.
+    static func servedEntry(_ document: AuthInfoDocument, _ published: [UInt8], _ record: DeviceRecord, expiresAt: Double, dueAt: Double) -> ServedDocuments.Entry {
+        ServedDocuments.Entry(document: document, published: published, expiresAt: expiresAt, dueAt: dueAt, failing: record.consecutiveFailures > 0,
                               needsRawData: record.needsRawData)
     }
 

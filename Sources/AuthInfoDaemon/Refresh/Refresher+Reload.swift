@@ -39,8 +39,12 @@ extension Refresher {
         let wall = clock.wall(), mono = clock.monotonic()
         let oldDevices = devices
         devices = DeviceTable(new.devices)
-        // A removed device's served value goes in `served.configure` below, which answers its
-        // long-polls 404 (unknown device); clearing it here would answer them 503 (no value yet).
+        records.reconfigure(devices)
+        scheduler.reconfigure(devices)
+        expiries.rekey(devices)
+        // Served values follow the table first: a removed device's goes, and its long-polls are
+        // answered 404 (unknown device), not 503 (no value yet); an added one's is served below.
+        served.configure(devices: devices)
         for id in oldDevices.ids where !devices.contains(id) {
             scheduler.remove(id)
             expiries.remove(id)
@@ -71,7 +75,6 @@ extension Refresher {
             records[device.id] = record
             updateServed(device.id)
         }
-        served.configure(devices: devices)
         tick()
         return summary
     }

@@ -8,17 +8,34 @@ extension Refresher {
 
     func statusReportOnQueue() -> StatusReport {
         let wall = clock.wall(), mono = clock.monotonic()
-        let rows = configuration.devices.map { device -> DeviceStatus in
-            var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-            // Expiry as the daemon measures it (monotonic), expressed in today's wall time.
-            if let expires = expiresAtMonotonic(device.id, now: mono) { record.expiresAt = wall + (expires - mono) }
-            let next = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
-            return DeviceStatus(record, nextAttemptAt: next, now: wall)
-        }
-        var report = StatusReport(generatedAt: wall, source: "daemon", devices: rows)
+        var report = StatusReport(generatedAt: wall, source: "daemon", devices: configuration.devices.map { deviceStatus($0, wall: wall, mono: mono) })
         report.clockOffsetSeconds = client?.gatewayClock.offsetSeconds
         if let storageFault { report.notes.append("storage fault: \(storageFault)") }
         return report
+    }
+
+    /// The summary of the live status (what `statusReport().summary` says, without the rows).
+    nonisolated func statusSummary() -> StatusSummary {
+        onQueueSync { $0.statusSummaryOnQueue() }
+    }
+
+    func statusSummaryOnQueue() -> StatusSummary {
+        let wall = clock.wall(), mono = clock.monotonic()
+        var summary = StatusSummary()
+        for device in configuration.devices {
+            let status = deviceStatus(device, wall: wall, mono: mono)
+            summary.add(status.state, expiresIn: status.fetchedAt == nil ? nil : status.expiresAt.map { $0 - wall })
+        }
+        return summary
+    }
+
+    /// `device`'s row in the status, at these readings of the two clocks.
+    private func deviceStatus(_ device: Configuration.Device, wall: Double, mono: Double) -> DeviceStatus {
+        var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
+        // Expiry as the daemon measures it (monotonic), expressed in today's wall time.
+        if let expires = expiresAtMonotonic(device.id, now: mono) { record.expiresAt = wall + (expires - mono) }
+        let next = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+        return DeviceStatus(record, nextAttemptAt: next, now: wall)
     }
 
     /// The document a device reads, with its state, or nil when it has no value.

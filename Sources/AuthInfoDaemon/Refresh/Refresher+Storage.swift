@@ -49,7 +49,7 @@ extension Refresher {
     func repairStorage() {
         guard storageFault != nil, !stopped else { return }
         do {
-            try store?.save(Array(records.values))
+            try store?.save(records.all)
             // Recovered only once the cache is on disk again, not on a later sync's promise.
             try store?.checkpoint()
             try store?.syncToDisk()

@@ -37,10 +37,10 @@ actor Refresher {
     var client: WeChatPayClient?
     let publisher: Publisher
     let scheduler: RefreshScheduler
-    var records: [String: DeviceRecord] = [:]
+    var records = RecordTable(devices: DeviceTable([]))
     var devices: DeviceTable
     /// Monotonic deadlines at which a device's value expires.
-    var expiries = DeadlineHeap()
+    var expiries: DeadlineHeap
     var timer: DispatchSourceTimer?
     /// The monotonic deadline `timer` is set for (nil: not set), so it is reprogrammed only
     /// when that changes (once per refresh otherwise).
@@ -55,7 +55,7 @@ actor Refresher {
     /// When each in-flight refresh started (monotonic), for the latency histogram.
     var startedAt: [String: Double] = [:]
     /// The raw_data (`RawDataDigest`) each in-flight refresh sent.
-    var sentRawData: [String: String] = [:]
+    var sentRawData: [String: RawDataDigest] = [:]
     /// Exchanges waiting for their device's refresh, and the last token handed out.
     var exchanges: [String: [PendingExchange]] = [:]
     var nextExchangeToken = 0
@@ -77,8 +77,10 @@ actor Refresher {
         self.clock = clock
         served = ServedDocuments(monotonic: clock.monotonic)
         publisher = Publisher(directory: configuration.storage.publishDirectory)
-        scheduler = RefreshScheduler(settings: configuration.refresh, random: random)
-        devices = DeviceTable(configuration.devices)
+        let devices = DeviceTable(configuration.devices)
+        self.devices = devices
+        scheduler = RefreshScheduler(settings: configuration.refresh, devices: devices, random: random)
+        expiries = DeadlineHeap(keys: devices)
         served.configure(devices: devices)
     }
 
@@ -136,8 +138,7 @@ actor Refresher {
             noteStorageFault("publish_failed", error.description, device: nil)
         }
         var plan = StartPlan(devices: configuration.devices.count, wall: wall, mono: mono, republisher: republisher)
-        records = [:]
-        records.reserveCapacity(configuration.devices.count)
+        records = RecordTable(devices: devices)
         do {
             try store.forEachRecord { record in
                 // Two rows can read as one id (SQLite tells ids apart by their bytes, Swift by
@@ -160,7 +161,7 @@ actor Refresher {
             records[device.id] = plan.add(record, as: device.id, delay: initialDelay(record, wall: wall))
         }
         plan.handOver()
-        expiries = DeadlineHeap(plan.expiries)
+        expiries = DeadlineHeap(keys: devices, plan.expiries)
         scheduler.start(plan.refreshes)
         served.load(plan.entries)
         // What no longer belongs goes now: files of devices without a valid value. The worker
@@ -211,7 +212,7 @@ actor Refresher {
         let mono = clock.monotonic()
         guard mono - lastStatusNotification >= 2 else { return }
         lastStatusNotification = mono
-        notifier.notify("STATUS=\(statusReportOnQueue().summaryLine)")
+        notifier.notify("STATUS=\(statusSummaryOnQueue().line)")
     }
 
     /// Seconds from now until a device loaded from the cache should be refreshed: at once
@@ -378,12 +379,12 @@ actor Refresher {
     }
 
     func logSummaryOnQueue() {
-        let report = statusReportOnQueue()
+        let report = statusSummaryOnQueue()
         if notifier.isActive {
             lastStatusNotification = clock.monotonic()
-            notifier.notify("STATUS=\(report.summaryLine)")
+            notifier.notify("STATUS=\(report.line)")
         }
-        logger.info("summary", ["devices": report.devices.count, "fresh": report.count(.fresh), "stale": report.count(.stale),
+        logger.info("summary", ["devices": report.devices, "fresh": report.count(.fresh), "stale": report.count(.stale),
                                 "expired": report.count(.expired), "rejected": report.count(.rejected), "pending": report.count(.pending),
                                 "runway": report.runway, "storage_fault": storageFault])
     }

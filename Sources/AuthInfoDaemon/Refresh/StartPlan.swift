@@ -47,12 +47,13 @@ struct StartPlan {
         refreshes.append((id, due, record.consecutiveFailures))
         record.nextAttemptAt = wall + delay
         // What `updateServed` would make, without looking the device up again; the file is
-        // made from the entry's JSON.
+        // written from the JSON the entry's tag was made from (rendered once).
         guard let document = AuthInfoDocument(record) else { return record }
-        let entry = Refresher.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
+        let json = document.publishedJSON()
+        let entry = Refresher.servedEntry(document, json, record, expiresAt: expiry ?? mono, dueAt: due)
         entries.append((id, entry))
         if Self.writesFile(record, document, at: wall) {
-            batch.append((id, entry.publishedJSON))
+            batch.append((id, json))
             published += 1
             if batch.count == Republisher.batchSize { handOver() }
         }

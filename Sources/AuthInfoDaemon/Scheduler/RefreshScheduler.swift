@@ -39,7 +39,7 @@ final class RefreshScheduler {
     /// The `refresh` section in force (a reload replaces it through `update`).
     private(set) var settings: Configuration.Refresh
     private var backoff: Backoff { Backoff(minimum: settings.backoffMinimum, maximum: settings.backoffMaximum) }
-    private var due = DeadlineHeap()
+    private var due: DeadlineHeap
     private var limiter: RateLimiter
     private(set) var inFlight = Set<String>()
     private(set) var failures: [String: Int] = [:]
@@ -47,9 +47,11 @@ final class RefreshScheduler {
     private var probe: String?
     private let random: () -> Double
 
-    /// `random` returns values in 0..<1 (injectable for tests).
-    init(settings: Configuration.Refresh, random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+    /// A scheduler of the devices of `devices`; `random` returns values in 0..<1 (injectable for
+    /// tests).
+    init(settings: Configuration.Refresh, devices: DeviceTable, random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
         self.settings = settings
+        due = DeadlineHeap(keys: devices)
         self.random = random
         limiter = RateLimiter(requestsPerSecond: settings.maximumRequestsPerSecond)
     }
@@ -66,7 +68,7 @@ final class RefreshScheduler {
     /// deadline (nothing is in flight, no outage is known).
     func start(_ plans: [(id: String, deadline: Double, failures: Int)]) {
         precondition(due.count == 0 && inFlight.isEmpty, "RefreshScheduler.start: only before anything is scheduled")
-        due = DeadlineHeap(plans.map { (key: $0.id, deadline: $0.deadline) })
+        due = DeadlineHeap(keys: due.keys, plans.map { (key: $0.id, deadline: $0.deadline) })
         for plan in plans where plan.failures > 0 { failures[plan.id] = plan.failures }
     }
 
@@ -75,6 +77,12 @@ final class RefreshScheduler {
         // Only failing devices are counted: a healthy one costs no entry.
         if let count { failures[id] = count > 0 ? count : nil }
         if !inFlight.contains(id) { due.set(id, deadline) }
+    }
+
+    /// Schedules the devices of `devices` from now on (a reload): each device still configured
+    /// keeps its plan; the plans of the others go (`remove` forgets the rest of them).
+    func reconfigure(_ devices: DeviceTable) {
+        due.rekey(devices)
     }
 
     func remove(_ id: String) {

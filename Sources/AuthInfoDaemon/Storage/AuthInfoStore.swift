@@ -185,12 +185,12 @@ public final class AuthInfoStore {
                                                      requestID: statement.text(10), at: Self.time(statement.double(11)) ?? 0)
                 }
                 record.pushedRawData = statement.text(12)
-                record.rawDataDigest = statement.text(13)
+                // A digest that is not 64 hex digits reads as none: the raw_data is fingerprinted
+                // again before the next call, and an exchange asks the gateway rather than trust it.
+                record.rawDataDigest = statement.text(13).flatMap(RawDataDigest.init(hex:))
                 record.rawDataSince = Self.time(statement.double(14))
                 record.needsRawData = (statement.integer(15) ?? 0) != 0
-                // Usually the same raw_data: one string for both (10,000 devices, 1 MB less).
-                let fetchedWith = statement.text(16)
-                record.fetchedWithRawData = fetchedWith == record.rawDataDigest ? record.rawDataDigest : fetchedWith
+                record.fetchedWithRawData = statement.text(16).flatMap(RawDataDigest.init(hex:))
                 body(record)
             }
         } catch {
@@ -269,8 +269,8 @@ public final class AuthInfoStore {
                         SQLiteValue(record.nextAttemptAt), .integer(record.consecutiveFailures), .integer(record.rejected ? 1 : 0),
                         SQLiteValue(record.lastError?.code), SQLiteValue(record.lastError?.message), SQLiteValue(record.lastError?.httpStatus),
                         SQLiteValue(record.lastError?.requestID), SQLiteValue(record.lastError?.at), SQLiteValue(record.pushedRawData),
-                        SQLiteValue(record.rawDataDigest), SQLiteValue(record.rawDataSince), .integer(record.needsRawData ? 1 : 0),
-                        SQLiteValue(record.fetchedWithRawData),
+                        SQLiteValue(record.rawDataDigest?.hex), SQLiteValue(record.rawDataSince), .integer(record.needsRawData ? 1 : 0),
+                        SQLiteValue(record.fetchedWithRawData?.hex),
                     ])
                 }
             }

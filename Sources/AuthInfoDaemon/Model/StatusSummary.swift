@@ -1,0 +1,28 @@
+/// What the summary line, the log's `summary` event and systemd's STATUS say: devices counted by
+/// state, and the runway. Made device by device without keeping a row for each (a full
+/// `StatusReport` of 10,000 devices is megabytes, built only when someone asks for the rows).
+public struct StatusSummary: Sendable, Equatable {
+    public private(set) var devices = 0
+    private var counts = [Int](repeating: 0, count: DeviceState.allCases.count)
+    /// Seconds until the first device's authinfo expires (0 when one has no valid value); nil
+    /// without devices.
+    public private(set) var runway: Double?
+
+    public init() {}
+
+    /// Counts a device in `state` whose value expires in `expiresIn` seconds (nil: no value).
+    public mutating func add(_ state: DeviceState, expiresIn: Double?) {
+        devices += 1
+        counts[DeviceState.allCases.firstIndex(of: state)!] += 1
+        let left = max(0, expiresIn ?? 0)
+        runway = min(runway ?? left, left)
+    }
+
+    public func count(_ state: DeviceState) -> Int { counts[DeviceState.allCases.firstIndex(of: state)!] }
+
+    /// `N devices: a fresh, b stale, …; runway 47m12s`.
+    public var line: String {
+        let counts = DeviceState.allCases.map { "\(count($0)) \($0.rawValue)" }.joined(separator: ", ")
+        return "\(devices) devices: \(counts); runway \(runway.map(StatusReport.duration) ?? "n/a")"
+    }
+}
