@@ -96,6 +96,33 @@ func busiestSecond(_ times: [Double]) -> Int {
 }
 
 @Suite struct MoreFaultTests {
+    /// A device removed by a reload while its refresh is in flight gives its place back: added
+    /// again later, it is refreshed (its in-flight mark outlived it, so it was never planned
+    /// again and held one of the concurrent requests for good).
+    @Test func aDeviceRemovedDuringItsRefreshIsRefreshedWhenAddedBack() throws {
+        let site = try Site()
+        site.simulator.delay(deviceID: "dev-0002", seconds: 3)
+        func write(devices: Int) throws {
+            var config = site.fastConfig(devices: devices, interval: 30, ttl: 60, concurrency: 4)
+            config["api"] = ["base_url": site.simulator.baseURL.absoluteString, "timeout_seconds": 10]
+            try site.writeConfig(config)
+        }
+        try write(devices: 2)
+        let daemon = try site.start()
+        defer { _ = daemon.terminate() }
+        daemon.wait(10, "dev-0001 filled while dev-0002 waits for its slow answer") { site.published("dev-0001") != nil }
+        #expect(site.published("dev-0002") == nil)
+        try write(devices: 1)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        daemon.wait(5, "dev-0002 removed") { daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 1 }
+        Thread.sleep(forTimeInterval: 3.5) // the slow answer comes back for a device no longer configured
+        site.simulator.delay(deviceID: "dev-0002", seconds: nil)
+        try write(devices: 2)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        daemon.wait(5, "dev-0002 added back") { daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 2 }
+        daemon.wait(10, "dev-0002 refreshed after it came back") { site.published("dev-0002") != nil }
+    }
+
     @Test func aSlowDeviceTimingOutDoesNotStopTheOthers() throws {
         let site = try Site()
         site.simulator.delay(deviceID: "dev-0001", seconds: 8)

@@ -67,6 +67,24 @@ import Testing
         #expect(scheduler.take(now: 5).start == ["c"])
     }
 
+    /// Removing a device in flight frees its place among the concurrent requests, and the
+    /// probe's during an outage; added back, it is planned again.
+    @Test func removingADeviceInFlightFreesItsPlaceAndTheProbe() {
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 1), devices: Self.devices, random: { 0.5 })
+        scheduler.schedule("a", at: 0)
+        scheduler.schedule("b", at: 0)
+        #expect(scheduler.take(now: 1).start == ["a"])
+        scheduler.remove("a")
+        #expect(scheduler.take(now: 1).start == ["b"], "a's place is free")
+        scheduler.finish("b", .gatewayUnavailable, now: 1)
+        scheduler.schedule("a", at: 1)
+        let outage = try! #require(scheduler.outage)
+        let probe = scheduler.take(now: outage.nextProbeAt).start
+        #expect(probe.count == 1)
+        scheduler.remove(probe[0])
+        #expect(scheduler.take(now: outage.nextProbeAt).start.count == 1, "the probe's place is free")
+    }
+
     @Test func successSchedulesTheJitteredIntervalScaledToShortLifetimes() {
         var random = 0.0
         let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { random })

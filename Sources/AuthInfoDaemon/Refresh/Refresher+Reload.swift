@@ -47,6 +47,8 @@ extension Refresher {
         served.configure(devices: devices)
         for id in oldDevices.ids where !devices.contains(id) {
             scheduler.remove(id)
+            startedAt[id] = nil
+            sentRawData[id] = nil
             expiries.remove(id)
             publisher.remove(id)
             summary.removed += 1

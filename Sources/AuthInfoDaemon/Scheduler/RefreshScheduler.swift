@@ -85,9 +85,14 @@ final class RefreshScheduler {
         due.rekey(devices)
     }
 
+    /// Forgets `id` (its device is no longer configured), in flight or not: its place among the
+    /// concurrent requests, and the probe's during an outage, is free at once. A refresh still
+    /// running for it ends unheard (`finish` is not called for a device that is not configured).
     func remove(_ id: String) {
         due.remove(id)
         failures[id] = nil
+        inFlight.remove(id)
+        if probe == id { probe = nil }
     }
 
     /// When `id` will next be tried (now if in flight or overdue; the next probe during an outage).
