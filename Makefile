@@ -63,8 +63,10 @@ release: deps
 ## own folder so the flags do not rebuild the other builds. -z now: every symbol bound at start,
 ## so the relocation table is read-only for the whole run (full RELRO). -z pack-relative-relocs:
 ## the 37,000 relative relocations of a position-independent binary in 7 KB (DT_RELR) instead of
-## 900 KB read at every start and kept resident (glibc 2.36, Debian 12; the package says so).
-STATIC_FLAGS := --static-swift-stdlib -Xswiftc -Osize -Xswiftc -use-ld=lld -Xlinker --icf=all -Xlinker -z -Xlinker now -Xlinker -z -Xlinker pack-relative-relocs
+## 900 KB read at every start and kept resident. It needs glibc 2.36 (Debian 12, Ubuntu 22.10) where
+## the binary runs: on an older build host it is left out, and the package depends on 2.36.
+RELR_FLAGS := $(shell printf '2.36\n%s\n' "$$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d' ' -f2)" | sort -V -C && echo -Xlinker -z -Xlinker pack-relative-relocs)
+STATIC_FLAGS := --static-swift-stdlib -Xswiftc -Osize -Xswiftc -use-ld=lld -Xlinker --icf=all -Xlinker -z -Xlinker now $(RELR_FLAGS)
 static: deps
 	$(SWIFT) build -c release $(STATIC_FLAGS) --product authinfod --scratch-path .build-static
 

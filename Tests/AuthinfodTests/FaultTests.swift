@@ -96,31 +96,39 @@ func busiestSecond(_ times: [Double]) -> Int {
 }
 
 @Suite struct MoreFaultTests {
-    /// A device removed by a reload while its refresh is in flight gives its place back: added
-    /// again later, it is refreshed (its in-flight mark outlived it, so it was never planned
-    /// again and held one of the concurrent requests for good).
+    /// A device removed by a reload while its refresh is out: the call keeps its place until it
+    /// ends. Added back before the answer, the answer is its refresh (no second call); added back
+    /// after it, it is refreshed again. (Its in-flight mark used to outlive it: it held a place
+    /// for good and, added back, was never planned again.)
     @Test func aDeviceRemovedDuringItsRefreshIsRefreshedWhenAddedBack() throws {
         let site = try Site()
         site.simulator.delay(deviceID: "dev-0002", seconds: 3)
-        func write(devices: Int) throws {
-            var config = site.fastConfig(devices: devices, interval: 30, ttl: 60, concurrency: 4)
+        site.simulator.delay(deviceID: "dev-0003", seconds: 3)
+        var reloads = 0
+        func reload(_ ids: [String], daemon: DaemonProcess? = nil) throws {
+            var config = site.fastConfig(devices: 3, interval: 30, ttl: 60, concurrency: 4)
             config["api"] = ["base_url": site.simulator.baseURL.absoluteString, "timeout_seconds": 10]
+            config["devices"] = (config["devices"] as? [[String: Any]] ?? []).filter { ids.contains($0["device_id"] as? String ?? "") }
             try site.writeConfig(config)
+            guard let daemon else { return }
+            kill(daemon.process.processIdentifier, SIGHUP)
+            reloads += 1
+            daemon.wait(5, "reload \(reloads) applied") { daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == reloads }
         }
-        try write(devices: 2)
+        try reload(["dev-0001", "dev-0002", "dev-0003"])
         let daemon = try site.start()
         defer { _ = daemon.terminate() }
-        daemon.wait(10, "dev-0001 filled while dev-0002 waits for its slow answer") { site.published("dev-0001") != nil }
-        #expect(site.published("dev-0002") == nil)
-        try write(devices: 1)
-        kill(daemon.process.processIdentifier, SIGHUP)
-        daemon.wait(5, "dev-0002 removed") { daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 1 }
-        Thread.sleep(forTimeInterval: 3.5) // the slow answer comes back for a device no longer configured
+        daemon.wait(10, "dev-0001 filled while the others wait for their slow answers") { site.published("dev-0001") != nil }
+        try reload(["dev-0001"], daemon: daemon)
+        Thread.sleep(forTimeInterval: 0.3)
+        try reload(["dev-0001", "dev-0003"], daemon: daemon)
+        daemon.wait(8, "dev-0003's answer, out while it was removed, served") { site.published("dev-0003") != nil }
+        #expect(site.simulator.requests().filter { $0.deviceID == "dev-0003" }.count == 1, "no second call while the first was out")
+        Thread.sleep(forTimeInterval: 1) // dev-0002's answer comes back unheard
         site.simulator.delay(deviceID: "dev-0002", seconds: nil)
-        try write(devices: 2)
-        kill(daemon.process.processIdentifier, SIGHUP)
-        daemon.wait(5, "dev-0002 added back") { daemon.log.components(separatedBy: "event=reload result=applied").count - 1 == 2 }
+        try reload(["dev-0001", "dev-0002", "dev-0003"], daemon: daemon)
         daemon.wait(10, "dev-0002 refreshed after it came back") { site.published("dev-0002") != nil }
+        #expect(site.simulator.requests().filter { $0.deviceID == "dev-0002" }.count == 2)
     }
 
     @Test func aSlowDeviceTimingOutDoesNotStopTheOthers() throws {

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+@testable import AuthInfoDaemon
 
 /// Change notification without polling: ETags, If-None-Match and `?wait=` long-polls against
 /// the real daemon, with curl and with thousands of raw connections.
@@ -12,6 +14,35 @@ import Testing
     /// The ETag field of a curl answer printed with `-i`.
     static func etag(_ answer: String) -> String? {
         answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix("etag: ") }.map { String($0.dropFirst(6)) }
+    }
+
+    /// A reload that reorders the devices and removes one in the middle: the devices kept keep
+    /// their values (same tags) and their waits; the removed one is unknown and its waits end
+    /// `.gone`; a later value still wakes the waits of a kept one.
+    @Test func servedValuesAndWaitsFollowAReorderedTable() throws {
+        let served = ServedDocuments(monotonic: { 0 })
+        served.configure(devices: .named(["a", "b", "c"]))
+        func entry(_ id: String, _ value: String) -> ServedDocuments.Entry {
+            let document = AuthInfoDocument(deviceID: id, authinfo: value, fetchedAt: 1, expiresAt: 100)
+            return ServedDocuments.Entry(document: document, published: document.publishedJSON(), expiresAt: 100, dueAt: 50, failing: false)
+        }
+        for id in ["a", "b", "c"] { served.set(id, entry(id, "v1-\(id)")) }
+        let tags = ["a", "b", "c"].map { (served.lookup($0) ?? nil)?.etag }
+        let outcomes = Mutex<[String: String]>([:])
+        for id in ["b", "c"] {
+            served.wait(for: id, unless: (served.lookup(id) ?? nil)?.etag, seconds: 100) { outcome in
+                outcomes.withLock { $0[id] = switch outcome { case .gone: "gone"; case .unchanged: "unchanged"; case .changed: "changed" } }
+            }
+        }
+        #expect(served.waitingCount == 2)
+        served.configure(devices: .named(["c", "a"]))
+        #expect(served.lookup("b") == nil, "b is no longer configured")
+        #expect((served.lookup("a") ?? nil)?.etag == tags[0] && (served.lookup("c") ?? nil)?.etag == tags[2])
+        #expect(outcomes.withLock { $0 } == ["b": "gone"] && served.waitingCount == 1)
+        served.set("c", entry("c", "v2-c"))
+        #expect(outcomes.withLock { $0 } == ["b": "gone", "c": "changed"] && served.waitingCount == 0)
+        let body = String(decoding: (served.lookup("c") ?? nil)?.body(at: 0) ?? [], as: UTF8.self)
+        #expect(body.contains(#""authinfo":"v2-c""#) && body.hasSuffix(#""state":"fresh"}"#), "\(body)")
     }
 
     @Test func anETagGives304UntilTheValueChanges() throws {

@@ -67,21 +67,26 @@ import Testing
         #expect(scheduler.take(now: 5).start == ["c"])
     }
 
-    /// Removing a device in flight frees its place among the concurrent requests, and the
-    /// probe's during an outage; added back, it is planned again.
-    @Test func removingADeviceInFlightFreesItsPlaceAndTheProbe() {
+    /// A device removed while in flight keeps its place among the concurrent requests until its
+    /// call ends (the call is still out); an abandoned call frees it, and the probe's during an
+    /// outage. Nothing is planned for an abandoned device until it is scheduled again.
+    @Test func anAbandonedRefreshFreesItsPlaceAndTheProbe() throws {
         let scheduler = RefreshScheduler(settings: settings(concurrency: 1), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("a", at: 0)
         scheduler.schedule("b", at: 0)
         #expect(scheduler.take(now: 1).start == ["a"])
         scheduler.remove("a")
+        #expect(scheduler.take(now: 1).start.isEmpty, "a's call is still out")
+        scheduler.abandon("a")
         #expect(scheduler.take(now: 1).start == ["b"], "a's place is free")
+        #expect(scheduler.nextAttempt(of: "a", now: 1) == nil)
         scheduler.finish("b", .gatewayUnavailable, now: 1)
         scheduler.schedule("a", at: 1)
-        let outage = try! #require(scheduler.outage)
+        let outage = try #require(scheduler.outage)
         let probe = scheduler.take(now: outage.nextProbeAt).start
         #expect(probe.count == 1)
-        scheduler.remove(probe[0])
+        #expect(scheduler.take(now: outage.nextProbeAt).start.isEmpty, "one probe at a time")
+        scheduler.abandon(probe[0])
         #expect(scheduler.take(now: outage.nextProbeAt).start.count == 1, "the probe's place is free")
     }
 
@@ -252,6 +257,32 @@ import Testing
         heap.remove("c")
         heap.set("e", 0)
         #expect(heap.pop()! == ("e", 0) && heap.pop()! == ("b", 1) && heap.pop()! == ("d", 2) && heap.pop()! == ("a", 4) && heap.pop() == nil)
+    }
+
+    /// Random reloads: after each new table (kept keys shuffled, some dropped, new ones added)
+    /// the heap holds exactly the kept keys' deadlines and pops them in order.
+    @Test func aHeapMatchesAReferenceThroughRandomReloads() {
+        var generator = SeededGenerator(seed: 4_12_2026)
+        var ids = (0..<60).map { "k\($0)" }
+        var heap = DeadlineHeap(keys: .named(ids))
+        var reference: [String: Double] = [:]
+        for round in 0..<40 {
+            for _ in 0..<30 {
+                let key = ids[Int.random(in: 0..<ids.count, using: &generator)]
+                let deadline = Double(Int.random(in: 0..<50, using: &generator))
+                heap.set(key, deadline)
+                reference[key] = deadline
+            }
+            ids = ids.filter { _ in Int.random(in: 0..<5, using: &generator) > 0 }.shuffled(using: &generator) + (0..<5).map { "r\(round)-\($0)" }
+            heap.rekey(.named(ids))
+            reference = reference.filter { ids.contains($0.key) }
+            #expect(heap.count == reference.count)
+            for id in ids { #expect(heap.deadline(of: id) == reference[id]) }
+        }
+        let expected = reference.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+        var popped: [(String, Double)] = []
+        while let entry = heap.pop() { popped.append(entry) }
+        #expect(popped.map(\.0) == expected.map(\.key) && popped.map(\.1) == expected.map(\.value))
     }
 
     /// A start builds the heaps in one go: the result must be the heap the same entries set one

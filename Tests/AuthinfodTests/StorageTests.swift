@@ -37,7 +37,7 @@ import WeChatPay
                 """)
         }
         let store = try AuthInfoStore(path: path)
-        #expect(try store.connection.scalarText("PRAGMA user_version") == "2")
+        #expect(try store.connection.scalarText("PRAGMA user_version") == "3")
         let old = try #require(try store.loadAll()["old"])
         #expect(old.authinfo == "V" && old.rejected && old.pushedRawData == "P" && !old.needsRawData && old.rawDataDigest == nil)
     }
@@ -72,6 +72,15 @@ import WeChatPay
         let loaded = try store.loadAll()
         #expect(loaded["d"]?.rawDataDigest == digest && loaded["d"]?.fetchedWithRawData == digest)
         #expect(loaded["zero"]?.rawDataDigest == nil && loaded["zero"]?.fetchedWithRawData == nil)
+
+        // A version 2 cache (64 digits) is cut to 32 digits in place when opened for writing, and
+        // an earlier authinfod, which knew only version 2, would refuse it from then on.
+        let full = Hex.lowercase(SHA256.digest(Array("raw-1".utf8)))
+        try store.connection.execute("UPDATE devices SET raw_data_digest = '\(full)', fetched_with_raw_data = '\(full)' WHERE device_id = 'd'; PRAGMA user_version = 2;")
+        let reopened = try AuthInfoStore(path: path)
+        #expect(try reopened.connection.scalarText("PRAGMA user_version") == "3")
+        #expect(try reopened.connection.scalarText("SELECT raw_data_digest || ' ' || fetched_with_raw_data FROM devices WHERE device_id = 'd'") == "\(digest.hex) \(digest.hex)")
+        #expect(try reopened.loadAll()["d"]?.rawDataDigest == digest)
     }
 
     /// The records in memory follow a reload by id: a device no longer configured keeps its

@@ -3,12 +3,13 @@ import FoundationEssentials
 import Synchronization
 import WeChatPay
 
-/// The documents `GET /v1/devices/{id}/authinfo` answers with, pre-rendered, readable from the
-/// listeners' threads without a hop onto the refresher's queue (the hot path of the socket API),
-/// and the long-polls waiting for them to change.
+/// The documents `GET /v1/devices/{id}/authinfo` answers with, readable from the listeners'
+/// threads without a hop onto the refresher's queue (the hot path of the socket API), and the
+/// long-polls waiting for them to change.
 ///
 /// `Mutex` rather than queue confinement because readers are the listener threads and the only
-/// writer is the refresher's queue; each access is a dictionary lookup or store. A waiting
+/// writer is the refresher's queue; each access is one lookup of the device's place and an
+/// array slot. A waiting
 /// request is a closure in a list, not a thread: its answer is sent when the value changes or
 /// its wait ends (checked four times a second by one timer, which runs only while someone waits).
 final class ServedDocuments: Sendable {
@@ -42,11 +43,6 @@ final class ServedDocuments: Sendable {
             // The published document holds the value and when it was fetched: its digest changes
             // with them, and is the same after a restart.
             etag = Self.weakTag(SHA256.digest(published))
-        }
-
-        convenience init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
-            self.init(document: document, published: document.publishedJSON(), expiresAt: expiresAt, dueAt: dueAt, failing: failing,
-                      needsRawData: needsRawData)
         }
 
         /// `W/"…"` holding 64 bits of `digest` in 11 base64url characters: 15 bytes, which a

@@ -32,24 +32,39 @@ public struct RawDataDigest: Sendable, Hashable {
     }
 
     /// From its hex digits as the cache stores them (32, or 64 from an earlier version); nil for
-    /// anything else.
+    /// anything else. Read in place: a start reads two per device.
     init?(hex: String) {
-        let digits = Array(hex.utf8)
-        guard digits.count == 32 || digits.count == 64 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16)
-        for index in stride(from: 0, to: 32, by: 2) {
-            guard let high = Self.value(of: digits[index]), let low = Self.value(of: digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
+        var text = hex
+        let words = text.withUTF8 { digits -> (UInt64, UInt64)? in
+            guard digits.count == 32 || digits.count == 64 else { return nil }
+            var high: UInt64 = 0, low: UInt64 = 0
+            for (index, digit) in digits.enumerated() {
+                guard let value = Self.value(of: digit) else { return nil }
+                if index < 16 {
+                    high = high << 4 | UInt64(value)
+                } else if index < 32 {
+                    low = low << 4 | UInt64(value)
+                }
+            }
+            return (high, low)
         }
-        guard digits[32...].allSatisfy({ Self.value(of: $0) != nil }) else { return nil }
-        self.init(leading: bytes)
+        guard let (high, low) = words else { return nil }
+        self.init(high: high, low: low)
     }
 
     /// The 32 lower-case hex digits.
     public var hex: String {
-        Hex.lowercase((0..<16).map { UInt8(truncatingIfNeeded: ($0 < 8 ? high : low) >> (56 - 8 * ($0 % 8))) })
+        String(unsafeUninitializedCapacity: 32) { text in
+            for index in 0..<32 {
+                let word = index < 16 ? high : low
+                let nibble = Int(truncatingIfNeeded: word >> UInt64(60 - 4 * (index % 16))) & 0xF
+                text[index] = Self.digits[nibble]
+            }
+            return 32
+        }
     }
+
+    private static let digits = Array("0123456789abcdef".utf8)
 
     private static func value(of digit: UInt8) -> UInt8? {
         switch digit {

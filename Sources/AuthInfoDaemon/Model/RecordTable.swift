@@ -29,6 +29,13 @@ struct RecordTable {
         }
     }
 
+    /// The record of the device at `position` in the table's `DeviceTable` (0 ..< its count):
+    /// for a caller that has the position already, without looking the id up again.
+    subscript(configured position: Int) -> DeviceRecord? {
+        get { configured[position] }
+        set { configured[position] = newValue }
+    }
+
     /// Every record, configured devices' first, in configuration order.
     var all: [DeviceRecord] { configured.compactMap { $0 } + others.values }
 

@@ -99,9 +99,7 @@ public struct StatusReport: Sendable {
 
     /// The counts by state and the runway of these rows.
     public var summary: StatusSummary {
-        devices.reduce(into: StatusSummary()) { summary, status in
-            summary.add(status.state, expiresIn: status.fetchedAt == nil ? nil : status.expiresAt.map { $0 - generatedAt })
-        }
+        devices.reduce(into: StatusSummary()) { $0.add($1, at: generatedAt) }
     }
 
     public func count(_ state: DeviceState) -> Int { summary.count(state) }

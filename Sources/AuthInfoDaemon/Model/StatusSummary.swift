@@ -10,11 +10,12 @@ public struct StatusSummary: Sendable, Equatable {
 
     public init() {}
 
-    /// Counts a device in `state` whose value expires in `expiresIn` seconds (nil: no value).
-    public mutating func add(_ state: DeviceState, expiresIn: Double?) {
+    /// Counts `status`, a row made at wall time `now`.
+    public mutating func add(_ status: DeviceStatus, at now: Double) {
         devices += 1
-        counts[DeviceState.allCases.firstIndex(of: state)!] += 1
-        let left = max(0, expiresIn ?? 0)
+        counts[DeviceState.allCases.firstIndex(of: status.state)!] += 1
+        // A device without a value (or with no expiry) leaves no runway.
+        let left = status.fetchedAt == nil ? 0 : max(0, (status.expiresAt ?? now) - now)
         runway = min(runway ?? left, left)
     }
 

@@ -6,7 +6,7 @@ extension Refresher {
     func begin(_ id: String) {
         guard let device = devices[id] else {
             scheduler.remove(id)
-            return
+            return orphaned(id)
         }
         let rawData: String
         do {
@@ -15,7 +15,7 @@ extension Refresher {
             finish(id, .localFailure, error: RecordedError(code: "raw_data_unreadable", message: error.description, httpStatus: nil, requestID: nil, at: clock.wall()))
             return
         }
-        guard var record = records[id] else { return }
+        guard var record = records[id] else { return orphaned(id) }
         let wall = clock.wall()
         let digest = RawDataDigest.of(rawData)
         if record.rawDataDigest != digest {
@@ -38,7 +38,7 @@ extension Refresher {
         }
         let request = AuthInfoRequest(spAppID: device.spAppID, subAppID: device.subAppID, subMchID: device.subMchID,
                                       deviceID: device.id, rawData: rawData, organizationID: device.organizationID)
-        guard let client else { return }
+        guard let client else { return orphaned(id) }
         startedAt[id] = clock.monotonic()
         sentRawData[id] = digest
         // The one hop off the queue: the whole call runs on an exchange thread, and its result
@@ -76,8 +76,18 @@ extension Refresher {
         }
     }
 
+    /// A refresh of `id` that ends unheard: its device is no longer configured (a reload removed
+    /// it while the call was out), or the call never started. Its place is freed; a device added
+    /// back later is planned by the reload that adds it.
+    func orphaned(_ id: String) {
+        scheduler.abandon(id)
+        startedAt[id] = nil
+        sentRawData[id] = nil
+    }
+
     func succeeded(_ id: String, _ info: AuthInfo) {
-        guard !stopped, devices.contains(id), var record = records[id] else { return }
+        guard !stopped else { return }
+        guard devices.contains(id), var record = records[id] else { return orphaned(id) }
         let wall = clock.wall(), mono = clock.monotonic()
         let lifetime = Double(info.expiresIn ?? Int(configuration.refresh.authInfoTTL))
         let wasFailing = record.consecutiveFailures > 0 || record.rejected || (record.authinfo != nil && !record.isValid(at: wall))
@@ -96,10 +106,10 @@ extension Refresher {
         recordMetrics(id, result: "success", code: "", mono: mono)
         var stored = persist(record)
         expiries.set(id, mono + lifetime)
-        // Served first (committed already), then the file.
-        if let entry = updateServed(id) {
+        // Served first (committed already), then the file from the JSON the entry's tag was made of.
+        if let (_, published) = updateServed(id) {
             do {
-                try publisher.write(id, entry.document.publishedJSON())
+                try publisher.write(id, published)
                 hook?.changed(device: id, file: publisher.path(of: id), state: .fresh)
             } catch {
                 noteStorageFault("publish_failed", error.description, device: id)
@@ -116,7 +126,8 @@ extension Refresher {
     }
 
     func failed(_ id: String, _ error: WeChatPayError) {
-        guard !stopped, devices.contains(id) else { return }
+        guard !stopped else { return }
+        guard devices.contains(id) else { return orphaned(id) }
         let sent = sentRawData.removeValue(forKey: id)
         if error.refusesRawData {
             let refused = RecordedError(code: error.code, message: error.message, httpStatus: error.httpStatus, requestID: error.requestID, at: clock.wall())
@@ -208,19 +219,19 @@ extension Refresher {
         if let started = startedAt.removeValue(forKey: id) { metrics.recordLatency(mono - started) }
     }
 
-    /// Re-renders what the socket API serves for `id` from its record and plan (monotonic deadlines).
-    /// Serves `id`'s value as it stands now; returns what is served.
+    /// Serves `id`'s value as it stands now, from its record and plan (monotonic deadlines);
+    /// returns what is served and its published JSON (what its file holds), rendered once.
     @discardableResult
-    func updateServed(_ id: String) -> ServedDocuments.Entry? {
+    func updateServed(_ id: String) -> (entry: ServedDocuments.Entry, published: [UInt8])? {
         let mono = clock.monotonic()
         guard let record = records[id], let document = AuthInfoDocument(record), let expiresAt = expiresAtMonotonic(id, now: mono) else {
             served.set(id, nil)
             return nil
         }
-        let entry = Self.servedEntry(document, document.publishedJSON(), record, expiresAt: expiresAt,
-                                     dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
+        let published = document.publishedJSON()
+        let entry = Self.servedEntry(document, published, record, expiresAt: expiresAt, dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
         served.set(id, entry)
-        return entry
+        return (entry, published)
     }
 
     /// What the socket serves for `record`, whose value is `document` (published as `published`),

@@ -45,11 +45,9 @@ extension Refresher {
         // Served values follow the table first: a removed device's goes, and its long-polls are
         // answered 404 (unknown device), not 503 (no value yet); an added one's is served below.
         served.configure(devices: devices)
+        // Their plans and expiries went with the new table; a refresh still out for one of them
+        // ends unheard (`orphaned`), or is taken up again if the device is added back meanwhile.
         for id in oldDevices.ids where !devices.contains(id) {
-            scheduler.remove(id)
-            startedAt[id] = nil
-            sentRawData[id] = nil
-            expiries.remove(id)
             publisher.remove(id)
             summary.removed += 1
         }

@@ -22,10 +22,7 @@ extension Refresher {
     func statusSummaryOnQueue() -> StatusSummary {
         let wall = clock.wall(), mono = clock.monotonic()
         var summary = StatusSummary()
-        for device in configuration.devices {
-            let status = deviceStatus(device, wall: wall, mono: mono)
-            summary.add(status.state, expiresIn: status.fetchedAt == nil ? nil : status.expiresAt.map { $0 - wall })
-        }
+        for device in configuration.devices { summary.add(deviceStatus(device, wall: wall, mono: mono), at: wall) }
         return summary
     }
 

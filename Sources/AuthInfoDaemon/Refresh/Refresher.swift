@@ -141,24 +141,24 @@ actor Refresher {
         records = RecordTable(devices: devices)
         do {
             try store.forEachRecord { record in
-                // Two rows can read as one id (SQLite tells ids apart by their bytes, Swift by
-                // their Unicode meaning, and a NUL ends a C string): the first one read wins.
-                guard records[record.deviceID] == nil else { return }
                 // Rows of devices no longer configured are kept (a device may come back) but not
-                // planned; a configured one is planned under its id as the config spells it.
-                guard let device = devices[record.deviceID] else {
-                    records[record.deviceID] = record
+                // planned; a configured one is planned under its id as the config spells it. Two
+                // rows can read as one id (SQLite tells ids apart by their bytes, Swift by their
+                // Unicode meaning, and a NUL ends a C string): the first one read wins.
+                guard let position = devices.position(of: record.deviceID) else {
+                    if records[record.deviceID] == nil { records[record.deviceID] = record }
                     return
                 }
-                records[device.id] = plan.add(record, as: device.id, delay: initialDelay(record, wall: wall))
+                guard records[configured: position] == nil else { return }
+                records[configured: position] = plan.add(record, as: devices.id(at: position), delay: initialDelay(record, wall: wall))
             }
         } catch {
             _ = republisher?.finish()
             throw DaemonError(description: "\(error)")
         }
-        for device in configuration.devices where records[device.id] == nil {
-            let record = DeviceRecord(deviceID: device.id)
-            records[device.id] = plan.add(record, as: device.id, delay: initialDelay(record, wall: wall))
+        for position in 0..<devices.count where records[configured: position] == nil {
+            let record = DeviceRecord(deviceID: devices.id(at: position))
+            records[configured: position] = plan.add(record, as: record.deviceID, delay: initialDelay(record, wall: wall))
         }
         plan.handOver()
         expiries = DeadlineHeap(keys: devices, plan.expiries)

@@ -80,17 +80,23 @@ final class RefreshScheduler {
     }
 
     /// Schedules the devices of `devices` from now on (a reload): each device still configured
-    /// keeps its plan; the plans of the others go (`remove` forgets the rest of them).
+    /// keeps its plan and failure count; the others lose theirs. A refresh of a removed device
+    /// still in flight keeps its place until it ends (`abandon`): the call is still out.
     func reconfigure(_ devices: DeviceTable) {
         due.rekey(devices)
+        failures = failures.filter { devices.contains($0.key) }
     }
 
-    /// Forgets `id` (its device is no longer configured), in flight or not: its place among the
-    /// concurrent requests, and the probe's during an outage, is free at once. A refresh still
-    /// running for it ends unheard (`finish` is not called for a device that is not configured).
+    /// Forgets `id`'s plan and failure count.
     func remove(_ id: String) {
         due.remove(id)
         failures[id] = nil
+    }
+
+    /// `id`'s refresh ended with nothing to plan by: its device was removed while the call was
+    /// out, or the call could not start. Its place among the concurrent requests, and the
+    /// probe's during an outage, is free again; nothing is planned for it.
+    func abandon(_ id: String) {
         inFlight.remove(id)
         if probe == id { probe = nil }
     }

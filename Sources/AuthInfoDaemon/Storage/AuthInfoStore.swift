@@ -32,7 +32,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 ///
 /// Not `Sendable`: one instance lives on the daemon's queue.
 public final class AuthInfoStore {
-    static let schemaVersion = 2
+    static let schemaVersion = 3
     let connection: SQLiteConnection
     public let path: String
 
@@ -151,6 +151,19 @@ public final class AuthInfoStore {
                     """)
             }
         }
+        if version < 3 {
+            // raw_data fingerprints are 128 bits (32 hex digits) from here on: the 64-digit ones
+            // are cut to the same fingerprint. An earlier authinfod refuses the cache from now on
+            // (a newer schema) rather than take every fingerprint for new raw_data and send
+            // refused raw_data again.
+            try connection.transaction { () throws(SQLiteError) in
+                try connection.execute("""
+                    UPDATE devices SET raw_data_digest = substr(raw_data_digest, 1, 32) WHERE length(raw_data_digest) = 64;
+                    UPDATE devices SET fetched_with_raw_data = substr(fetched_with_raw_data, 1, 32) WHERE length(fetched_with_raw_data) = 64;
+                    PRAGMA user_version = 3;
+                    """)
+            }
+        }
     }
 
     /// Every device row, by id (rows of devices no longer configured included). `expecting`:
@@ -185,8 +198,9 @@ public final class AuthInfoStore {
                                                      requestID: statement.text(10), at: Self.time(statement.double(11)) ?? 0)
                 }
                 record.pushedRawData = statement.text(12)
-                // A digest that is not 64 hex digits reads as none: the raw_data is fingerprinted
-                // again before the next call, and an exchange asks the gateway rather than trust it.
+                // A fingerprint that is neither 32 nor 64 hex digits reads as none: the raw_data is
+                // fingerprinted again before the next call, and an exchange asks the gateway rather
+                // than trust it.
                 record.rawDataDigest = statement.text(13).flatMap(RawDataDigest.init(hex:))
                 record.rawDataSince = Self.time(statement.double(14))
                 record.needsRawData = (statement.integer(15) ?? 0) != 0
