@@ -230,37 +230,40 @@ import WeChatPay
         let directory = try TemporaryDirectory()
         let publisher = Publisher(directory: directory.file("devices"))
         try publisher.prepare()
-        try directory.write("devices/same.json", "{\"v\":1}")
-        try directory.write("devices/old.json", "{\"v\":0}")
+        func document(_ id: String, _ value: String) -> AuthInfoDocument {
+            AuthInfoDocument(deviceID: id, authinfo: value, fetchedAt: 1_763_800_000, expiresAt: 1_763_803_600)
+        }
+        func text(_ document: AuthInfoDocument) -> String { String(decoding: document.publishedJSON(), as: UTF8.self) }
+        try directory.write("devices/same.json", text(document("same", "v1")))
+        try directory.write("devices/old.json", text(document("old", "v0")))
         let (present, removed) = try publisher.clearLeftovers { _ in true }
         #expect(present == ["same.json", "old.json"] && removed == 0)
         let republisher = Republisher(publisher, present: present)
-        let documents = (0..<2000).map { (id: "dev-\($0)", bytes: Array("{\"n\":\($0)}".utf8)) }
-            + [(id: "same", bytes: Array("{\"v\":1}".utf8)), (id: "old", bytes: Array("{\"v\":1}".utf8))]
+        let documents = (0..<2000).map { (id: "dev-\($0)", document: document("dev-\($0)", "n\($0)")) }
+            + [(id: "same", document: document("same", "v1")), (id: "old", document: document("old", "v1"))]
         for start in stride(from: 0, to: documents.count, by: 100) {
             republisher.add(Array(documents[start..<min(start + 100, documents.count)]))
         }
         let progress = republisher.finish()
         #expect(progress.failure == nil)
         #expect(progress.written == 2001, "all but the file that already held its document")
-        for document in documents { #expect(publisher.read(document.id) == document.bytes, "\(document.id)") }
+        for (id, document) in documents { #expect(publisher.read(id) == document.publishedJSON(), "\(id)") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("devices")).count == documents.count, "no temporary file left")
 
         // A file that appeared after the listing is replaced all the same.
         let stale = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
-        try directory.write("devices/late.json", "{\"v\":0}")
-        stale.add([(id: "late", bytes: Array("{\"v\":2}".utf8))])
+        try directory.write("devices/late.json", text(document("late", "v0")))
+        stale.add([(id: "late", document: document("late", "v2"))])
         #expect(stale.finish().written == 1)
-        #expect(publisher.read("late") == Array("{\"v\":2}".utf8))
-        #expect(publisher.read("late") == Array("{\"v\":2}".utf8))
+        #expect(publisher.read("late") == document("late", "v2").publishedJSON())
 
         // A device whose name is taken by a folder cannot be written: that is reported, and the
         // batches after it are skipped rather than failing one by one.
         try FileManager.default.createDirectory(atPath: directory.file("devices/blocked.json/inside"), withIntermediateDirectories: true)
         let failing = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
-        failing.add([(id: "blocked", bytes: Array("{}".utf8))])
+        failing.add([(id: "blocked", document: document("blocked", "v"))])
         _ = failing.finish()
-        failing.add([(id: "after", bytes: Array("{}".utf8))])
+        failing.add([(id: "after", document: document("after", "v"))])
         let failed = failing.finish()
         #expect(failed.failure?.description.contains("blocked.json") == true, "\(String(describing: failed.failure))")
         #expect(failed.written == 0)

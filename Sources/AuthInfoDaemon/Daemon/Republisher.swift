@@ -25,7 +25,7 @@ final class Republisher: Sendable {
     private let group = DispatchGroup()
     private let progress = Mutex(Progress())
     /// Batches added and not yet taken by a worker (or by `finish`).
-    private let pending = Mutex<[[(id: String, bytes: [UInt8])]]>([])
+    private let pending = Mutex<[[(id: String, document: AuthInfoDocument)]]>([])
 
     /// `present`: the names `Publisher.listFolder` found (their files are read, and
     /// rewritten only when they differ).
@@ -34,8 +34,9 @@ final class Republisher: Sendable {
         self.present = present
     }
 
-    /// Queues `batch` (device id, document bytes) for writing; returns at once.
-    func add(_ batch: [(id: String, bytes: [UInt8])]) {
+    /// Queues `batch` (device id, document) for writing; returns at once. Each file holds its
+    /// document's published JSON, rendered by the thread that writes it.
+    func add(_ batch: [(id: String, document: AuthInfoDocument)]) {
         guard !batch.isEmpty else { return }
         pending.withLock { $0.append(batch) }
         queue.async(group: group) { [self] in
@@ -51,11 +52,13 @@ final class Republisher: Sendable {
         return progress.withLock { $0 }
     }
 
-    private func write(_ batch: [(id: String, bytes: [UInt8])]) {
+    private func write(_ batch: [(id: String, document: AuthInfoDocument)]) {
         guard progress.withLock({ $0.failure == nil }) else { return }
         var written = 0
         var failure: Publisher.Failure?
-        for (id, bytes) in batch {
+        var bytes: [UInt8] = []
+        for (id, document) in batch {
+            document.render(into: &bytes)
             do throws(Publisher.Failure) {
                 if try publisher.publish(id, bytes, present: present) { written += 1 }
             } catch {

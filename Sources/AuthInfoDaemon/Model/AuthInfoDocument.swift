@@ -30,6 +30,14 @@ public struct AuthInfoDocument: Sendable, Equatable {
     /// Compact JSON in the contract's key order; times as whole Unix seconds.
     public func json(state: State? = nil) -> [UInt8] {
         var bytes: [UInt8] = []
+        render(into: &bytes, state: state)
+        return bytes
+    }
+
+    /// `json(state:)` in `bytes`, replacing what they held: a caller rendering many documents
+    /// reuses one buffer.
+    func render(into bytes: inout [UInt8], state: State? = nil) {
+        bytes.removeAll(keepingCapacity: true)
         bytes.reserveCapacity(deviceID.utf8.count + authinfo.utf8.count + 128)
         bytes += #"{"device_id":"#.utf8
         JSONText.append(deviceID, to: &bytes)
@@ -45,7 +53,6 @@ public struct AuthInfoDocument: Sendable, Equatable {
             bytes.append(UInt8(ascii: "\""))
         }
         bytes.append(UInt8(ascii: "}"))
-        return bytes
     }
 
     /// The document as published in files (no `state`).

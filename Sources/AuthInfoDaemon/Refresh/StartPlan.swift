@@ -12,7 +12,9 @@ struct StartPlan {
     /// Devices with a valid value, and how many files were made for the republisher.
     private(set) var valid = 0
     private(set) var published = 0
-    private var batch: [(id: String, bytes: [UInt8])] = []
+    private var batch: [(id: String, document: AuthInfoDocument)] = []
+    /// The published JSON of the document at hand, for its tag: one buffer for the whole start.
+    private var scratch: [UInt8] = []
 
     /// `wall`, `mono`: one reading of each clock for the whole start.
     init(devices: Int, wall: Double, mono: Double, republisher: Republisher?) {
@@ -46,14 +48,15 @@ struct StartPlan {
         let due = mono + delay
         refreshes.append((id, due, record.consecutiveFailures))
         record.nextAttemptAt = wall + delay
-        // What `updateServed` would make, without looking the device up again; the file is
-        // written from the JSON the entry's tag was made from (rendered once).
+        // What `updateServed` would make, without looking the device up again. The file's JSON
+        // is rendered by the writer threads: this thread keeps no copy of it meanwhile, and
+        // nothing it keeps is allocated between copies freed later.
         guard let document = AuthInfoDocument(record) else { return record }
-        let json = document.publishedJSON()
-        let entry = Refresher.servedEntry(document, json, record, expiresAt: expiry ?? mono, dueAt: due)
+        document.render(into: &scratch)
+        let entry = Refresher.servedEntry(document, scratch, record, expiresAt: expiry ?? mono, dueAt: due)
         entries.append((id, entry))
         if Self.writesFile(record, document, at: wall) {
-            batch.append((id, json))
+            batch.append((id, document))
             published += 1
             if batch.count == Republisher.batchSize { handOver() }
         }
