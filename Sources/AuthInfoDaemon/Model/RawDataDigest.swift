@@ -54,17 +54,8 @@ public struct RawDataDigest: Sendable, Hashable {
 
     /// The 32 lower-case hex digits.
     public var hex: String {
-        String(unsafeUninitializedCapacity: 32) { text in
-            for index in 0..<32 {
-                let word = index < 16 ? high : low
-                let nibble = Int(truncatingIfNeeded: word >> UInt64(60 - 4 * (index % 16))) & 0xF
-                text[index] = Self.digits[nibble]
-            }
-            return 32
-        }
+        withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Hex.lowercase($0) }
     }
-
-    private static let digits = Array("0123456789abcdef".utf8)
 
     private static func value(of digit: UInt8) -> UInt8? {
         switch digit {
