@@ -39,6 +39,19 @@ enum DaemonBench {
         var pythonCPUPerCall: Double?
         /// `refresh-floor`'s CPU (and kernel part) per refresh against the same gateway, when measured.
         var floor: (cpu: Double, kernel: Double)?
+        /// The sign reference measured just before and just after the fill, and around the
+        /// floor's run (`signReference`), when one was given.
+        var signAroundFill: SignBracket?
+        var signAroundFloor: SignBracket?
+    }
+
+    /// One RSA-2048 sign's cost measured just before and just after a CPU figure: on a shared VM
+    /// the machine's speed drifts over a bench run, so a figure is held against the speed of the
+    /// minutes it was measured in (the mean), and the drift is shown.
+    struct SignBracket {
+        let before: Double
+        let after: Double
+        var mean: Double { (before + after) / 2 }
     }
 
     /// Gateway requests in flight at once: the daemon's `refresh.max_concurrent_requests`, and
@@ -49,7 +62,10 @@ enum DaemonBench {
     /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it;
     /// with `floorClient` (the `refresh-floor` binary), that one too.
     @discardableResult
-    static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, tls: Bool = false, quiet: Bool = false) throws -> Figures {
+    /// With `signReference` (seconds per sign, e.g. a short `openssl speed`), that reference is
+    /// measured right before and right after the fill, and around the floor's run.
+    static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, tls: Bool = false, quiet: Bool = false,
+                    signReference: (() throws -> Double)? = nil) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // BENCH_KEEP=1 keeps the folder (config, cache, logs) for profiling a restart by hand.
@@ -79,19 +95,31 @@ enum DaemonBench {
         func say(_ text: String) { if !quiet { print(text) } }
 
         say("devices: \(devices); authinfod: \(binary); gateway: simulator in a separate process; publish_dir \(publishDirectory)")
+        let signBeforeFill = try signReference?()
         var daemon = try startDaemon(binary, directory, log: "fill.log")
         var start = Date()
         try waitFor(log: directory + "/fill.log", contains: "event=ready", timeout: 60)
         let cpuAtReady = usage(daemon.processIdentifier).cpu, kernelAtReady = systemCPU(daemon.processIdentifier)
+        let switchesAtReady = contextSwitches(daemon.processIdentifier), gatewayCPUAtReady = usage(gateway.process.processIdentifier).cpu
         let fill = try waitFor(files: devices, in: publishDirectory, timeout: 1800).timeIntervalSince(start)
         let (cpu, rss) = usage(daemon.processIdentifier)
+        let fillSwitches = switches(from: switchesAtReady, to: contextSwitches(daemon.processIdentifier))
+        let gatewayCPU = usage(gateway.process.processIdentifier).cpu - gatewayCPUAtReady
         let connections = gatewayConnectionsOpened(socket: directory + "/authinfod.sock")
         let fillLog = (try? String(contentsOfFile: directory + "/fill.log", encoding: .utf8)) ?? ""
         let refreshes = max(1, fillLog.components(separatedBy: "event=refreshed").count - 1)
         let cpuPerRefresh = (cpu - cpuAtReady) / Double(refreshes)
         let kernelPerRefresh = (systemCPU(daemon.processIdentifier) - kernelAtReady) / Double(refreshes)
+        var signAroundFill: SignBracket?
+        if let signBeforeFill, let after = try signReference?() {
+            signAroundFill = SignBracket(before: signBeforeFill, after: after)
+        }
         say(String(format: "first fill:         %.1f s, %.0f refreshes/s, %.3f ms daemon CPU per refresh, %.3f ms of it in the kernel (%d refreshes)",
                    fill, Double(devices) / fill, cpuPerRefresh * 1000, kernelPerRefresh * 1000, refreshes))
+        // The simulator signs every answer: its CPU per answer in the same seconds moves with the
+        // machine's speed, so comparing two builds by this ratio cancels most of a VM's drift.
+        say(String(format: "same window: %.2f context switches per refresh; simulator %.3f ms CPU per answer, daemon/simulator %.3f",
+                   Double(fillSwitches) / Double(refreshes), gatewayCPU * 1000 / Double(refreshes), (cpu - cpuAtReady) / max(gatewayCPU, 0.001)))
         say(String(format: "gateway connections opened: %d (%.1f per 1,000 refreshes)%@", connections, Double(connections) * 1000 / Double(refreshes),
                    tls ? ", each with a TLS handshake" : ""))
         say(String(format: "RSS, %d devices:   %.1f MB", devices, rss))
@@ -111,9 +139,15 @@ enum DaemonBench {
             say(String(format: "wechatpayv3 (Python) client: %.2f ms CPU per call", (python ?? 0) * 1000))
         }
         var floor: (cpu: Double, kernel: Double)?
+        var signAroundFloor: SignBracket?
         if let floorClient {
+            let before = try signReference?()
             floor = try runFloor(floorClient, gateway: gateway, directory: directory, calls: min(devices, 5000))
+            if let before, let after = try signReference?() { signAroundFloor = SignBracket(before: before, after: after) }
             say(String(format: "refresh-floor (C, one thread): %.3f ms CPU per refresh, %.3f ms of it in the kernel", (floor?.cpu ?? 0) * 1000, (floor?.kernel ?? 0) * 1000))
+        }
+        for (what, bracket) in [("fill", signAroundFill), ("floor", signAroundFloor)] {
+            if let bracket { say(String(format: "sign reference around the %@: %.3f ms before, %.3f ms after", what, bracket.before * 1000, bracket.after * 1000)) }
         }
 
         gateway.process.terminate()
@@ -128,7 +162,8 @@ enum DaemonBench {
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
         return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, privateIdleMB: idlePrivate, idleContextSwitches: idleSwitches,
-                       idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python, floor: floor)
+                       idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python, floor: floor,
+                       signAroundFill: signAroundFill, signAroundFloor: signAroundFloor)
     }
 
     /// Context switches (voluntary and not) so far of each thread of `pid`, by thread id.

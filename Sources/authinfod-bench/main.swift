@@ -12,7 +12,8 @@ import WeChatPaySimulator
 /// simulator: fill rate, CPU per refresh, RSS, and a restart with the gateway down; `--tls`: the
 /// simulator speaks https (its certificate trusted through `api.ca_file`), and the gateway
 /// connections opened per 1,000 refreshes are counted; `--floor-client F`: also `refresh-floor`
-/// (built by `make bench` from refresh-floor.c) against the same simulator.
+/// (built by `make bench` from refresh-floor.c) against the same simulator; `--openssl-around`:
+/// `openssl speed` sign measured right before and after the fill (and the floor).
 /// `authinfod-bench sign [--calls N]`: the sign and verify paths alone (compare `openssl speed rsa2048`).
 /// `authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F]
 /// [--openssl-speed LINE] [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
@@ -72,6 +73,24 @@ func opensslSpeed(_ line: String?) -> (sign: Double, verify: Double)? {
     guard let line else { return nil }
     let seconds = line.split(separator: " ").filter { $0.hasSuffix("s") }.compactMap { Double($0.dropLast()) }
     return seconds.count >= 2 ? (seconds[0], seconds[1]) : nil
+}
+
+/// One RSA-2048 sign by `openssl speed -seconds 2 rsa2048`, run now: the reference a CPU figure
+/// is held against, measured in the same minutes as the figure.
+func opensslSignNow() throws -> Double {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["openssl", "speed", "-seconds", "2", "rsa2048"]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, let speed = opensslSpeed(text.split(separator: "\n").last { $0.hasPrefix("rsa 2048") }.map(String.init)) else {
+        throw DaemonBench.BenchFailure(description: "openssl speed rsa2048 failed or printed no result line")
+    }
+    return speed.sign
 }
 
 let mchid = "1900000109"
@@ -193,10 +212,10 @@ case "soak":
 
 case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, floorClient: option("--floor-client", arguments),
-                        tls: arguments.contains("--tls"))
+                        tls: arguments.contains("--tls"), signReference: arguments.contains("--openssl-around") ? { try opensslSignNow() } : nil)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--floor-client F] [--tls] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--floor-client F] [--tls] [--openssl-around] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
     exit(2)
 }
 } catch {
