@@ -45,22 +45,31 @@ public final class Logger: Sendable {
     /// Logs `event` with `fields` in order. Values are quoted when they need it.
     public func log(_ level: Level, _ event: String, _ fields: KeyValuePairs<String, Any?> = [:]) {
         guard isEnabled(level) else { return }
-        var line = ""
+        // Built as bytes: a refresh logs a line, so this is on every refresh's path.
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
         if journal {
-            line += "<\(Self.priority(level))>"
+            line += "<\(Self.priority(level))>".utf8
         } else {
-            line += "ts=\(Self.timestamp(clock())) "
+            line += "ts=".utf8
+            Self.appendTimestamp(clock(), to: &line)
+            line.append(0x20)
         }
-        line += "level=\(level.rawValue) event=\(event)"
+        line += "level=".utf8
+        line += level.rawValue.utf8
+        line += " event=".utf8
+        line += event.utf8
         for (key, value) in fields {
             guard let value else { continue }
-            line += " \(key)=\(Self.format(value))"
+            line.append(0x20)
+            line += key.utf8
+            line.append(0x3D)
+            Self.append(value, to: &line)
         }
-        line += "\n"
+        line.append(0x0A)
         // A log that cannot be written has nowhere to say so.
         var offset = 0
-        let bytes = Array(line.utf8)
-        while offset < bytes.count, let written = try? SystemCall.run("write", { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }),
+        while offset < line.count, let written = try? SystemCall.run("write", { line.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }),
               written > 0 {
             offset += written
         }
@@ -80,46 +89,72 @@ public final class Logger: Sendable {
         }
     }
 
+    /// `value` as a logfmt value: quoted (and escaped) when it is empty or holds a space, `=`,
+    /// a quote, a backslash or a control character.
     static func format(_ value: Any) -> String {
-        let text: String
+        var bytes: [UInt8] = []
+        append(value, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func append(_ value: Any, to line: inout [UInt8]) {
         switch value {
-        case let number as Double: text = number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : CFormat.string("%.3f", number)
-        default: text = "\(value)"
+        case let text as String: appendQuotedIfNeeded(text.utf8, to: &line)
+        case let number as Int: line += String(number).utf8
+        case let number as Double:
+            line += (number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : CFormat.string("%.3f", number)).utf8
+        default: appendQuotedIfNeeded("\(value)".utf8, to: &line)
         }
-        let needsQuotes = text.isEmpty || text.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.value < 0x20 || $0 == "\\" }
-        guard needsQuotes else { return text }
-        var quoted = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": quoted += "\\\""
-            case "\\": quoted += "\\\\"
-            case "\n": quoted += "\\n"
-            case "\r": quoted += "\\r"
-            case "\t": quoted += "\\t"
-            default: scalar.value < 0x20 ? (quoted += "\\u{\(String(scalar.value, radix: 16))}") : quoted.unicodeScalars.append(scalar)
+    }
+
+    private static func appendQuotedIfNeeded(_ text: String.UTF8View, to line: inout [UInt8]) {
+        func special(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x3D || byte == 0x22 || byte == 0x5C || byte < 0x20 }
+        guard text.isEmpty || text.contains(where: special) else { return line += text }
+        line.append(0x22)
+        for byte in text {
+            switch byte {
+            case 0x22: line += [0x5C, 0x22]
+            case 0x5C: line += [0x5C, 0x5C]
+            case 0x0A: line += [0x5C, 0x6E]
+            case 0x0D: line += [0x5C, 0x72]
+            case 0x09: line += [0x5C, 0x74]
+            case ..<0x20: line += "\\u{\(String(byte, radix: 16))}".utf8
+            default: line.append(byte)
             }
         }
-        return quoted + "\""
+        line.append(0x22)
     }
 
     static func timestamp(_ seconds: Double) -> String {
+        var bytes: [UInt8] = []
+        appendTimestamp(seconds, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `seconds` since 1970 as RFC 3339 UTC with milliseconds (`2025-11-22T08:26:40.500Z`).
+    private static func appendTimestamp(_ seconds: Double, to line: inout [UInt8]) {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
         let millis = Int((seconds - seconds.rounded(.down)) * 1000)
-        var text = ""
-        text.reserveCapacity(24)
-        func digits(_ value: Int, _ width: Int, then separator: String) {
-            let number = String(value)
-            text += String(repeating: "0", count: max(0, width - number.utf8.count)) + number + separator
+        func digits(_ value: Int, _ width: Int, then separator: UInt8) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            while divisor <= value / 10 { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.append(0x30 + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+            line.append(separator)
         }
-        digits(Int(parts.tm_year) + 1900, 4, then: "-")
-        digits(Int(parts.tm_mon) + 1, 2, then: "-")
-        digits(Int(parts.tm_mday), 2, then: "T")
-        digits(Int(parts.tm_hour), 2, then: ":")
-        digits(Int(parts.tm_min), 2, then: ":")
-        digits(Int(parts.tm_sec), 2, then: ".")
-        digits(millis, 3, then: "Z")
-        return text
+        digits(Int(parts.tm_year) + 1900, 4, then: 0x2D)
+        digits(Int(parts.tm_mon) + 1, 2, then: 0x2D)
+        digits(Int(parts.tm_mday), 2, then: 0x54)
+        digits(Int(parts.tm_hour), 2, then: 0x3A)
+        digits(Int(parts.tm_min), 2, then: 0x3A)
+        digits(Int(parts.tm_sec), 2, then: 0x2E)
+        digits(millis, 3, then: 0x5A)
     }
 }
