@@ -14,6 +14,13 @@ public struct GatewayAnswer: Sendable {
         self.body = body
     }
 
+    /// An answer whose header names are lower-cased already (the reader's).
+    init(status: Int, lowercasedHeaders: [String: String], body: [UInt8]) {
+        self.status = status
+        headers = lowercasedHeaders
+        self.body = body
+    }
+
     /// The value of header `name` (case-insensitive).
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 

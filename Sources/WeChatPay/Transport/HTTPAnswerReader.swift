@@ -29,24 +29,22 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
     /// The answer, and whether the connection may carry another request.
     mutating func read() throws(TransportFailure) -> (GatewayAnswer, reusable: Bool) {
         while true {
+            // Parsed from the buffer's bytes: only names and values become strings.
             let head = try line(limit: Self.maximumHeaderBytes, what: "status line")
-            let parts = head.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let status = Int(parts[1]), (100...599).contains(status) else {
-                throw malformed("not an HTTP answer")
-            }
-            var headers: [String: String] = [:]
-            var headerBytes = head.utf8.count
+            guard let (status, isHTTP11) = Self.statusLine(buffer[head]) else { throw malformed("not an HTTP answer") }
+            var headers: [String: String] = Dictionary(minimumCapacity: 16)
+            var headerBytes = head.count
             while true {
                 let field = try line(limit: Self.maximumHeaderBytes - headerBytes, what: "header block")
-                headerBytes += field.utf8.count + 2
+                headerBytes += field.count + 2
                 if field.isEmpty { break }
-                guard let colon = field.firstIndex(of: ":") else { throw malformed("header field without a colon") }
-                let name = field[..<colon].lowercased()
-                let value = field[field.index(after: colon)...].withoutOptionalWhitespace
+                guard let colon = buffer[field].firstIndex(of: 0x3A) else { throw malformed("header field without a colon") }
+                let name = Self.lowercased(buffer[field.lowerBound..<colon])
+                let value = Self.withoutOptionalWhitespace(buffer[(colon + 1)..<field.upperBound])
                 headers[name] = headers[name].map { $0 + ", " + value } ?? value
             }
             if (100...199).contains(status) { continue }
-            let keepAlive = parts[0] == "HTTP/1.1" ? headers["connection"]?.lowercased() != "close"
+            let keepAlive = isHTTP11 ? headers["connection"]?.lowercased() != "close"
                 : headers["connection"]?.lowercased() == "keep-alive"
             let body: [UInt8]
             var reusable = keepAlive
@@ -66,15 +64,43 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
                 reusable = false
             }
             reusable = reusable && start == buffer.count
-            return (GatewayAnswer(status: status, headers: headers, body: body), reusable)
+            return (GatewayAnswer(status: status, lowercasedHeaders: headers, body: body), reusable)
         }
+    }
+
+    /// The status code of an `HTTP/1.x NNN reason` line, and whether it is HTTP/1.1; nil when it
+    /// is not one.
+    private static func statusLine(_ line: ArraySlice<UInt8>) -> (status: Int, isHTTP11: Bool)? {
+        let version = line.prefix { $0 != 0x20 }
+        guard version.starts(with: "HTTP/1.".utf8), version.endIndex < line.endIndex else { return nil }
+        let code = line[(version.endIndex + 1)...].prefix { $0 != 0x20 }
+        guard code.count == 3, code.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        let status = code.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        guard (100...599).contains(status) else { return nil }
+        return (status, version.elementsEqual("HTTP/1.1".utf8))
+    }
+
+    /// A header name as a string with ASCII letters lower-cased (names are ASCII tokens).
+    private static func lowercased(_ bytes: ArraySlice<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count) { output in
+            for (offset, byte) in bytes.enumerated() { output[offset] = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte }
+            return bytes.count
+        }
+    }
+
+    /// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
+    private static func withoutOptionalWhitespace(_ bytes: ArraySlice<UInt8>) -> String {
+        var bytes = bytes
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private mutating func chunkedBody() throws(TransportFailure) -> [UInt8] {
         var body: [UInt8] = []
         while true {
             let sizeLine = try line(limit: 1024, what: "chunk size")
-            let digits = sizeLine.split(separator: ";", maxSplits: 1).first.map(\.withoutOptionalWhitespace) ?? ""
+            let digits = Self.withoutOptionalWhitespace(buffer[sizeLine].prefix { $0 != 0x3B })
             // Hex digits only: Int(_:radix:) would also take a sign, and a negative size must
             // never reach the reads below.
             guard !digits.isEmpty, digits.count <= 8, digits.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }),
@@ -90,7 +116,7 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
         while true {
             let trailer = try line(limit: Self.maximumHeaderBytes - trailerBytes, what: "trailer")
             if trailer.isEmpty { return body }
-            trailerBytes += trailer.utf8.count + 2
+            trailerBytes += trailer.count + 2
         }
     }
 
@@ -103,8 +129,9 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
         return Array(buffer[start...])
     }
 
-    /// The next CRLF-terminated line (without the CRLF), read within `limit` bytes.
-    private mutating func line(limit: Int, what: String) throws(TransportFailure) -> String {
+    /// Where the next CRLF-terminated line (without the CRLF) is in `buffer`, read within `limit`
+    /// bytes; valid until the next read.
+    private mutating func line(limit: Int, what: String) throws(TransportFailure) -> Range<Int> {
         // How far past `start` the search already went: an offset, because `more()` may move
         // the unread bytes to the front of the buffer.
         var searched = 0
@@ -113,7 +140,7 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
                 // The same limit whether the line came in one read or many.
                 guard end - start <= max(0, limit) else { throw malformed("\(what) too long") }
                 defer { start = end + 2 }
-                return String(decoding: buffer[start..<end], as: UTF8.self)
+                return start..<end
             }
             guard buffer.count - start <= max(0, limit) else { throw malformed("\(what) too long") }
             searched = max(0, buffer.count - 1 - start)
@@ -162,6 +189,45 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
     }
 }
 
+/// An answer read from the bytes a connection delivered so far, by a reader that never waits
+/// (the gateway loop): complete, failed, or not yet decidable.
+enum ReceivedAnswer {
+    /// The answer in `bytes`, or why they are not one; nil while the answer needs more bytes.
+    /// `ended`: the peer closed the stream after them (which completes a body read to the end).
+    static func parse(_ bytes: [UInt8], ended: Bool, host: String,
+                      maximumBodyBytes: Int) -> Result<(answer: GatewayAnswer, reusable: Bool), TransportFailure>? {
+        let source = ReceivedBytes(host: host, bytes: bytes)
+        var reader = HTTPAnswerReader(connection: source, deadline: .infinity, maximumBodyBytes: maximumBodyBytes)
+        let result = Result { () throws(TransportFailure) in try reader.read() }
+        // Whatever the reader made of running out of bytes (the end of a body read to the end,
+        // or an answer cut short) is only known once the stream has ended.
+        if source.starved && !ended { return nil }
+        return result.map { (answer: $0.0, reusable: $0.reusable) }
+    }
+
+    private final class ReceivedBytes: AnswerByteSource {
+        let host: String
+        private var unread: [UInt8]
+        /// The reader asked for more than there was.
+        private(set) var starved = false
+
+        init(host: String, bytes: [UInt8]) {
+            self.host = host
+            unread = bytes
+        }
+
+        func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
+            guard !unread.isEmpty else {
+                starved = true
+                return 0
+            }
+            defer { unread = [] }
+            buffer += unread
+            return unread.count
+        }
+    }
+}
+
 /// Reads answers from bytes in memory, as they would arrive in `chunks` on a connection: what the
 /// answer fuzzer drives, so every read boundary the network could produce is exercised.
 public enum HTTPAnswerReplay {
@@ -200,12 +266,3 @@ public enum HTTPAnswerReplay {
     }
 }
 
-extension Substring {
-    /// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110).
-    fileprivate var withoutOptionalWhitespace: String {
-        var bytes = utf8[...]
-        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes = bytes.dropFirst() }
-        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
-        return String(Substring(bytes))
-    }
-}
