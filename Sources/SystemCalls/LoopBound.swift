@@ -4,13 +4,13 @@ import Glibc
 import Synchronization
 
 /// The thread an event loop runs on, for `LoopBound`'s check.
-final class LoopThread: Sendable {
+public final class LoopThread: Sendable {
     private let id = Mutex<pthread_t?>(nil)
 
     /// Called once, first thing on the loop's thread.
-    func claim() { id.withLock { $0 = pthread_self() } }
+    public func claim() { id.withLock { $0 = pthread_self() } }
 
-    var isCurrent: Bool {
+    public var isCurrent: Bool {
         guard let owner = id.withLock({ $0 }) else { return false }
         return pthread_equal(owner, pthread_self()) != 0
     }
@@ -21,19 +21,19 @@ final class LoopThread: Sendable {
 ///
 /// `@unchecked Sendable`, and the only such type in the HTTP server: every access goes through
 /// `value`, which asserts (in debug builds, where the tests run) that the caller is on the loop's
-/// thread, so the object is never touched by two threads; `HTTPServer` reaches it only inside
+/// thread, so the object is never touched by two threads; its users reach it only inside
 /// work the loop runs (`EventLoop.execute`, `sync`, its callbacks and tick).
-struct LoopBound<Value: AnyObject>: @unchecked Sendable {
-    let thread: LoopThread
+public struct LoopBound<Value: AnyObject>: @unchecked Sendable {
+    public let thread: LoopThread
     private let object: Value
 
-    init(_ object: Value, on thread: LoopThread) {
+    public init(_ object: Value, on thread: LoopThread) {
         self.object = object
         self.thread = thread
     }
 
     /// The object, on the loop's thread only.
-    var value: Value {
+    public var value: Value {
         assert(thread.isCurrent, "\(Value.self) used off its event loop's thread")
         return object
     }

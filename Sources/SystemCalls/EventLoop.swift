@@ -3,7 +3,6 @@ import FoundationEssentials
 import Glibc
 import Dispatch
 import Synchronization
-import SystemCalls
 
 /// One thread running `epoll`: descriptor callbacks, work posted from other threads, and a
 /// periodic tick, all on that thread, the way nginx runs a worker.
@@ -15,7 +14,7 @@ import SystemCalls
 ///
 /// Descriptor callbacks and the tick are loop-thread state (`LoopBound`); `posted` is behind a
 /// `Mutex` because any thread may post.
-final class EventLoop: Sendable {
+public final class EventLoop: Sendable {
     /// What only the loop's thread touches.
     private final class Local {
         /// Indexed by descriptor (a lookup per event without hashing); grown as descriptors are.
@@ -29,10 +28,10 @@ final class EventLoop: Sendable {
     private let epoll: Int32
     private let wake: Int32
     private let posted = Mutex<(work: [@Sendable () -> Void], stopping: Bool)>(([], false))
-    let thread = LoopThread()
+    public let thread = LoopThread()
     private let local: LoopBound<Local>
 
-    init(name: String) {
+    public init(name: String) {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         precondition(epoll >= 0 && wake >= 0, "\(SystemError.last("epoll_create1/eventfd"))")
@@ -43,20 +42,21 @@ final class EventLoop: Sendable {
     }
 
     /// Whether the caller is on the loop thread.
-    var inLoop: Bool { thread.isCurrent }
+    public var inLoop: Bool { thread.isCurrent }
 
-    /// Runs `work` on the loop thread soon. From any thread.
-    func execute(_ work: @escaping @Sendable () -> Void) {
+    /// Runs `work` on the loop thread soon. From any thread; from the loop's own, without a
+    /// wake-up (the loop does not sleep while work is posted).
+    public func execute(_ work: @escaping @Sendable () -> Void) {
         let wasEmpty = posted.withLock { state in
             let empty = state.work.isEmpty
             state.work.append(work)
             return empty
         }
-        if wasEmpty { signal() }
+        if wasEmpty && !inLoop { signal() }
     }
 
     /// Runs `work` on the loop thread and waits for its result (directly when already there).
-    func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) -> T {
+    public func sync<T: Sendable>(_ work: @escaping @Sendable () -> T) -> T {
         if inLoop { return work() }
         let result = SyncResult<T>()
         execute {
@@ -73,7 +73,7 @@ final class EventLoop: Sendable {
     }
 
     /// Stops the thread after the work already posted; closes the epoll descriptors.
-    func stop() {
+    public func stop() {
         posted.withLock { $0.stopping = true }
         signal()
     }
@@ -81,7 +81,7 @@ final class EventLoop: Sendable {
     // MARK: Loop thread only
 
     /// Watches `fd` for `events` (EPOLLIN/EPOLLOUT bits), calling `callback` with what happened.
-    func register(_ fd: Int32, events: UInt32, _ callback: @escaping (UInt32) -> Void) {
+    public func register(_ fd: Int32, events: UInt32, _ callback: @escaping (UInt32) -> Void) {
         let local = local.value
         if Int(fd) >= local.callbacks.count { local.callbacks += Array(repeating: nil, count: max(64, Int(fd) + 1 - local.callbacks.count)) }
         local.callbacks[Int(fd)] = callback
@@ -89,20 +89,20 @@ final class EventLoop: Sendable {
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
     }
 
-    func modify(_ fd: Int32, events: UInt32) {
+    public func modify(_ fd: Int32, events: UInt32) {
         var event = epoll_event(events: events, data: epoll_data_t(fd: fd))
         epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
     }
 
     /// Stops watching `fd` (before it is closed).
-    func unregister(_ fd: Int32) {
+    public func unregister(_ fd: Int32) {
         let local = local.value
         if Int(fd) < local.callbacks.count { local.callbacks[Int(fd)] = nil }
         epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
     }
 
     /// Calls `handler` every `interval` seconds; nil stops the tick.
-    func setTick(_ interval: Double?, _ handler: (() -> Void)?) {
+    public func setTick(_ interval: Double?, _ handler: (() -> Void)?) {
         let local = local.value
         local.tickInterval = interval
         local.tickHandler = handler
@@ -119,7 +119,9 @@ final class EventLoop: Sendable {
         let local = local.value
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         while true {
-            let timeout: Int32 = local.nextTick.isFinite ? Int32(max(0, min(1000, (local.nextTick - MonotonicClock.coarse()) * 1000)).rounded(.up)) : -1
+            let waiting = posted.withLock { !$0.work.isEmpty }
+            let timeout: Int32 = waiting ? 0
+                : local.nextTick.isFinite ? Int32(max(0, min(1000, (local.nextTick - MonotonicClock.coarse()) * 1000)).rounded(.up)) : -1
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             if count < 0 && errno != EINTR { break }
             for index in 0..<max(0, Int(count)) {
