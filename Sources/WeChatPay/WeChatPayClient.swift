@@ -7,9 +7,12 @@ import FoundationEssentials
 /// within 300 s of the local clock, before its body is even parsed. Failures are
 /// `WeChatPayError`s that say whether retrying may help. Safe to use from any thread.
 ///
-/// A call runs whole — sign, send, wait, verify — on one thread of `ExchangeThreads`, which may
-/// block: the completion-handler methods call back from that thread, the async ones resume the
-/// caller when it is done. Swift concurrency's threads never block on the network.
+/// An authinfo call on a kept-alive connection runs on `GatewayLoop`'s thread — signed there,
+/// its answer read and verified as it arrives — when nothing in it can block: no platform
+/// certificate can need downloading (no APIv3 key configured). Every other call runs whole on
+/// one thread of `ExchangeThreads`, which may block. The completion-handler methods call back
+/// from the thread that ended the call, the async ones resume the caller when it is done.
+/// Swift concurrency's threads never block on the network.
 public final class WeChatPayClient: Sendable {
     public static let authInfoPath = "/v3/offlineface/authinfo"
     public static let tokensPath = "/v3/offlinefacemch/tokens"
@@ -44,14 +47,34 @@ public final class WeChatPayClient: Sendable {
     func sharesConnections(with other: WeChatPayClient) -> Bool { transport === other.transport }
 
     /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device, to `completion` on the
-    /// exchange thread that made the call.
+    /// gateway loop's thread or the exchange thread that ended the call.
     public func authinfo(_ request: AuthInfoRequest, completion: @escaping @Sendable (Result<AuthInfo, WeChatPayError>) -> Void) {
-        ExchangeThreads.shared.run { completion(Result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }) }
+        guard configuration.apiV3Key == nil else {
+            return ExchangeThreads.shared.run { completion(Result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }) }
+        }
+        let endpoint = "POST \(Self.authInfoPath)"
+        GatewayLoop.shared.loop.execute {
+            let signed: SignedCall
+            do throws(WeChatPayError) {
+                signed = try self.signedCall(method: "POST", path: Self.authInfoPath, body: request.jsonBody())
+            } catch {
+                return completion(.failure(error))
+            }
+            self.transport.send(signed.request, resign: signed.resign) { sent in
+                completion(Result { () throws(WeChatPayError) in
+                    let answer = try self.judged(sent.get(), endpoint)
+                    return try self.accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
+                })
+            }
+        }
     }
 
     /// `POST /v3/offlineface/authinfo`: a fresh authinfo for one device.
     public func authinfo(_ request: AuthInfoRequest) async throws(WeChatPayError) -> AuthInfo {
-        try await ExchangeThreads.shared.result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<AuthInfo, WeChatPayError>, Never>) in
+            authinfo(request) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
     /// `POST /v3/offlinefacemch/tokens` (scene WEBSESSION): a face-pay signing token for one
@@ -127,12 +150,26 @@ public final class WeChatPayClient: Sendable {
     /// Signs and sends one request, checks the status, and verifies a 2xx answer's signature.
     /// Blocks: exchange threads only.
     private func call(method: String, path: String, body: [UInt8]) throws(WeChatPayError) -> GatewayAnswer {
-        let endpoint = "\(method) \(path)"
         refreshCertificatesIfDue()
+        let signed = try signedCall(method: method, path: path, body: body)
+        return try judged(transport.sendBlocking(signed.request, resign: signed.resign), "\(method) \(path)")
+    }
+
+    /// A signed request, and how to sign it again (a fresh nonce) should it have to be re-sent.
+    private struct SignedCall {
+        let request: SignedRequest
+        let resign: @Sendable () -> SignedRequest?
+    }
+
+    private func signedCall(method: String, path: String, body: [UInt8]) throws(WeChatPayError) -> SignedCall {
         let serial = certificates.newestValidSerial(at: configuration.clock())
-        let answer = try transport.sendBlocking(try sign(method: method, path: path, body: body, serial: serial)) {
-            try? self.sign(method: method, path: path, body: body, serial: serial)
-        }
+        return SignedCall(request: try sign(method: method, path: path, body: body, serial: serial),
+                          resign: { try? self.sign(method: method, path: path, body: body, serial: serial) })
+    }
+
+    /// `answer` when the gateway's own and fresh: a refusal must be signed, a success signed
+    /// within 300 s of the local clock; an error status is thrown as the gateway's error.
+    private func judged(_ answer: GatewayAnswer, _ endpoint: String) throws(WeChatPayError) -> GatewayAnswer {
         try checkRefusalIsSigned(answer, endpoint)
         try checkStatus(answer, endpoint)
         let now = configuration.clock()

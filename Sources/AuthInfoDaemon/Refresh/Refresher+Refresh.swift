@@ -41,10 +41,12 @@ extension Refresher {
         guard let client else { return orphaned(id) }
         startedAt[id] = clock.monotonic()
         sentRawData[id] = digest
-        // The one hop off the queue: the whole call runs on an exchange thread, and its result
-        // comes straight back here.
+        // The call runs on the gateway loop's thread (or an exchange thread, to connect), and its
+        // result is handled on that thread, inside the actor: `queue.sync` runs the block on the
+        // calling thread when the queue is free (and waits its turn when not). So a steady
+        // refresh loop — answer, commit, publish, the next sign — wakes no thread.
         client.authinfo(request) { result in
-            self.onQueue { refresher in
+            self.onQueueSync { refresher in
                 switch result {
                 case .success(let info): refresher.succeeded(id, info)
                 case .failure(let error): refresher.failed(id, error)

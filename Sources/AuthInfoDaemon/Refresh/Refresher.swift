@@ -15,8 +15,9 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
 /// An actor whose executor is the Dispatch queue `queue`: the compiler proves every stored
 /// property is touched only there. The entry points other threads call are `nonisolated` and
 /// hop onto the queue (`onQueue`, `onQueueSync`); `served` is itself thread-safe. Gateway
-/// exchanges run on the client's threads and complete back onto `queue`. One Dispatch timer on
-/// `queue` is armed for the next deadline (a refresh, a retry, a probe or an expiry).
+/// exchanges run on the client's threads and are handled on them, inside the actor
+/// (`queue.sync`). One Dispatch timer on `queue` is armed for the next deadline (a refresh, a
+/// retry, a probe or an expiry).
 actor Refresher {
     private nonisolated let executor = QueueExecutor(label: "authinfod.refresh")
     /// The queue every piece of state lives on, and the timers fire on.

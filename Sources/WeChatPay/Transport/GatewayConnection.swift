@@ -83,22 +83,29 @@ final class GatewayConnection: @unchecked Sendable {
         }
     }
 
+    /// The socket, for an event loop to watch.
+    var descriptor: Int32 { fd }
+
+    /// What a send or receive that does not wait did.
+    enum Progress {
+        /// Moved this many bytes (more than zero).
+        case moved(Int)
+        /// Nothing moves until the socket has these `poll` events (`POLLIN`, `POLLOUT`): TLS may
+        /// need to read to write, or write to read.
+        case blocked(Int16)
+        /// The peer ended the stream (receiving only).
+        case ended
+    }
+
     /// Sends all of `bytes` before `deadline`.
     func write(_ bytes: [UInt8], deadline: Double) throws(TransportFailure) {
         var offset = 0
         while offset < bytes.count {
-            ERR_clear_error()
-            errno = 0
-            let written: Int = bytes.withUnsafeBytes { raw in
-                let start = raw.baseAddress! + offset
-                if let ssl { return Int(SSL_write(ssl, start, Int32(min(raw.count - offset, Int(Int32.max))))) }
-                return send(fd, start, raw.count - offset, Int32(MSG_NOSIGNAL))
+            switch try sendSome(bytes, from: offset) {
+            case .moved(let count): offset += count
+            case .blocked(let events): try Self.wait(fd, events: events, until: deadline, host: host, stage: .exchange)
+            case .ended: throw TransportFailure(.exchange, "connection closed", host: host)
             }
-            if written > 0 {
-                offset += written
-                continue
-            }
-            try waitAfterFailure(written, deadline: deadline, reading: false)
         }
     }
 
@@ -106,39 +113,60 @@ final class GatewayConnection: @unchecked Sendable {
     /// byte count, 0 at the end of the stream.
     func read(into buffer: inout [UInt8], deadline: Double) throws(TransportFailure) -> Int {
         while true {
-            ERR_clear_error()
-            errno = 0
-            let count: Int = chunk.withUnsafeMutableBytes { raw in
-                if let ssl { return Int(SSL_read(ssl, raw.baseAddress, Int32(raw.count))) }
-                return recv(fd, raw.baseAddress, raw.count, 0)
+            switch try receiveSome(into: &buffer) {
+            case .moved(let count): return count
+            case .ended: return 0
+            case .blocked(let events): try Self.wait(fd, events: events, until: deadline, host: host, stage: .exchange)
             }
-            if count > 0 {
-                buffer += chunk[0..<count]
-                return count
-            }
-            if count == 0 && ssl == nil { return 0 }
-            if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_ZERO_RETURN { return 0 }
-            if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_SYSCALL, errno == 0 { return 0 }
-            try waitAfterFailure(count, deadline: deadline, reading: true)
         }
     }
 
-    /// After a read or write that moved nothing: waits for the socket when it would block,
-    /// otherwise throws what went wrong.
-    private func waitAfterFailure(_ result: Int, deadline: Double, reading: Bool) throws(TransportFailure) {
+    /// Sends what the socket takes now of `bytes[offset...]`, without waiting. With TLS, a
+    /// blocked send must be repeated with the same bytes.
+    func sendSome(_ bytes: [UInt8], from offset: Int) throws(TransportFailure) -> Progress {
+        ERR_clear_error()
+        errno = 0
+        let written: Int = bytes.withUnsafeBytes { raw in
+            let start = raw.baseAddress! + offset
+            if let ssl { return Int(SSL_write(ssl, start, Int32(min(raw.count - offset, Int(Int32.max))))) }
+            return send(fd, start, raw.count - offset, Int32(MSG_NOSIGNAL))
+        }
+        if written > 0 { return .moved(written) }
+        return try blocked(after: written, reading: false)
+    }
+
+    /// Appends to `buffer` what has arrived, without waiting.
+    func receiveSome(into buffer: inout [UInt8]) throws(TransportFailure) -> Progress {
+        ERR_clear_error()
+        errno = 0
+        let count: Int = chunk.withUnsafeMutableBytes { raw in
+            if let ssl { return Int(SSL_read(ssl, raw.baseAddress, Int32(raw.count))) }
+            return recv(fd, raw.baseAddress, raw.count, 0)
+        }
+        if count > 0 {
+            buffer += chunk[0..<count]
+            return .moved(count)
+        }
+        if count == 0 && ssl == nil { return .ended }
+        if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_ZERO_RETURN { return .ended }
+        if let ssl, SSL_get_error(ssl, Int32(count)) == SSL_ERROR_SYSCALL, errno == 0 { return .ended }
+        return try blocked(after: count, reading: true)
+    }
+
+    /// After a read or write that moved nothing: what the socket must become ready for when it
+    /// would block, otherwise what went wrong.
+    private func blocked(after result: Int, reading: Bool) throws(TransportFailure) -> Progress {
         if let ssl {
             switch SSL_get_error(ssl, Int32(result)) {
-            case SSL_ERROR_WANT_READ: return try Self.wait(fd, events: Int16(POLLIN), until: deadline, host: host, stage: .exchange)
-            case SSL_ERROR_WANT_WRITE: return try Self.wait(fd, events: Int16(POLLOUT), until: deadline, host: host, stage: .exchange)
+            case SSL_ERROR_WANT_READ: return .blocked(Int16(POLLIN))
+            case SSL_ERROR_WANT_WRITE: return .blocked(Int16(POLLOUT))
             case SSL_ERROR_SYSCALL where errno != 0:
                 throw TransportFailure(.exchange, "connection failed: \(SystemError.last("recv").reason)", host: host)
             default:
                 throw TransportFailure(.exchange, "TLS failed: \(drainErrorQueue() ?? "connection closed")", host: host)
             }
         }
-        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR {
-            return try Self.wait(fd, events: Int16(reading ? POLLIN : POLLOUT), until: deadline, host: host, stage: .exchange)
-        }
+        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return .blocked(Int16(reading ? POLLIN : POLLOUT)) }
         throw TransportFailure(.exchange, "connection failed: \(SystemError.last("send").reason)", host: host)
     }
 

@@ -19,13 +19,18 @@ struct SignedRequest: Sendable {
 /// when the primary cannot be connected to. (URLSession on Linux cost about a millisecond of CPU
 /// and kept a few hundred bytes per request; a daemon refreshing thousands of devices cannot.)
 ///
-/// Each exchange blocks the thread it runs on: one of `ExchangeThreads` (reused, never shared by
-/// two exchanges at once), never a Swift concurrency thread.
+/// `send` runs an exchange on an idle kept-alive connection without blocking, on `GatewayLoop`;
+/// everything else (connecting, the TLS handshake, failover) blocks the thread it runs on: one of
+/// `ExchangeThreads` (reused, never shared by two exchanges at once), never a Swift concurrency
+/// thread.
 final class HTTPTransport: Sendable {
     /// Answers larger than this are refused as malformed (the face-pay answers are a few KiB).
     static let maximumAnswerBytes = 1 << 20
     private let baseURL: URL
     private let backupBaseURL: URL?
+    /// Where they point (parsed once; a URL that is not http(s) fails here, at send time).
+    private let primary: Result<Target, TransportFailure>
+    private let backup: Result<Target, TransportFailure>?
     private let timeout: TimeInterval
     private let trustedCertificatesFile: String?
     /// What that file held when the TLS context was made from it (a reload compares).
@@ -42,6 +47,8 @@ final class HTTPTransport: Sendable {
     init(_ configuration: ClientConfiguration) {
         baseURL = configuration.baseURL
         backupBaseURL = configuration.backupBaseURL
+        primary = Result { () throws(TransportFailure) in try Target(configuration.baseURL) }
+        backup = configuration.backupBaseURL.map { url in Result { () throws(TransportFailure) in try Target(url) } }
         timeout = configuration.timeout
         keepAliveSeconds = configuration.keepAliveSeconds
         let trustedCertificatesFile = configuration.trustedCertificatesFile
@@ -75,19 +82,22 @@ final class HTTPTransport: Sendable {
     /// case where a request may be sent twice: a kept-alive connection that fails before any
     /// answer byte, whose server may have read the request. Without it, that failure is thrown.
     /// Blocks until the answer or the failure: exchange threads only.
-    func sendBlocking(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil) throws(WeChatPayError) -> GatewayAnswer {
-        let start = MonotonicClock.now()
+    /// `startedAt` (monotonic) is when the call began, when an attempt on the gateway loop came
+    /// first; `reusingIdle: false` goes straight to a new connection to the primary.
+    func sendBlocking(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)? = nil,
+                      startedAt: Double = MonotonicClock.now(), reusingIdle: Bool = true) throws(WeChatPayError) -> GatewayAnswer {
+        let start = startedAt
         let deadline = start + timeout
         do {
-            return try exchange(request, with: baseURL, deadline: deadline,
-                                connectDeadline: backupBaseURL == nil ? deadline : start + timeout / 2, resign: resign)
+            return try exchange(request, to: primary.get(), deadline: deadline,
+                                connectDeadline: backup == nil ? deadline : start + timeout / 2, reusingIdle: reusingIdle, resign: resign)
         } catch let error where error.isConnectionFailure {
-            guard let backupBaseURL else { throw error.wrapped(request) }
+            guard let backup else { throw error.wrapped(request) }
             // The primary may have read the request before the connect that failed (a re-send
             // after a kept-alive connection broke): the backup gets it signed afresh.
             let again = resign?() ?? request
             do {
-                return try exchange(again, with: backupBaseURL, deadline: deadline, connectDeadline: deadline, resign: resign)
+                return try exchange(again, to: backup.get(), deadline: deadline, connectDeadline: deadline, reusingIdle: true, resign: resign)
             } catch let backupError {
                 throw WeChatPayError(
                     kind: backupError.kind.failedOver(primary: error.reason),
@@ -98,16 +108,57 @@ final class HTTPTransport: Sendable {
         }
     }
 
+    /// Sends `request` as `sendBlocking` does, to `completion` (on the thread that ends it):
+    /// on an idle kept-alive connection to the primary through the gateway loop, without holding
+    /// a thread while the gateway answers; without one, or when that connection fails before
+    /// answering, on an exchange thread (blocking: connect, TLS, failover). Loop thread only.
+    func send(_ request: SignedRequest, resign: (@Sendable () -> SignedRequest?)?,
+              completion: @escaping @Sendable (Result<GatewayAnswer, WeChatPayError>) -> Void) {
+        let start = MonotonicClock.now()
+        guard case .success(let target) = primary, let idle = takeIdle(target, now: start) else {
+            return ExchangeThreads.shared.run {
+                completion(Result { () throws(WeChatPayError) in try self.sendBlocking(request, resign: resign, startedAt: start) })
+            }
+        }
+        GatewayLoop.shared.exchange(target.requestBytes(request), on: idle, deadline: start + timeout, maximumBodyBytes: Self.maximumAnswerBytes) { outcome in
+            switch outcome {
+            case .answer(let answer, let reusable):
+                if reusable {
+                    idle.idleSince = MonotonicClock.now()
+                    self.pool.put(idle, key: target.key)
+                }
+                completion(.success(answer))
+            case .failure(let failure) where failure.stage == .exchange && !failure.answerBegan:
+                // As on the blocking path: usually the server had closed the idle connection,
+                // but it may have read the request: sent again, freshly signed, on a new one.
+                guard let again = resign?() else { return completion(.failure(failure.wrapped(request))) }
+                ExchangeThreads.shared.run {
+                    completion(Result { () throws(WeChatPayError) in
+                        try self.sendBlocking(again, resign: resign, startedAt: start, reusingIdle: false)
+                    })
+                }
+            case .failure(let failure):
+                completion(.failure(failure.wrapped(request)))
+            }
+        }
+    }
+
+    /// An idle connection to `target` kept alive for less than `keepAliveSeconds` (older ones
+    /// are closed on the way).
+    private func takeIdle(_ target: Target, now: Double) -> GatewayConnection? {
+        while let idle = pool.take(target.key) {
+            if now - idle.idleSince < keepAliveSeconds { return idle }
+        }
+        return nil
+    }
+
     /// One blocking exchange: on an idle keep-alive connection when there is one (retried once,
     /// freshly signed, on a new connection if it failed before answering), otherwise on a new one,
     /// which must be connected by `connectDeadline`.
-    private func exchange(_ request: SignedRequest, with base: URL, deadline: Double, connectDeadline: Double,
+    private func exchange(_ request: SignedRequest, to target: Target, deadline: Double, connectDeadline: Double, reusingIdle: Bool,
                           resign: (@Sendable () -> SignedRequest?)?) throws(TransportFailure) -> GatewayAnswer {
-        let target = try Target(base)
         var bytes = target.requestBytes(request)
-        let now = MonotonicClock.now()
-        while let idle = pool.take(target.key) {
-            guard now - idle.idleSince < keepAliveSeconds else { continue }
+        if reusingIdle, let idle = takeIdle(target, now: MonotonicClock.now()) {
             do {
                 return try exchange(bytes, on: idle, target: target, deadline: deadline)
             } catch let failure where failure.stage == .exchange && !failure.answerBegan {
@@ -116,7 +167,6 @@ final class HTTPTransport: Sendable {
                 // send the same signed bytes twice.
                 guard let again = resign?() else { throw failure }
                 bytes = target.requestBytes(again)
-                break
             }
         }
         let connection = try GatewayConnection(host: target.host, port: target.port, tls: target.secure ? try tlsContext(target) : nil,
@@ -145,7 +195,7 @@ final class HTTPTransport: Sendable {
     }
 
     /// Where a base URL points, and the bytes of a request to it.
-    struct Target {
+    struct Target: Sendable {
         let secure: Bool
         let host: String
         let port: UInt16
