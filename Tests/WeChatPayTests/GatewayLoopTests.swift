@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import WeChatPay
+@testable import WeChatPay
 import WeChatPaySimulator
 
 /// Calls on kept-alive connections run on the gateway loop's thread, many at once, with the
@@ -90,5 +90,88 @@ import WeChatPaySimulator
         // Calls found no idle connection only while others were out; never one per call.
         #expect(WeChatPayClient.connectionsOpened - before < 48)
         #expect(gateway.simulator.requests().count == 49)
+    }
+}
+
+/// The transport under a gateway that misbehaves on a kept-alive connection.
+@Suite struct HostileKeptAliveGatewayTests {
+    static let ok = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8)
+
+    static func transport(_ server: KeptAliveRawServer, timeout: Double = 5) -> HTTPTransport {
+        var configuration = ClientConfiguration(
+            signer: RequestSigner(mchid: GatewayFixture.mchid, serialNumber: GatewayFixture.serial, privateKey: Fixtures.merchantKey),
+            publicKey: WeChatPayPublicKey(id: "PUB_KEY_ID_0000000000000000000000000000000000", key: try! Fixtures.merchantKey.publicKey()),
+            apiV3Key: nil, baseURL: server.url)
+        configuration.timeout = timeout
+        return HTTPTransport(configuration)
+    }
+
+    static let request = SignedRequest(method: "POST", pathAndQuery: "/v3/offlineface/authinfo", headers: ["Accept": "application/json"],
+                                       body: Array("{}".utf8))
+
+    /// `transport.send` on the gateway loop, as the client calls it.
+    static func send(_ transport: HTTPTransport) async -> Result<GatewayAnswer, WeChatPayError> {
+        await withCheckedContinuation { continuation in
+            GatewayLoop.shared.loop.execute {
+                transport.send(request, resign: { request }) { continuation.resume(returning: $0) }
+            }
+        }
+    }
+
+    @Test func bytesAfterAnAnswerKeepItsConnectionOutOfThePool() async throws {
+        // Every answer carries the start of a second one: the next request on that connection
+        // would take it for its own answer.
+        let server = KeptAliveRawServer { _ in .bytes(Self.ok + Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nxx".utf8)) }
+        let transport = Self.transport(server)
+        let before = HTTPTransport.connectionsOpened.load(ordering: .relaxed)
+        for _ in 0..<3 {
+            let answer = try await Self.send(transport).get()
+            #expect(answer.body == Array("ok".utf8))
+        }
+        #expect(HTTPTransport.connectionsOpened.load(ordering: .relaxed) - before >= 3)
+    }
+
+    @Test func anEndlessRunOfInterimAnswersIsRefusedAndTheLoopGoesOn() async throws {
+        // The first answer is normal (its connection is kept); the second request gets
+        // "100 Continue" without end.
+        let server = KeptAliveRawServer { index in
+            index == 0 ? .bytes(Self.ok) : .flood(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), limit: 64 << 20)
+        }
+        let transport = Self.transport(server)
+        _ = try await Self.send(transport).get()
+        let healthy = KeptAliveRawServer { _ in .bytes(Self.ok) }
+        let other = Self.transport(healthy)
+        _ = try await Self.send(other).get()
+
+        async let flooded = Self.send(transport)
+        // Meanwhile the loop serves other calls.
+        for _ in 0..<5 { #expect(try await Self.send(other).get().body == Array("ok".utf8)) }
+        guard case .failure(let error) = await flooded else {
+            Issue.record("an endless run of 100 Continue was taken for an answer")
+            return
+        }
+        #expect(error.message.contains("too long"), "\(error.message)")
+        #expect(server.written < 8 << 20)
+    }
+
+    @Test func aGatewayThatNeverStopsSendingIsCutOffBeforeTheMemoryGoes() async throws {
+        // A chunked body of one-byte chunks, each with a long extension: little body, many bytes.
+        let chunk = Array("1;\(String(repeating: "x", count: 900))\r\na\r\n".utf8)
+        let server = KeptAliveRawServer { index in
+            index == 0 ? .bytes(Self.ok)
+                : .flood(prefix: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8), Array(repeating: chunk, count: 64).flatMap { $0 },
+                         limit: 256 << 20)
+        }
+        let transport = Self.transport(server, timeout: 30)
+        _ = try await Self.send(transport).get()
+        let start = Date()
+        guard case .failure(let error) = await Self.send(transport) else {
+            Issue.record("an endless chunked answer was accepted")
+            return
+        }
+        #expect(error.message.contains("incomplete") || error.message.contains("larger"), "\(error.message)")
+        // Cut off at the size limit, long before the 30 s timeout.
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(server.written < 64 << 20)
     }
 }

@@ -86,6 +86,17 @@ final class GatewayConnection: @unchecked Sendable {
     /// The socket, for an event loop to watch.
     var descriptor: Int32 { fd }
 
+    /// Whether anything is waiting beyond the answer just read (bytes decrypted by TLS and not
+    /// yet read, or on a plain socket: bytes, the end of the stream, an error). Such a
+    /// connection is not reused: the next exchange would take those bytes for its answer.
+    var hasUnreadBytes: Bool {
+        if let ssl { return SSL_pending(ssl) > 0 }
+        var byte: UInt8 = 0
+        errno = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+
     /// What a send or receive that does not wait did.
     enum Progress {
         /// Moved this many bytes (more than zero).

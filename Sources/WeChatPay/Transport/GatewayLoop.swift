@@ -22,6 +22,10 @@ final class GatewayLoop: Sendable {
     /// ends at most this late.
     static let deadlineCheckSeconds = 0.05
 
+    /// Bytes one exchange reads before the loop turns to the others (and its deadline is
+    /// checked): a gateway that streams without end holds the loop no longer than this.
+    static let bytesPerTurn = 64 * 1024
+
     let loop = EventLoop(name: "gw-loop")
     private let flights: LoopBound<Flights>
 
@@ -79,12 +83,22 @@ final class GatewayLoop: Sendable {
                 case .ended: throw TransportFailure(.exchange, "connection closed", host: connection.host)
                 }
             }
+            var readThisTurn = 0
             while true {
                 switch try connection.receiveSome(into: &flight.received) {
-                case .moved:
+                case .moved(let count):
                     if let answer = ReceivedAnswer.parse(flight.received, ended: false, host: connection.host, maximumBodyBytes: flight.maximumBodyBytes) {
                         return finish(flight, answer)
                     }
+                    guard flight.received.count <= ReceivedAnswer.maximumBytes(body: flight.maximumBodyBytes) else {
+                        var failure = TransportFailure(.oversized, "answer still incomplete after \(flight.received.count) bytes (a body is at most \(flight.maximumBodyBytes))",
+                                                       host: connection.host)
+                        failure.answerBegan = true
+                        throw failure
+                    }
+                    readThisTurn += count
+                    // Level-triggered: a socket with more to read calls back on the next turn.
+                    if readThisTurn >= Self.bytesPerTurn { return watch(flight, for: Int16(POLLIN)) }
                 case .blocked(let events): return watch(flight, for: events)
                 case .ended:
                     return finish(flight, ReceivedAnswer.parse(flight.received, ended: true, host: connection.host, maximumBodyBytes: flight.maximumBodyBytes)!)
@@ -129,10 +143,13 @@ final class GatewayLoop: Sendable {
         flight.events = wanted
     }
 
-    /// Ends every exchange past its deadline.
+    /// Ends every exchange past its deadline, after reading what has arrived for it (the loop
+    /// may have been busy while its answer came).
     private func expire() {
         let now = MonotonicClock.now()
         for flight in flights.value.byDescriptor.values where flight.deadline <= now {
+            advance(flight)
+            guard flights.value.byDescriptor[flight.connection.descriptor] === flight else { continue }
             var failure = TransportFailure(.timeout, "timed out", host: flight.connection.host)
             failure.answerBegan = !flight.received.isEmpty
             finish(flight, .failure(failure))

@@ -28,12 +28,14 @@ struct HTTPAnswerReader<Source: AnswerByteSource> {
 
     /// The answer, and whether the connection may carry another request.
     mutating func read() throws(TransportFailure) -> (GatewayAnswer, reusable: Bool) {
+        // Counted over interim (1xx) answers too: an endless stream of them is refused.
+        var headerBytes = 0
         while true {
             // Parsed from the buffer's bytes: only names and values become strings.
-            let head = try line(limit: Self.maximumHeaderBytes, what: "status line")
+            let head = try line(limit: Self.maximumHeaderBytes - headerBytes, what: "status line")
             guard let (status, isHTTP11) = Self.statusLine(buffer[head]) else { throw malformed("not an HTTP answer") }
             var headers: [String: String] = Dictionary(minimumCapacity: 16)
-            var headerBytes = head.count
+            headerBytes += head.count + 2
             while true {
                 let field = try line(limit: Self.maximumHeaderBytes - headerBytes, what: "header block")
                 headerBytes += field.count + 2
@@ -205,6 +207,13 @@ enum ReceivedAnswer {
         return result.map { (answer: $0.0, reusable: $0.reusable) }
     }
 
+    /// The most bytes an answer whose body is at most `maximumBodyBytes` may take on the wire:
+    /// a full header block and twice the body, for a chunked body's framing. More is refused
+    /// before the answer is even complete.
+    static func maximumBytes(body maximumBodyBytes: Int) -> Int {
+        HTTPAnswerReader<ReceivedBytes>.maximumHeaderBytes + 2 * maximumBodyBytes
+    }
+
     private final class ReceivedBytes: AnswerByteSource {
         let host: String
         private var unread: [UInt8]
@@ -222,7 +231,8 @@ enum ReceivedAnswer {
                 return 0
             }
             defer { unread = [] }
-            buffer += unread
+            // The reader's buffer starts empty: it takes these bytes without a copy.
+            if buffer.isEmpty { buffer = unread } else { buffer += unread }
             return unread.count
         }
     }

@@ -123,7 +123,7 @@ final class HTTPTransport: Sendable {
         GatewayLoop.shared.exchange(target.requestBytes(request), on: idle, deadline: start + timeout, maximumBodyBytes: Self.maximumAnswerBytes) { outcome in
             switch outcome {
             case .answer(let answer, let reusable):
-                if reusable {
+                if reusable && !idle.hasUnreadBytes {
                     idle.idleSince = MonotonicClock.now()
                     self.pool.put(idle, key: target.key)
                 }
@@ -179,7 +179,7 @@ final class HTTPTransport: Sendable {
         try connection.write(bytes, deadline: deadline)
         var reader = HTTPAnswerReader(connection: connection, deadline: deadline, maximumBodyBytes: Self.maximumAnswerBytes)
         let (answer, reusable) = try reader.read()
-        if reusable {
+        if reusable && !connection.hasUnreadBytes {
             connection.idleSince = MonotonicClock.now()
             pool.put(connection, key: target.key)
         }
