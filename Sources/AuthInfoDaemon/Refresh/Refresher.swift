@@ -16,8 +16,9 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
 /// property is touched only there. The entry points other threads call are `nonisolated` and
 /// hop onto the queue (`onQueue`, `onQueueSync`); `served` is itself thread-safe. Gateway
 /// exchanges run on the client's threads and are handled on them, inside the actor
-/// (`queue.sync`). One Dispatch timer on `queue` is armed for the next deadline (a refresh, a
-/// retry, a probe or an expiry).
+/// (`queue.sync`). So code on `queue` must never wait for the gateway loop or an exchange
+/// thread (it only posts work to them): that thread may be waiting for `queue`. One Dispatch
+/// timer on `queue` is armed for the next deadline (a refresh, a retry, a probe or an expiry).
 actor Refresher {
     private nonisolated let executor = QueueExecutor(label: "authinfod.refresh")
     /// The queue every piece of state lives on, and the timers fire on.
