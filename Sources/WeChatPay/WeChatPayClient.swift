@@ -52,7 +52,6 @@ public final class WeChatPayClient: Sendable {
         guard configuration.apiV3Key == nil else {
             return ExchangeThreads.shared.run { completion(Result { () throws(WeChatPayError) in try self.authinfoBlocking(request) }) }
         }
-        let endpoint = "POST \(Self.authInfoPath)"
         GatewayLoop.shared.loop.execute {
             let signed: SignedCall
             do throws(WeChatPayError) {
@@ -61,10 +60,7 @@ public final class WeChatPayClient: Sendable {
                 return completion(.failure(error))
             }
             self.transport.send(signed.request, resign: signed.resign) { sent in
-                completion(Result { () throws(WeChatPayError) in
-                    let answer = try self.judged(sent.get(), endpoint)
-                    return try self.accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
-                })
+                completion(Result { () throws(WeChatPayError) in try self.authInfo(in: self.judged(sent.get(), "POST \(Self.authInfoPath)")) })
             }
         }
     }
@@ -100,9 +96,12 @@ public final class WeChatPayClient: Sendable {
     }
 
     private func authinfoBlocking(_ request: AuthInfoRequest) throws(WeChatPayError) -> AuthInfo {
-        let endpoint = "POST \(Self.authInfoPath)"
-        let answer = try call(method: "POST", path: Self.authInfoPath, body: request.jsonBody())
-        return try accepted(answer, endpoint) { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
+        try authInfo(in: call(method: "POST", path: Self.authInfoPath, body: request.jsonBody()))
+    }
+
+    /// The authinfo a verified authinfo answer carries.
+    private func authInfo(in answer: GatewayAnswer) throws(WeChatPayError) -> AuthInfo {
+        try accepted(answer, "POST \(Self.authInfoPath)") { answer throws(WeChatPayAnswerProblem) in try answer.authInfo() }
     }
 
     private func tokenBlocking(outUserID: String, organizationID: String) throws(WeChatPayError) -> String {

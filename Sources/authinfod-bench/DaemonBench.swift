@@ -211,6 +211,12 @@ enum DaemonBench {
     /// Runs a reference client to its end and returns the numbers it printed; `failure` (with
     /// the end of its standard error) when it exits non-zero.
     static func runReference(_ executable: String, _ arguments: [String], failure: String) throws -> [Double] {
+        try output(of: executable, arguments, failure: failure).split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+    }
+
+    /// Runs a program to its end and returns what it printed; `failure` (with the end of its
+    /// standard error) when it exits non-zero.
+    static func output(of executable: String, _ arguments: [String], failure: String) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -222,7 +228,7 @@ enum DaemonBench {
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw BenchFailure(description: "\(failure): \(errors.suffix(400))") }
-        return text.split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+        return text
     }
 
     /// `/dev/shm/{prefix}-{pid}` where there is a /dev/shm (tmpfs, as /run is in production),

@@ -78,17 +78,9 @@ func opensslSpeed(_ line: String?) -> (sign: Double, verify: Double)? {
 /// One RSA-2048 sign by `openssl speed -seconds 2 rsa2048`, run now: the reference a CPU figure
 /// is held against, measured in the same minutes as the figure.
 func opensslSignNow() throws -> Double {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["openssl", "speed", "-seconds", "2", "rsa2048"]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let speed = opensslSpeed(text.split(separator: "\n").last { $0.hasPrefix("rsa 2048") }.map(String.init)) else {
-        throw DaemonBench.BenchFailure(description: "openssl speed rsa2048 failed or printed no result line")
+    let text = try DaemonBench.output(of: "/usr/bin/env", ["openssl", "speed", "-seconds", "2", "rsa2048"], failure: "openssl speed rsa2048 failed")
+    guard let speed = opensslSpeed(text.split(separator: "\n").last { $0.hasPrefix("rsa 2048") }.map(String.init)) else {
+        throw DaemonBench.BenchFailure(description: "openssl speed rsa2048 printed no result line")
     }
     return speed.sign
 }

@@ -72,20 +72,22 @@ final class KeptAliveRawServer: Sendable {
         }
     }
 
-    private static func requestLength(_ bytes: [UInt8]) -> Int? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let end = text.range(of: "\r\n\r\n") else { return nil }
-        let length = text[..<end.lowerBound].split(separator: "\r\n")
-            .first { $0.lowercased().hasPrefix("content-length:") }
-            .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
-        let total = text.utf8.distance(from: text.startIndex, to: end.upperBound) + length
-        return total <= bytes.count ? total : nil
-    }
-
     deinit {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }
 
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+}
+
+/// The length of the HTTP request at the start of `bytes` (header block and Content-Length
+/// body), or nil while it is incomplete.
+func requestLength(_ bytes: [UInt8]) -> Int? {
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let end = text.range(of: "\r\n\r\n") else { return nil }
+    let length = text[..<end.lowerBound].split(separator: "\r\n")
+        .first { $0.lowercased().hasPrefix("content-length:") }
+        .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
+    let total = text.utf8.distance(from: text.startIndex, to: end.upperBound) + length
+    return total <= bytes.count ? total : nil
 }

@@ -20,16 +20,10 @@ final class RawGateway: Sendable {
                 // Take the whole request (headers, then Content-Length bytes), then answer.
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 var request: [UInt8] = []
-                while true {
+                while requestLength(request) == nil {
                     let count = recv(client, &buffer, buffer.count, 0)
                     if count <= 0 { break }
                     request += buffer[0..<count]
-                    let text = String(decoding: request, as: UTF8.self)
-                    guard let end = text.range(of: "\r\n\r\n") else { continue }
-                    let length = text[..<end.lowerBound].split(separator: "\r\n")
-                        .first { $0.lowercased().hasPrefix("content-length:") }
-                        .flatMap { Int($0.dropFirst(15).trimmingCharacters(in: .whitespaces)) } ?? 0
-                    if text.utf8.distance(from: text.startIndex, to: end.upperBound) + length <= request.count { break }
                 }
                 _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 close(client)

@@ -138,6 +138,8 @@ public final class Logger: Sendable {
         gmtime_r(&time, &parts)
         let millis = Int((seconds - seconds.rounded(.down)) * 1000)
         func digits(_ value: Int, _ width: Int, then separator: UInt8) {
+            // A clock before year 0 is nonsense, not a reason to trap in the logger.
+            let value = max(0, value)
             var divisor = 1
             for _ in 1..<width { divisor *= 10 }
             while divisor <= value / 10 { divisor *= 10 }
