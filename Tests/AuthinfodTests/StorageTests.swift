@@ -226,6 +226,46 @@ import WeChatPay
         }
     }
 
+    @Test func aHeldFolderLinksFreeNamesWholeAndRenamesOverTakenOnesWithMode0640() throws {
+        let directory = try TemporaryDirectory()
+        for mask: mode_t in [0o077, 0o022] {
+            let previous = umask(mask)
+            defer { umask(previous) }
+            let publisher = Publisher(directory: directory.file("devices-\(mask)"))
+            try publisher.prepare()
+            try directory.write("devices-\(mask)/taken.json", "old")
+            let folder = try publisher.openFolder()
+            #expect(try publisher.publish("free", Array("{\"v\":1}".utf8), present: [], in: folder))
+            let linked = folder.linksUnnamed.load(ordering: .relaxed)
+            #expect(linked, "ext4 and tmpfs link unnamed files (O_TMPFILE)")
+            // Listed as free, but taken since: linking is refused, the rename replaces it.
+            #expect(try publisher.publish("taken", Array("{\"v\":2}".utf8), present: [], in: folder))
+            #expect(try publisher.publish("listed", Array("{\"v\":3}".utf8), present: ["listed.json"], in: folder))
+            folder.linksUnnamed.store(false, ordering: .relaxed)
+            #expect(try publisher.publish("renamed", Array("{\"v\":4}".utf8), present: [], in: folder))
+            #expect(publisher.read("free") == Array("{\"v\":1}".utf8) && publisher.read("taken", in: folder) == Array("{\"v\":2}".utf8))
+            #expect(publisher.read("listed") == Array("{\"v\":3}".utf8) && publisher.read("renamed") == Array("{\"v\":4}".utf8))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: publisher.directory).sorted()
+                    == ["free.json", "listed.json", "renamed.json", "taken.json"], "no temporary file left")
+            for id in ["free", "taken", "listed", "renamed"] {
+                var status = stat()
+                stat(publisher.path(of: id), &status)
+                #expect(status.st_mode & 0o777 == 0o640, "\(id), umask \(String(mask, radix: 8)): mode \(String(status.st_mode & 0o777, radix: 8))")
+            }
+        }
+        // The folder removed while held: the write fails, naming the file, rather than vanishing.
+        let publisher = Publisher(directory: directory.file("gone"))
+        try publisher.prepare()
+        let folder = try publisher.openFolder()
+        try FileManager.default.removeItem(atPath: publisher.directory)
+        do {
+            _ = try publisher.publish("a", Array("{}".utf8), present: [], in: folder)
+            Issue.record("a write into a removed folder succeeded")
+        } catch {
+            #expect(error.description.contains(publisher.directory + "/"), "\(error)")
+        }
+    }
+
     @Test func republishingWritesWhatIsMissingOrDifferentFromManyThreadsAndStopsAtTheFirstFailure() throws {
         let directory = try TemporaryDirectory()
         let publisher = Publisher(directory: directory.file("devices"))
@@ -238,7 +278,7 @@ import WeChatPay
         try directory.write("devices/old.json", text(document("old", "v0")))
         let (present, removed) = try publisher.clearLeftovers { _ in true }
         #expect(present == ["same.json", "old.json"] && removed == 0)
-        let republisher = Republisher(publisher, present: present)
+        let republisher = try Republisher(publisher, present: present)
         let documents = (0..<2000).map { (id: "dev-\($0)", document: document("dev-\($0)", "n\($0)")) }
             + [(id: "same", document: document("same", "v1")), (id: "old", document: document("old", "v1"))]
         for start in stride(from: 0, to: documents.count, by: 100) {
@@ -251,7 +291,7 @@ import WeChatPay
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("devices")).count == documents.count, "no temporary file left")
 
         // A file that appeared after the listing is replaced all the same.
-        let stale = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
+        let stale = try Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
         try directory.write("devices/late.json", text(document("late", "v0")))
         stale.add([(id: "late", document: document("late", "v2"))])
         #expect(stale.finish().written == 1)
@@ -260,7 +300,7 @@ import WeChatPay
         // A device whose name is taken by a folder cannot be written: that is reported, and the
         // batches after it are skipped rather than failing one by one.
         try FileManager.default.createDirectory(atPath: directory.file("devices/blocked.json/inside"), withIntermediateDirectories: true)
-        let failing = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
+        let failing = try Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
         failing.add([(id: "blocked", document: document("blocked", "v"))])
         _ = failing.finish()
         failing.add([(id: "after", document: document("after", "v"))])

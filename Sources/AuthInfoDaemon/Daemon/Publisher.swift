@@ -3,6 +3,7 @@ import WeChatPay
 import Glibc
 import Synchronization
 import SystemCalls
+import CLinux
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
 /// atomically: a temporary file in the same folder, then `rename`, so a reader never sees a
@@ -38,30 +39,98 @@ final class Publisher: Sendable {
         }
     }
 
-    /// Atomically replaces the device's file with `bytes`.
-    func write(_ deviceID: String, _ bytes: [UInt8]) throws(Failure) {
-        let target = path(of: deviceID)
+    /// The publish folder held open while the start's republish writes many files at once.
+    /// Names resolve against it rather than the whole path, and a file whose name is free is
+    /// made unnamed (`O_TMPFILE`) and linked in whole: one change to the folder instead of two
+    /// (create, then rename), which is most of what 100,000 files cost the kernel at start.
+    /// Refresh-time writes keep using paths, so a folder recreated while running is followed.
+    final class Folder: Sendable {
+        let descriptor: Int32
+        /// Whether unnamed files work here: the filesystem has `O_TMPFILE` and the kernel lets an
+        /// unprivileged process link one by its descriptor (Linux 6.10 and later; before, that
+        /// needs CAP_DAC_READ_SEARCH). Cleared at the first refusal; writes then take the
+        /// temporary name and rename.
+        let linksUnnamed = Atomic<Bool>(true)
+
+        fileprivate init(descriptor: Int32) {
+            self.descriptor = descriptor
+        }
+
+        deinit { close(descriptor) }
+    }
+
+    /// Opens the folder (made by `prepare`) for `publish(_:_:present:in:)`.
+    func openFolder() throws(Failure) -> Folder {
+        do {
+            return Folder(descriptor: try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY).take())
+        } catch {
+            throw Failure(description: "cannot open publish_dir \(directory): \(error.reason)")
+        }
+    }
+
+    /// Atomically replaces the device's file with `bytes`. With `folder`, names resolve against
+    /// it; `nameIsFree` (the listing found no file of that name) lets it link an unnamed file.
+    func write(_ deviceID: String, _ bytes: [UInt8], in folder: Folder? = nil, nameIsFree: Bool = false) throws(Failure) {
+        if nameIsFree, let folder, folder.linksUnnamed.load(ordering: .relaxed),
+           try linkUnnamed(deviceID + ".json", bytes, in: folder) {
+            return
+        }
+        // Relative to the folder when it is held, else whole paths.
+        let base = folder == nil ? directory + "/" : ""
+        let at = folder?.descriptor ?? AT_FDCWD
+        let target = base + deviceID + ".json"
         let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        var temporary = directory
-        temporary.reserveCapacity(directory.utf8.count + deviceID.utf8.count + 48)
-        temporary += "/" + Self.temporaryPrefix
+        var temporary = base
+        temporary.reserveCapacity(base.utf8.count + deviceID.utf8.count + 48)
+        temporary += Self.temporaryPrefix
         temporary += deviceID
         temporary += "-\(processID)-\(counter)"
         do {
-            let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o640)
+            let file = FileDescriptor(owning: try SystemCall.run("open") {
+                openat(at, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
+            })
             // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
             try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
             try file.writeAll(bytes)
             try file.closeCheckingErrors()
         } catch {
-            unlink(temporary)
-            throw Failure(description: "cannot write \(temporary): \(error.reason)")
+            unlinkat(at, temporary, 0)
+            throw Failure(description: "cannot write \(folder == nil ? temporary : directory + "/" + temporary): \(error.reason)")
         }
         do {
-            try SystemCall.run("rename") { rename(temporary, target) }
+            try SystemCall.run("rename") { renameat(at, temporary, at, target) }
         } catch {
-            unlink(temporary)
-            throw Failure(description: "cannot write \(target): \(error.reason)")
+            unlinkat(at, temporary, 0)
+            throw Failure(description: "cannot write \(path(of: deviceID)): \(error.reason)")
+        }
+    }
+
+    /// Writes `bytes` to an unnamed file in `folder` and links it as `name`: a reader sees
+    /// nothing, then the whole document. False when that cannot be done here (the caller then
+    /// renames a temporary file, which reports any real fault) or `name` was taken meanwhile.
+    private func linkUnnamed(_ name: String, _ bytes: [UInt8], in folder: Folder) throws(Failure) -> Bool {
+        do throws(SystemError) {
+            let file = FileDescriptor(owning: try SystemCall.run("open") {
+                openat(folder.descriptor, ".", authinfod_o_tmpfile | O_WRONLY | O_CLOEXEC, 0o640)
+            })
+            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
+            try file.writeAll(bytes)
+            try SystemCall.run("linkat") { linkat(file.raw, "", folder.descriptor, name, authinfod_at_empty_path) }
+            do throws(SystemError) {
+                try file.closeCheckingErrors()
+            } catch {
+                unlinkat(folder.descriptor, name, 0)
+                throw error
+            }
+            return true
+        } catch where error.call == "linkat" && error.errno == EEXIST {
+            return false
+        } catch where (error.call == "open" && [EOPNOTSUPP, EISDIR, EINVAL].contains(error.errno))
+                        || (error.call == "linkat" && [ENOENT, EPERM, EXDEV].contains(error.errno)) {
+            folder.linksUnnamed.store(false, ordering: .relaxed)
+            return false
+        } catch {
+            throw Failure(description: "cannot write \(directory)/\(name): \(error.reason)")
         }
     }
 
@@ -87,9 +156,12 @@ final class Publisher: Sendable {
     }
 
     /// The bytes of the device's file, or nil when it is absent or unreadable.
-    func read(_ deviceID: String) -> [UInt8]? {
-        guard let file = try? FileDescriptor.open(path(of: deviceID), O_RDONLY | O_NOFOLLOW | O_NONBLOCK),
-              let bytes = try? file.readAll(limit: 1 << 20 + 1), bytes.count <= 1 << 20 else { return nil }
+    func read(_ deviceID: String, in folder: Folder? = nil) -> [UInt8]? {
+        let name = folder == nil ? path(of: deviceID) : deviceID + ".json"
+        guard let raw = try? SystemCall.run("open", { openat(folder?.descriptor ?? AT_FDCWD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) })
+        else { return nil }
+        let file = FileDescriptor(owning: raw)
+        guard let bytes = try? file.readAll(limit: 1 << 20 + 1), bytes.count <= 1 << 20 else { return nil }
         return bytes
     }
 
@@ -129,9 +201,10 @@ final class Publisher: Sendable {
 
     /// Writes the device's file unless it already holds `bytes` (`present`: the names
     /// `listFolder` found). True when it was written.
-    func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>) throws(Failure) -> Bool {
-        guard !present.contains(deviceID + ".json") || read(deviceID) != bytes else { return false }
-        try write(deviceID, bytes)
+    func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>, in folder: Folder? = nil) throws(Failure) -> Bool {
+        let listed = present.contains(deviceID + ".json")
+        guard !listed || read(deviceID, in: folder) != bytes else { return false }
+        try write(deviceID, bytes, in: folder, nameIsFree: !listed)
         return true
     }
 

@@ -21,6 +21,8 @@ final class Republisher: Sendable {
 
     private let publisher: Publisher
     private let present: Set<String>
+    /// The folder, held open until the last batch is written.
+    private let folder: Publisher.Folder
     private let queue = DispatchQueue(label: "authinfod.republish", attributes: .concurrent)
     private let group = DispatchGroup()
     private let progress = Mutex(Progress())
@@ -28,10 +30,11 @@ final class Republisher: Sendable {
     private let pending = Mutex<[[(id: String, document: AuthInfoDocument)]]>([])
 
     /// `present`: the names `Publisher.listFolder` found (their files are read, and
-    /// rewritten only when they differ).
-    init(_ publisher: Publisher, present: Set<String>) {
+    /// rewritten only when they differ). Throws when the folder cannot be opened.
+    init(_ publisher: Publisher, present: Set<String>) throws(Publisher.Failure) {
         self.publisher = publisher
         self.present = present
+        folder = try publisher.openFolder()
     }
 
     /// Queues `batch` (device id, document) for writing; returns at once. Each file holds its
@@ -60,7 +63,7 @@ final class Republisher: Sendable {
         for (id, document) in batch {
             document.render(into: &bytes)
             do throws(Publisher.Failure) {
-                if try publisher.publish(id, bytes, present: present) { written += 1 }
+                if try publisher.publish(id, bytes, present: present, in: folder) { written += 1 }
             } catch {
                 failure = error
                 break
