@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <fcntl.h>
 
 /* prctl is variadic, which Swift cannot call: no core dump, no ptrace by same-uid processes,
  * no /proc/self/mem for others. Returns 0, or -1 with errno. */
@@ -21,11 +20,6 @@ static inline int authinfod_forbid_core_dumps(void) {
 static inline int authinfod_name_thread(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
-
-/* <fcntl.h> names these only under _GNU_SOURCE (Linux ABI values). O_TMPFILE: an unnamed file in
- * a folder; AT_EMPTY_PATH: linkat(2) links the descriptor itself. */
-static const int authinfod_o_tmpfile = __O_TMPFILE | O_DIRECTORY;
-static const int authinfod_at_empty_path = 0x1000;
 
 /* Declared here without their headers' other contents: including <sys/socket.h> or <spawn.h>
  * would move their types and constants into this module, away from Swift files that import

@@ -3,7 +3,6 @@ import WeChatPay
 import Glibc
 import Synchronization
 import SystemCalls
-import CLinux
 
 /// Writes each valid authinfo to `{publish_dir}/{device_id}.json` (mode 0640), replacing it
 /// atomically: a temporary file in the same folder, then `rename`, so a reader never sees a
@@ -39,18 +38,16 @@ final class Publisher: Sendable {
         }
     }
 
-    /// The publish folder held open while the start's republish writes many files at once.
-    /// Names resolve against it rather than the whole path, and a file whose name is free is
-    /// made unnamed (`O_TMPFILE`) and linked in whole: one change to the folder instead of two
-    /// (create, then rename), which is most of what 100,000 files cost the kernel at start.
-    /// Refresh-time writes keep using paths, so a folder recreated while running is followed.
+    /// The publish folder held open while the start's republish writes many files at once:
+    /// each file's temporary name and final name resolve against it, not the whole path walked
+    /// again twice per file. Refresh-time writes keep using paths, so a folder recreated while
+    /// running is followed.
+    ///
+    /// Files stay temporary file + `rename` here too (the contract's word), also where linking
+    /// an unnamed `O_TMPFILE` would be cheaper: a terminal watching the folder with inotify
+    /// sees every new value as `IN_MOVED_TO`, the first one after a reboot included.
     final class Folder: Sendable {
         let descriptor: Int32
-        /// Whether unnamed files work here: the filesystem has `O_TMPFILE` and the kernel lets an
-        /// unprivileged process link one by its descriptor (Linux 6.10 and later; before, that
-        /// needs CAP_DAC_READ_SEARCH). Cleared at the first refusal; writes then take the
-        /// temporary name and rename.
-        let linksUnnamed = Atomic<Bool>(true)
 
         fileprivate init(descriptor: Int32) {
             self.descriptor = descriptor
@@ -68,13 +65,8 @@ final class Publisher: Sendable {
         }
     }
 
-    /// Atomically replaces the device's file with `bytes`. With `folder`, names resolve against
-    /// it; `nameIsFree` (the listing found no file of that name) lets it link an unnamed file.
-    func write(_ deviceID: String, _ bytes: [UInt8], in folder: Folder? = nil, nameIsFree: Bool = false) throws(Failure) {
-        if nameIsFree, let folder, folder.linksUnnamed.load(ordering: .relaxed),
-           try linkUnnamed(deviceID + ".json", bytes, in: folder) {
-            return
-        }
+    /// Atomically replaces the device's file with `bytes`. With `folder`, names resolve against it.
+    func write(_ deviceID: String, _ bytes: [UInt8], in folder: Folder? = nil) throws(Failure) {
         // Relative to the folder when it is held, else whole paths.
         let base = folder == nil ? directory + "/" : ""
         let at = folder?.descriptor ?? AT_FDCWD
@@ -102,35 +94,6 @@ final class Publisher: Sendable {
         } catch {
             unlinkat(at, temporary, 0)
             throw Failure(description: "cannot write \(path(of: deviceID)): \(error.reason)")
-        }
-    }
-
-    /// Writes `bytes` to an unnamed file in `folder` and links it as `name`: a reader sees
-    /// nothing, then the whole document. False when that cannot be done here (the caller then
-    /// renames a temporary file, which reports any real fault) or `name` was taken meanwhile.
-    private func linkUnnamed(_ name: String, _ bytes: [UInt8], in folder: Folder) throws(Failure) -> Bool {
-        do throws(SystemError) {
-            let file = FileDescriptor(owning: try SystemCall.run("open") {
-                openat(folder.descriptor, ".", authinfod_o_tmpfile | O_WRONLY | O_CLOEXEC, 0o640)
-            })
-            try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) }
-            try file.writeAll(bytes)
-            try SystemCall.run("linkat") { linkat(file.raw, "", folder.descriptor, name, authinfod_at_empty_path) }
-            do throws(SystemError) {
-                try file.closeCheckingErrors()
-            } catch {
-                unlinkat(folder.descriptor, name, 0)
-                throw error
-            }
-            return true
-        } catch where error.call == "linkat" && error.errno == EEXIST {
-            return false
-        } catch where (error.call == "open" && [EOPNOTSUPP, EISDIR, EINVAL].contains(error.errno))
-                        || (error.call == "linkat" && [ENOENT, EPERM, EXDEV].contains(error.errno)) {
-            folder.linksUnnamed.store(false, ordering: .relaxed)
-            return false
-        } catch {
-            throw Failure(description: "cannot write \(directory)/\(name): \(error.reason)")
         }
     }
 
@@ -202,9 +165,8 @@ final class Publisher: Sendable {
     /// Writes the device's file unless it already holds `bytes` (`present`: the names
     /// `listFolder` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>, in folder: Folder? = nil) throws(Failure) -> Bool {
-        let listed = present.contains(deviceID + ".json")
-        guard !listed || read(deviceID, in: folder) != bytes else { return false }
-        try write(deviceID, bytes, in: folder, nameIsFree: !listed)
+        guard !present.contains(deviceID + ".json") || read(deviceID, in: folder) != bytes else { return false }
+        try write(deviceID, bytes, in: folder)
         return true
     }
 
