@@ -282,7 +282,7 @@ import WeChatPay
         try directory.write("devices/old.json", text(document("old", "v0")))
         let (present, removed) = try publisher.clearLeftovers { _ in true }
         #expect(present == ["same.json", "old.json"] && removed == 0)
-        let republisher = try Republisher(publisher, present: present)
+        let republisher = Republisher(publisher, present: present)
         let documents = (0..<2000).map { (id: "dev-\($0)", document: document("dev-\($0)", "n\($0)")) }
             + [(id: "same", document: document("same", "v1")), (id: "old", document: document("old", "v1"))]
         for start in stride(from: 0, to: documents.count, by: 100) {
@@ -295,7 +295,7 @@ import WeChatPay
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.file("devices")).count == documents.count, "no temporary file left")
 
         // A file that appeared after the listing is replaced all the same.
-        let stale = try Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
+        let stale = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
         try directory.write("devices/late.json", text(document("late", "v0")))
         stale.add([(id: "late", document: document("late", "v2"))])
         #expect(stale.finish().written == 1)
@@ -304,7 +304,7 @@ import WeChatPay
         // A device whose name is taken by a folder cannot be written: that is reported, and the
         // batches after it are skipped rather than failing one by one.
         try FileManager.default.createDirectory(atPath: directory.file("devices/blocked.json/inside"), withIntermediateDirectories: true)
-        let failing = try Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
+        let failing = Republisher(publisher, present: try publisher.clearLeftovers { _ in true }.present)
         failing.add([(id: "blocked", document: document("blocked", "v"))])
         _ = failing.finish()
         failing.add([(id: "after", document: document("after", "v"))])

@@ -21,8 +21,9 @@ final class Republisher: Sendable {
 
     private let publisher: Publisher
     private let present: Set<String>
-    /// The folder, held open until the last batch is written.
-    private let folder: Publisher.Folder
+    /// The folder, held open until the last batch is written; nil when it cannot be opened for
+    /// reading (a folder the daemon may write but not list), and then whole paths are used.
+    private let folder: Publisher.Folder?
     private let queue = DispatchQueue(label: "authinfod.republish", attributes: .concurrent)
     private let group = DispatchGroup()
     private let progress = Mutex(Progress())
@@ -30,11 +31,11 @@ final class Republisher: Sendable {
     private let pending = Mutex<[[(id: String, document: AuthInfoDocument)]]>([])
 
     /// `present`: the names `Publisher.listFolder` found (their files are read, and
-    /// rewritten only when they differ). Throws when the folder cannot be opened.
-    init(_ publisher: Publisher, present: Set<String>) throws(Publisher.Failure) {
+    /// rewritten only when they differ).
+    init(_ publisher: Publisher, present: Set<String>) {
         self.publisher = publisher
         self.present = present
-        folder = try publisher.openFolder()
+        folder = try? publisher.openFolder()
     }
 
     /// Queues `batch` (device id, document) for writing; returns at once. Each file holds its

@@ -135,7 +135,7 @@ actor Refresher {
         var removed = 0
         do {
             (present, removed) = try publisher.listFolder()
-            republisher = try Republisher(publisher, present: present)
+            republisher = Republisher(publisher, present: present)
         } catch {
             noteStorageFault("publish_failed", error.description, device: nil)
         }
