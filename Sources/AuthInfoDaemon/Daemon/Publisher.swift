@@ -67,16 +67,10 @@ final class Publisher: Sendable {
 
     /// Atomically replaces the device's file with `bytes`. With `folder`, names resolve against it.
     func write(_ deviceID: String, _ bytes: [UInt8], in folder: Folder? = nil) throws(Failure) {
-        // Relative to the folder when it is held, else whole paths.
-        let base = folder == nil ? directory + "/" : ""
-        let at = folder?.descriptor ?? AT_FDCWD
-        let target = base + deviceID + ".json"
         let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        var temporary = base
-        temporary.reserveCapacity(base.utf8.count + deviceID.utf8.count + 48)
-        temporary += Self.temporaryPrefix
-        temporary += deviceID
-        temporary += "-\(processID)-\(counter)"
+        let temporaryName = Self.temporaryPrefix + deviceID + "-\(processID)-\(counter)"
+        let (at, temporary) = locate(temporaryName, in: folder)
+        let target = locate(deviceID + ".json", in: folder).name
         do {
             let file = FileDescriptor(owning: try SystemCall.run("open") {
                 openat(at, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
@@ -87,7 +81,7 @@ final class Publisher: Sendable {
             try file.closeCheckingErrors()
         } catch {
             unlinkat(at, temporary, 0)
-            throw Failure(description: "cannot write \(folder == nil ? temporary : directory + "/" + temporary): \(error.reason)")
+            throw Failure(description: "cannot write \(directory)/\(temporaryName): \(error.reason)")
         }
         do {
             try SystemCall.run("rename") { renameat(at, temporary, at, target) }
@@ -95,6 +89,12 @@ final class Publisher: Sendable {
             unlinkat(at, temporary, 0)
             throw Failure(description: "cannot write \(path(of: deviceID)): \(error.reason)")
         }
+    }
+
+    /// Where `name` in the folder is reached: relative to `folder` when it is held, else by its
+    /// whole path.
+    private func locate(_ name: String, in folder: Folder?) -> (at: Int32, name: String) {
+        folder.map { ($0.descriptor, name) } ?? (AT_FDCWD, directory + "/" + name)
     }
 
     /// Whether `name` is one of the temporary names `write` makes (`.tmp-{device}-{pid}-{n}`).
@@ -120,9 +120,8 @@ final class Publisher: Sendable {
 
     /// The bytes of the device's file, or nil when it is absent or unreadable.
     func read(_ deviceID: String, in folder: Folder? = nil) -> [UInt8]? {
-        let name = folder == nil ? path(of: deviceID) : deviceID + ".json"
-        guard let raw = try? SystemCall.run("open", { openat(folder?.descriptor ?? AT_FDCWD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) })
-        else { return nil }
+        let (at, name) = locate(deviceID + ".json", in: folder)
+        guard let raw = try? SystemCall.run("open", { openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }) else { return nil }
         let file = FileDescriptor(owning: raw)
         guard let bytes = try? file.readAll(limit: 1 << 20 + 1), bytes.count <= 1 << 20 else { return nil }
         return bytes
