@@ -136,8 +136,8 @@ demo: build
 
 ## bench: every figure of the README's Performance table beside its reference and target, in one run
 ## (not part of make test; about 5 minutes). Installs wrk, nginx and the wechatpayv3 reference client;
-## runs openssl speed and builds the stripped static binary for their rows, and the C floor under CPU per
-## refresh (refresh-floor.c, with the system C compiler).
+## runs openssl speed and builds the stripped static binary for their rows, and the C floors under CPU per
+## refresh (refresh-floor.c) and under the large restart (publish-floor.c), with the system C compiler.
 BENCH_DEVICES ?= 10000
 BENCH_LARGE ?= 100000
 bench: static
@@ -148,10 +148,11 @@ bench: static
 	$(SWIFT) build -c release --product authinfod-bench
 	strip -o .build-static/authinfod.stripped .build-static/release/authinfod
 	$(CC) -O2 -Wall -o .build/refresh-floor Sources/authinfod-bench/refresh-floor.c -lcrypto -lsqlite3
+	$(CC) -O2 -Wall -pthread -o .build/publish-floor Sources/authinfod-bench/publish-floor.c
 	@echo "openssl speed rsa2048 (the limit the sign path is held to) …"
 	@speed="$$(openssl speed -seconds 5 rsa2048 2>/dev/null | grep '^rsa 2048')"; echo "$$speed"; \
 	AUTHINFOD_BINARY=$(CURDIR)/.build-static/release/authinfod .build/release/authinfod-bench report --devices $(BENCH_DEVICES) --large $(BENCH_LARGE) \
-		--python-client Sources/authinfod-bench/wechatpayv3-client.py --floor-client .build/refresh-floor --openssl-speed "$$speed" \
+		--python-client Sources/authinfod-bench/wechatpayv3-client.py --floor-client .build/refresh-floor --publish-floor .build/publish-floor --openssl-speed "$$speed" \
 		--static-binary .build-static/authinfod.stripped
 
 ## soak: the release daemon, SOAK_DEVICES devices with a SOAK_LIFETIME s lifetime, SOAK_MINUTES of random

@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "authinfod-bench",
             dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "WeChatPaySimulator"],
-            exclude: ["wechatpayv3-client.py", "refresh-floor.c"]
+            exclude: ["wechatpayv3-client.py", "refresh-floor.c", "publish-floor.c"]
         ),
         .executableTarget(name: "authinfod-fuzz", dependencies: ["AuthInfoDaemon", "HTTPServer", "WeChatPay", "CLinux"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SystemCalls"]),

@@ -43,6 +43,9 @@ enum DaemonBench {
         /// floor's run (`signReference`), when one was given.
         var signAroundFill: SignBracket?
         var signAroundFloor: SignBracket?
+        /// `publish-floor` writing the same number of files into a new folder right after the
+        /// restart, when measured: wall seconds, and the threads it wrote on.
+        var publishFloor: (seconds: Double, threads: Int)?
     }
 
     /// One RSA-2048 sign's cost measured just before and just after a CPU figure: on a shared VM
@@ -60,12 +63,14 @@ enum DaemonBench {
 
     /// Fills `devices` devices, idles, then restarts with the gateway down and the publish dir
     /// wiped. With `pythonClient`, runs that script against the same gateway before stopping it;
-    /// with `floorClient` (the `refresh-floor` binary), that one too.
+    /// with `floorClient` (the `refresh-floor` binary), that one too. With `publishFloor` (the
+    /// `publish-floor` binary), the restart's files are written again by it, as the limit of
+    /// READY on this machine.
     @discardableResult
     /// With `signReference` (seconds per sign, e.g. a short `openssl speed`), that reference is
     /// measured right before and right after the fill, and around the floor's run.
-    static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, tls: Bool = false, quiet: Bool = false,
-                    signReference: (() throws -> Double)? = nil) throws -> Figures {
+    static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, publishFloor: String? = nil, tls: Bool = false,
+                    quiet: Bool = false, signReference: (() throws -> Double)? = nil) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // BENCH_KEEP=1 keeps the folder (config, cache, logs) for profiling a restart by hand.
@@ -161,9 +166,16 @@ enum DaemonBench {
         let (_, restartRSS) = usage(daemon.processIdentifier)
         say(String(format: "restart, gateway down, publish dir wiped: ready after %.2f s, all %d files after %.2f s; RSS %.1f MB", readyAt, devices, allFiles, restartRSS))
         stop(daemon)
+        var filesFloor: (seconds: Double, threads: Int)?
+        if let publishFloor {
+            // Under the same conditions as the restart: the files just written are deleted first.
+            try FileManager.default.removeItem(atPath: publishDirectory)
+            filesFloor = try runPublishFloor(publishFloor, files: devices, directory: directory)
+            say(String(format: "publish-floor (C, %d threads): %d files in %.2f s", filesFloor?.threads ?? 0, devices, filesFloor?.seconds ?? 0))
+        }
         return Figures(devices: devices, fillSeconds: fill, cpuPerRefresh: cpuPerRefresh, kernelPerRefresh: kernelPerRefresh, rssAfterFillMB: rss, rssIdleMB: idleRSS, privateIdleMB: idlePrivate, idleContextSwitches: idleSwitches,
                        idleCPU: idleCPU, connectionsOpened: connections, refreshes: refreshes, readySeconds: readyAt, allFilesSeconds: allFiles, restartRSSMB: restartRSS, pythonCPUPerCall: python, floor: floor,
-                       signAroundFill: signAroundFill, signAroundFloor: signAroundFloor)
+                       signAroundFill: signAroundFill, signAroundFloor: signAroundFloor, publishFloor: filesFloor)
     }
 
     /// Context switches (voluntary and not) so far of each thread of `pid`, by thread id.
@@ -206,6 +218,17 @@ enum DaemonBench {
                                        failure: "refresh-floor failed")
         guard figures.count == 2 else { throw BenchFailure(description: "refresh-floor printed \(figures.count) figures, not 2") }
         return (figures[0], figures[1])
+    }
+
+    /// Wall seconds for `publish-floor` to write `files` files into a new folder on tmpfs (where
+    /// the daemon's publish_dir is in the bench), on as many threads as there are cores.
+    static func runPublishFloor(_ binary: String, files: Int, directory: String) throws -> (seconds: Double, threads: Int) {
+        let folder = tmpfsFolder("authinfod-publish-floor", else: directory + "/publish-floor")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let figures = try runReference(binary, [folder, String(files), String(threads)], failure: "publish-floor failed")
+        guard figures.count == 3 else { throw BenchFailure(description: "publish-floor printed \(figures.count) figures, not 3") }
+        return (figures[0], threads)
     }
 
     /// Runs a reference client to its end and returns the numbers it printed; `failure` (with

@@ -13,10 +13,12 @@ import WeChatPaySimulator
 /// simulator speaks https (its certificate trusted through `api.ca_file`), and the gateway
 /// connections opened per 1,000 refreshes are counted; `--floor-client F`: also `refresh-floor`
 /// (built by `make bench` from refresh-floor.c) against the same simulator; `--openssl-around`:
-/// `openssl speed` sign measured right before and after the fill (and the floor).
+/// `openssl speed` sign measured right before and after the fill (and the floor);
+/// `--publish-floor F`: after the restart, `publish-floor` (built by `make bench` from
+/// publish-floor.c) writes the same number of files into a new folder, the limit of READY.
 /// `authinfod-bench sign [--calls N]`: the sign and verify paths alone (compare `openssl speed rsa2048`).
 /// `authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F]
-/// [--openssl-speed LINE] [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
+/// [--publish-floor F] [--openssl-speed LINE] [--static-binary F]`: `make bench`, every figure beside its reference and target (see `BenchReport`).
 /// `authinfod-bench soak [--devices N] [--lifetime S] [--minutes M]`: see `SoakBench`.
 /// `authinfod-bench http [--seconds S] [--rounds R] [--tls]`: GET authinfo over TCP (or TLS) with
 /// wrk, next to nginx; plain, also the exchange's latency next to the direct gateway call.
@@ -194,7 +196,8 @@ case "http":
 case "report":
     try BenchReport.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, large: Int(option("--large", arguments) ?? "") ?? 100_000,
                         pythonClient: option("--python-client", arguments),
-                        floorClient: option("--floor-client", arguments), openssl: opensslSpeed(option("--openssl-speed", arguments)),
+                        floorClient: option("--floor-client", arguments), publishFloor: option("--publish-floor", arguments),
+                        openssl: opensslSpeed(option("--openssl-speed", arguments)),
                         staticBinary: option("--static-binary", arguments))
 
 case "soak":
@@ -204,10 +207,10 @@ case "soak":
 
 case "daemon":
     try DaemonBench.run(devices: Int(option("--devices", arguments) ?? "") ?? 10_000, floorClient: option("--floor-client", arguments),
-                        tls: arguments.contains("--tls"), signReference: arguments.contains("--openssl-around") ? { try opensslSignNow() } : nil)
+                        publishFloor: option("--publish-floor", arguments), tls: arguments.contains("--tls"), signReference: arguments.contains("--openssl-around") ? { try opensslSignNow() } : nil)
 
 default:
-    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--floor-client F] [--tls] [--openssl-around] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
+    FileHandle.standardError.write(Data("usage: authinfod-bench report [--devices N] [--large N] [--python-client F] [--floor-client F] [--publish-floor F] [--openssl-speed LINE] [--static-binary F] | client [--calls N] [--gateway DIR] | daemon [--devices N] [--floor-client F] [--publish-floor F] [--tls] [--openssl-around] | sign [--calls N] | soak [--devices N] [--lifetime S] [--minutes M] [--reload-every S] | http [--seconds S] [--rounds R] [--tls] | simulator --merchant-key-file F --out F | gateway --site DIR\n".utf8))
     exit(2)
 }
 } catch {
