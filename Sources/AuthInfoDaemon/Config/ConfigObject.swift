@@ -9,7 +9,12 @@ struct ConfigObject {
     private let parent: String
     private let index: Int?
     private let members: [(key: String, value: JSONValue)]
-    /// Keys read so far (a list: an object has a handful, and a config may hold 100,000 objects).
+    /// Which members were read, by position: a bit each for the first 64, a list for the rest
+    /// (made only for an object that large). A config may hold 100,000 objects: marking a key
+    /// read, and finding the keys nobody read, compares no strings.
+    private var readMembers: UInt64 = 0
+    private var readBeyond64: [Bool] = []
+    /// Names read so far, present or not, for the suggestions of error messages.
     private var consumed: [String] = []
 
     init(file: String, path: String, value: JSONValue) throws(ConfigError) {
@@ -44,21 +49,33 @@ struct ConfigObject {
         ConfigError(file: file, key: key(name), message: message)
     }
 
-    private mutating func consume(_ name: String) {
-        if !consumed.contains(name) { consumed.append(name) }
+    /// The member `name`, `null` included, marked read; nil when absent. (The parser refuses an
+    /// object with a key twice, so the first is the only one.)
+    private mutating func member(_ name: String) -> JSONValue? {
+        consumed.append(name)
+        guard let index = members.firstIndex(where: { $0.key == name }) else { return nil }
+        if index < 64 {
+            readMembers |= 1 << UInt64(index)
+        } else {
+            if readBeyond64.isEmpty { readBeyond64 = Array(repeating: false, count: members.count - 64) }
+            readBeyond64[index - 64] = true
+        }
+        return members[index].value
+    }
+
+    private func wasRead(_ index: Int) -> Bool {
+        index < 64 ? readMembers & (1 << UInt64(index)) != 0 : !readBeyond64.isEmpty && readBeyond64[index - 64]
     }
 
     /// The value at `name`; an explicit `null` counts as absent.
     mutating func value(_ name: String) -> JSONValue? {
-        consume(name)
-        guard let value = members.first(where: { $0.key == name })?.value, value != .null else { return nil }
+        guard let value = member(name), value != .null else { return nil }
         return value
     }
 
     /// Whether `name` is present with an explicit `null` (which turns an optional feature off).
     mutating func isNull(_ name: String) -> Bool {
-        consume(name)
-        return members.contains { $0.key == name && $0.value == .null }
+        member(name) == .null
     }
 
     mutating func string(_ name: String) throws(ConfigError) -> String? {
@@ -86,7 +103,7 @@ struct ConfigObject {
     /// The error for a required key that is absent: when a key nobody reads resembles it, that
     /// typo is the problem to name ("unknown key \"devics\" (did you mean \"devices\"?)").
     func missing(_ name: String, _ message: String = "is required") -> ConfigError {
-        let typo = members.map(\.key).filter { !consumed.contains($0) && $0 != name }
+        let typo = members.indices.filter { !wasRead($0) && members[$0].key != name }.map { members[$0].key }
             .min { Self.distance($0, name) < Self.distance($1, name) }
         if let typo, Self.distance(typo, name) <= 3 {
             return error(typo, "unknown key (did you mean \"\(name)\"?)")
@@ -149,7 +166,7 @@ struct ConfigObject {
 
     /// Refuses every key that was not read, suggesting the known key it most resembles.
     func rejectUnknownKeys() throws(ConfigError) {
-        for (name, _) in members where !consumed.contains(name) {
+        for (index, (name, _)) in members.enumerated() where !wasRead(index) {
             var message = "unknown key"
             if let suggestion = consumed.min(by: { Self.distance(name, $0) < Self.distance(name, $1) }), Self.distance(name, suggestion) <= 3 {
                 message += " (did you mean \"\(suggestion)\"?)"
