@@ -6,7 +6,10 @@ public enum JSONText {
     /// Appends `text` as a JSON string. Text with nothing to escape (an authinfo, a device id)
     /// is copied as is.
     public static func append(_ text: String, to bytes: inout [UInt8]) {
-        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && $0 != 0x7F && $0 != 0xE2 }
+        let isPlain = { (byte: UInt8) in byte >= 0x20 && byte != 0x22 && byte != 0x5C && byte != 0x7F && byte != 0xE2 }
+        // Scanned in place where the string keeps its bytes (always, for a native one): the
+        // start renders 200,000 documents at 100,000 devices.
+        let plain = text.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(isPlain) } ?? text.utf8.allSatisfy(isPlain)
         if plain {
             bytes.append(UInt8(ascii: "\""))
             bytes += text.utf8
