@@ -66,9 +66,9 @@ enum DaemonBench {
     /// with `floorClient` (the `refresh-floor` binary), that one too. With `publishFloor` (the
     /// `publish-floor` binary), the restart's files are written again by it, as the limit of
     /// READY on this machine.
-    @discardableResult
     /// With `signReference` (seconds per sign, e.g. a short `openssl speed`), that reference is
     /// measured right before and right after the fill, and around the floor's run.
+    @discardableResult
     static func run(devices: Int, pythonClient: String? = nil, floorClient: String? = nil, publishFloor: String? = nil, tls: Bool = false,
                     quiet: Bool = false, signReference: (() throws -> Double)? = nil) throws -> Figures {
         let directory = NSTemporaryDirectory() + "/authinfod-daemon-bench-\(getpid())"
@@ -221,14 +221,17 @@ enum DaemonBench {
     }
 
     /// Wall seconds for `publish-floor` to write `files` files into a new folder on tmpfs (where
-    /// the daemon's publish_dir is in the bench), on as many threads as there are cores.
+    /// the daemon's publish_dir is in the bench), on as many threads as there are cores (at most
+    /// 64), from its launch to its exit: timed as the daemon's READY is, from outside.
     static func runPublishFloor(_ binary: String, files: Int, directory: String) throws -> (seconds: Double, threads: Int) {
         let folder = tmpfsFolder("authinfod-publish-floor", else: directory + "/publish-floor")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let threads = min(ProcessInfo.processInfo.activeProcessorCount, 64)
+        let start = Date()
         let figures = try runReference(binary, [folder, String(files), String(threads)], failure: "publish-floor failed")
+        let seconds = Date().timeIntervalSince(start)
         guard figures.count == 3 else { throw BenchFailure(description: "publish-floor printed \(figures.count) figures, not 3") }
-        return (figures[0], threads)
+        return (seconds, threads)
     }
 
     /// Runs a reference client to its end and returns the numbers it printed; `failure` (with
