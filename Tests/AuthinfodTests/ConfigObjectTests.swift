@@ -24,6 +24,14 @@ import WeChatPay
         #expect(throws: Never.self) { try object.rejectUnknownKeys() }
     }
 
+    /// Nothing read past the first 64: the first member past them is the first unknown key.
+    @Test func anObjectReadOnlyInItsFirstSixtyFourNamesTheSixtyFifth() throws {
+        var object = try Self.object(100)
+        for index in 0..<64 { _ = object.value("k\(index)") }
+        let error = try #require(throws: ConfigError.self) { try object.rejectUnknownKeys() }
+        #expect(error.key == "wide.k64", "\(error)")
+    }
+
     @Test func valuesAndNullsAreFoundBeyondSixtyFour() throws {
         var object = try Self.object(100)
         let found = object.value("k70"), null = object.value("k72"), isNull = object.isNull("k72"), notNull = object.isNull("k71")

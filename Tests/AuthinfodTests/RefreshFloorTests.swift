@@ -6,28 +6,10 @@ import WeChatPaySimulator
 
 /// `refresh-floor` (Sources/authinfod-bench/refresh-floor.c), the C floor `make bench` holds the
 /// daemon's CPU per refresh against: a floor is only fair if it does all the work it claims.
-/// Built here with the system C compiler, as `make bench` builds it.
 @Suite(.serialized)
 struct RefreshFloorTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let source = root.appendingPathComponent("Sources/authinfod-bench/refresh-floor.c").path
-
-    /// The program, built once for the suite into `.build` with the flags `make bench` uses, by
-    /// `cc` or else the Swift toolchain's `clang`.
-    static let binary: Result<String, BuildFailure> = {
-        let output = root.appendingPathComponent(".build/refresh-floor-test").path
-        var errors: [String] = []
-        for compiler in ["cc", "clang"] {
-            guard let result = try? Binary.run([compiler, "-O2", "-Wall", "-o", output, source, "-lcrypto", "-lsqlite3"], executable: "/usr/bin/env") else { continue }
-            if result.status == 0 { return .success(output) }
-            errors.append("\(compiler): \(result.stderr.suffix(600))")
-        }
-        return .failure(BuildFailure(description: "neither cc nor clang could build refresh-floor.c: \(errors.joined(separator: "; "))"))
-    }()
-
-    struct BuildFailure: Error, CustomStringConvertible {
-        let description: String
-    }
+    /// The program, built once for the suite into `.build` as `make bench` builds it.
+    static let binary = CFloor.build("refresh-floor", flags: ["-lcrypto", "-lsqlite3"])
 
     static func run(_ binary: String, _ site: Site, calls: Int) throws -> ProcessResult {
         try FileManager.default.createDirectory(atPath: site.directory.file("published"), withIntermediateDirectories: true)
