@@ -10,9 +10,10 @@
 // planning every device, and the socket's documents.
 //
 // usage: publish-floor DIR COUNT THREADS   (DIR must not exist yet)
-// Prints one line: "wall_seconds cpu_seconds kernel_seconds" for all COUNT files, from making the
-// folder to the last rename. (`make bench` times the program from outside, as it times the
-// daemon from its launch: its own start, a few milliseconds, counts too.)
+// Prints one line: "wall_seconds cpu_seconds kernel_seconds" for all COUNT files: the wall time
+// from the folder's opening (just after it is made) to the last rename, the CPU of the whole
+// process. (`make bench` times the program from outside, as it times the daemon from its launch:
+// its own start, a few milliseconds, counts too.)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
