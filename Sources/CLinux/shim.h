@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/xattr.h>
 
 /* prctl is variadic, which Swift cannot call: no core dump, no ptrace by same-uid processes,
  * no /proc/self/mem for others. Returns 0, or -1 with errno. */

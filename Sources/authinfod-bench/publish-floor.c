@@ -3,9 +3,10 @@
 // folder on the same file system.
 //
 // It writes COUNT device files the way the contract asks for them and nothing else, plainly in
-// C, on THREADS threads: for each file a temporary file created in the folder (O_EXCL), the
-// document written, mode 0640 set, closed, and renamed into place, relative to the folder held
-// open (as the daemon's start does). The documents are the daemon's size (about 130 bytes).
+// C, on THREADS threads: for each file a temporary file created in the folder (O_EXCL) with mode
+// 0640, the document written, closed, and renamed into place, relative to the folder held open
+// (as the daemon's start does). Like the daemon, it sets the mode again with fchmod only where
+// the umask or a default ACL on the folder could have made it otherwise. The documents are the daemon's size (about 130 bytes).
 // What it leaves out, and the daemon does before READY: reading the config and the cache,
 // planning every device, and the socket's documents.
 //
@@ -23,12 +24,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 enum { MAX_THREADS = 64 };
 
-static int folder, count, threads;
+static int folder, count, threads, setsMode;
 
 /// Stops with `what` and `name`, and the system's reason when there is one.
 static void fail(const char *what, const char *name) {
@@ -49,7 +51,7 @@ static void *writeShare(void *argument) {
                               i + 1, i + 1, now, now + 3600);
         int file = openat(folder, temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (file < 0) fail("cannot create", temporary);
-        if (write(file, document, length) != length || fchmod(file, 0640) != 0 || close(file) != 0) fail("cannot write", temporary);
+        if (write(file, document, length) != length || (setsMode && fchmod(file, 0640) != 0) || close(file) != 0) fail("cannot write", temporary);
         if (renameat(folder, temporary, folder, final) != 0) fail("cannot rename", temporary);
     }
     return NULL;
@@ -67,6 +69,10 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &start);
     folder = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (folder < 0) fail("cannot open", argv[1]);
+    // Read before any thread creates a file (setting the umask and back is safe only here).
+    mode_t mask = umask(0);
+    umask(mask);
+    setsMode = (mask & 0640) != 0 || fgetxattr(folder, "system.posix_acl_default", NULL, 0) >= 0 || (errno != ENODATA && errno != EOPNOTSUPP);
     pthread_t workers[MAX_THREADS];
     for (long i = 0; i < threads; i++)
         if ((errno = pthread_create(&workers[i], NULL, writeShare, (void *)i)) != 0) fail("cannot start a thread for", argv[1]);

@@ -11,24 +11,26 @@ struct PublishFloorTests {
 
     @Test func writesEveryFileWholeWithMode0640AndNothingElse() throws {
         let directory = try TemporaryDirectory()
-        let folder = directory.file("published")
-        // Under a umask that would take the group's read away: the floor sets the mode, as the
-        // daemon does, or it would skip work the daemon does.
-        let previous = umask(0o077)
-        let result = try Binary.run([folder, "300", "3"], executable: try Self.binary.get())
-        umask(previous)
-        #expect(result.status == 0, "\(result.stderr)")
-        let figures = result.stdout.split(whereSeparator: \.isWhitespace).compactMap(Double.init)
-        #expect(figures.count == 3 && figures[0] > 0 && figures[2] >= 0 && figures[2] <= figures[1], "wall, CPU, kernel: \(result.stdout)")
-        let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
-        #expect(names == (1...300).map { String(format: "dev-%06d.json", $0) }, "300 documents and no temporary file left")
-        for number in [1, 150, 300] {
-            let path = folder + String(format: "/dev-%06d.json", number)
-            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
-            #expect(mode == 0o640, "\(path): \(String(mode, radix: 8))")
-            let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
-            #expect(document?["device_id"] as? String == String(format: "dev-%06d", number))
-            #expect((document?["expires_at"] as? Int ?? 0) > (document?["fetched_at"] as? Int ?? .max))
+        // Under a umask that would take the group's read away, the floor sets the mode, as the
+        // daemon does, or it would skip work the daemon does; under the service's, it need not.
+        for mask: mode_t in [0o077, 0o027] {
+            let folder = directory.file("published-\(String(mask, radix: 8))")
+            let previous = umask(mask)
+            let result = try Binary.run([folder, "300", "3"], executable: try Self.binary.get())
+            umask(previous)
+            #expect(result.status == 0, "\(result.stderr)")
+            let figures = result.stdout.split(whereSeparator: \.isWhitespace).compactMap(Double.init)
+            #expect(figures.count == 3 && figures[0] > 0 && figures[2] >= 0 && figures[2] <= figures[1], "wall, CPU, kernel: \(result.stdout)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+            #expect(names == (1...300).map { String(format: "dev-%06d.json", $0) }, "300 documents and no temporary file left")
+            for number in [1, 150, 300] {
+                let path = folder + String(format: "/dev-%06d.json", number)
+                let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+                #expect(mode == 0o640, "\(path): \(String(mode, radix: 8))")
+                let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+                #expect(document?["device_id"] as? String == String(format: "dev-%06d", number))
+                #expect((document?["expires_at"] as? Int ?? 0) > (document?["fetched_at"] as? Int ?? .max))
+            }
         }
     }
 

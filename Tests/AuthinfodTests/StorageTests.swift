@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import WeChatPay
+import SystemCalls
+import CLinux
 @testable import AuthInfoDaemon
 
 @Suite struct StorageTests {
@@ -268,6 +270,53 @@ import WeChatPay
         } catch {
             #expect(error.description.contains(publisher.directory + "/"), "\(error)")
         }
+    }
+
+    /// A default ACL on the folder decides a new file's mode instead of the umask: files written
+    /// through the held folder must still come out 0640 (the `fchmod` is kept there).
+    @Test func aHeldFolderWithADefaultACLStillGetsMode0640() throws {
+        let directory = try TemporaryDirectory()
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        let publisher = Publisher(directory: directory.file("devices"))
+        try publisher.prepare()
+        try setDefaultACL(publisher.directory, owner: 4, group: 0, other: 0)
+        let folder = try publisher.openFolder()
+        #expect(folder.setsMode, "a folder with a default ACL: the mode is set after open")
+        try publisher.write("a", Array("{}".utf8), in: folder)
+        var status = stat()
+        stat(publisher.path(of: "a"), &status)
+        #expect(status.st_mode & 0o777 == 0o640, "mode \(String(status.st_mode & 0o777, radix: 8))")
+    }
+
+    @Test func creationModeIsExactOnlyUnderAUmaskThatKeepsItAndWithoutADefaultACL() throws {
+        let directory = try TemporaryDirectory()
+        let plain = directory.file("plain"), withACL = directory.file("acl")
+        try FileManager.default.createDirectory(atPath: plain, withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(atPath: withACL, withIntermediateDirectories: false)
+        try setDefaultACL(withACL, owner: 6, group: 4, other: 0)
+        let plainFolder = open(plain, O_RDONLY | O_DIRECTORY), aclFolder = open(withACL, O_RDONLY | O_DIRECTORY)
+        defer { close(plainFolder); close(aclFolder) }
+        for (mask, exact) in [(mode_t(0o022), true), (0o027, true), (0o000, true), (0o037, true), (0o077, false), (0o057, false), (0o226, false)] {
+            let previous = umask(mask)
+            defer { umask(previous) }
+            #expect(CreationMode.processUmask() == mask)
+            #expect(CreationMode.isExact(0o640, in: plainFolder) == exact, "umask \(String(mask, radix: 8))")
+            #expect(!CreationMode.isExact(0o640, in: aclFolder), "umask \(String(mask, radix: 8)), default ACL")
+        }
+    }
+
+    /// Gives `path` a default ACL of only its owner, group and other entries (the
+    /// `system.posix_acl_default` attribute, version 2, as setfacl writes it); fails the test
+    /// when the file system refuses it.
+    func setDefaultACL(_ path: String, owner: UInt16, group: UInt16, other: UInt16) throws {
+        var bytes: [UInt8] = [2, 0, 0, 0]
+        for (tag, permissions) in [(UInt16(0x01), owner), (0x04, group), (0x20, other)] {
+            bytes += [UInt8(tag & 0xff), UInt8(tag >> 8), UInt8(permissions), 0, 0xff, 0xff, 0xff, 0xff]
+        }
+        let result = setxattr(path, "system.posix_acl_default", bytes, bytes.count, 0)
+        #expect(result == 0, "cannot set a default ACL on \(path): \(String(cString: strerror(errno)))")
+        guard result == 0 else { throw CocoaError(.fileWriteUnknown) }
     }
 
     @Test func republishingWritesWhatIsMissingOrDifferentFromManyThreadsAndStopsAtTheFirstFailure() throws {
