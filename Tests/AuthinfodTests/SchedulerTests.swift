@@ -187,6 +187,30 @@ import Testing
         #expect(scheduler.take(now: now).start.count == 4)
     }
 
+    /// A pass over every device by position (the status summary) sees what asking by id sees:
+    /// planned, in flight, held back by an outage, or nothing planned. A start plans by position.
+    @Test func nextAttemptByPositionIsNextAttemptById() {
+        let devices = Self.devices
+        let scheduler = RefreshScheduler(settings: settings(concurrency: 3), devices: devices, random: { 0.5 })
+        scheduler.start((0..<devices.count).filter { $0 % 4 != 3 }.map { (slot: $0, deadline: Double($0 % 7), failures: $0 % 5 == 0 ? 2 : 0) }, of: devices)
+        #expect(scheduler.failures[devices.id(at: 5)] == 2 && scheduler.failures[devices.id(at: 1)] == nil)
+        func expectSame(_ now: Double, _ moment: String) {
+            for slot in 0..<devices.count {
+                let id = devices.id(at: slot)
+                #expect(scheduler.nextAttempt(atSlot: slot, of: devices, now: now) == scheduler.nextAttempt(of: id, now: now), "\(id), \(moment)")
+            }
+        }
+        expectSame(0, "as planned")
+        #expect(scheduler.nextAttempt(atSlot: 3, of: devices, now: 0) == nil, "nothing planned")
+        let started = scheduler.take(now: 0).start
+        #expect(started.count == 3)
+        expectSame(0, "three in flight")
+        #expect(started.allSatisfy { scheduler.nextAttempt(atSlot: devices.position(of: $0)!, of: devices, now: 0.5) == 0.5 }, "in flight: now")
+        for id in started { scheduler.finish(id, .gatewayUnavailable, now: 0) }
+        #expect(scheduler.outage != nil)
+        expectSame(1, "an outage")
+    }
+
     @Test func nextAttemptDuringAnOutageIsTheNextProbe() {
         let scheduler = RefreshScheduler(settings: settings(), devices: Self.devices, random: { 0.5 })
         scheduler.schedule("a", at: 0)

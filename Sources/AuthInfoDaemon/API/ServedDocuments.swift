@@ -150,12 +150,12 @@ final class ServedDocuments: Sendable {
     }
 
     /// Serves every entry of `entries` at once (one lock): the values loaded from the cache at
-    /// start, before anyone can wait for them.
-    func load(_ entries: [(id: String, entry: Entry)]) {
+    /// start, before anyone can wait for them. Each is by its device's position in `devices`,
+    /// which must be the table `configure` gave.
+    func load(_ entries: [(slot: Int, entry: Entry)], of devices: DeviceTable) {
         state.withLock { state in
-            for (id, entry) in entries {
-                if let position = state.devices.position(of: id) { state.entries[position] = entry }
-            }
+            precondition(devices.isSame(as: state.devices), "ServedDocuments.load: entries by position in another table")
+            for (slot, entry) in entries { state.entries[slot] = entry }
         }
     }
 

@@ -1,9 +1,17 @@
 /// The configured devices, looked up by id. Holds the configuration's own array (shared, not
 /// copied) and an index into it, so a device's settings are stored once however many devices
 /// there are.
+///
+/// Positions are only meaningful in the table that gave them: a part handed positions rather
+/// than ids (a start plans 100,000 devices by position, not by hashing each id again in every
+/// part) checks with `isSame(as:)` that they index its own table.
 struct DeviceTable {
+    /// Shared by the copies of one table, and only by them.
+    private final class Identity: Sendable {}
+
     private let list: [Configuration.Device]
     private let index: [String: Int]
+    private let identity = Identity()
 
     init(_ devices: [Configuration.Device]) {
         list = devices
@@ -28,4 +36,7 @@ struct DeviceTable {
     var ids: [String] { list.map(\.id) }
 
     var count: Int { list.count }
+
+    /// Whether `other` is this table (a copy of it), so that its positions are this table's.
+    func isSame(as other: DeviceTable) -> Bool { identity === other.identity }
 }

@@ -8,7 +8,7 @@ extension Refresher {
 
     func statusReportOnQueue() -> StatusReport {
         let wall = clock.wall(), mono = clock.monotonic()
-        var report = StatusReport(generatedAt: wall, source: "daemon", devices: configuration.devices.map { deviceStatus($0, wall: wall, mono: mono) })
+        var report = StatusReport(generatedAt: wall, source: "daemon", devices: (0..<devices.count).map { deviceStatus(at: $0, wall: wall, mono: mono) })
         report.clockOffsetSeconds = client?.gatewayClock.offsetSeconds
         if let storageFault { report.notes.append("storage fault: \(storageFault)") }
         return report
@@ -22,16 +22,20 @@ extension Refresher {
     func statusSummaryOnQueue() -> StatusSummary {
         let wall = clock.wall(), mono = clock.monotonic()
         var summary = StatusSummary()
-        for device in configuration.devices { summary.add(deviceStatus(device, wall: wall, mono: mono), at: wall) }
+        for position in 0..<devices.count { summary.add(deviceStatus(at: position, wall: wall, mono: mono), at: wall) }
         return summary
     }
 
-    /// `device`'s row in the status, at these readings of the two clocks.
-    private func deviceStatus(_ device: Configuration.Device, wall: Double, mono: Double) -> DeviceStatus {
-        var record = records[device.id] ?? DeviceRecord(deviceID: device.id)
-        // Expiry as the daemon measures it (monotonic), expressed in today's wall time.
-        if let expires = expiresAtMonotonic(device.id, now: mono) { record.expiresAt = wall + (expires - mono) }
-        let next = scheduler.nextAttempt(of: device.id, now: mono).map { wall + ($0 - mono) }
+    /// The row in the status of the configured device at `position` (in `devices`, the table
+    /// the records, the expiries and the scheduler share), at these readings of the two clocks.
+    /// By position: a summary of 100,000 devices hashes no id.
+    private func deviceStatus(at position: Int, wall: Double, mono: Double) -> DeviceStatus {
+        assert(expiries.keys.isSame(as: devices), "the expiries are by position in another table")
+        var record = records[configured: position] ?? DeviceRecord(deviceID: devices.id(at: position))
+        // Expiry as the daemon measures it (monotonic), expressed in today's wall time
+        // (`expiresAtMonotonic`, by position).
+        if record.authinfo != nil { record.expiresAt = wall + ((expiries.deadline(atSlot: position) ?? mono) - mono) }
+        let next = scheduler.nextAttempt(atSlot: position, of: devices, now: mono).map { wall + ($0 - mono) }
         return DeviceStatus(record, nextAttemptAt: next, now: wall)
     }
 

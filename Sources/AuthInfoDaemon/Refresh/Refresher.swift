@@ -39,7 +39,7 @@ actor Refresher {
     var client: WeChatPayClient?
     let publisher: Publisher
     let scheduler: RefreshScheduler
-    var records = RecordTable(devices: DeviceTable([]))
+    var records: RecordTable
     var devices: DeviceTable
     /// Monotonic deadlines at which a device's value expires.
     var expiries: DeadlineHeap
@@ -81,6 +81,7 @@ actor Refresher {
         publisher = Publisher(directory: configuration.storage.publishDirectory)
         let devices = DeviceTable(configuration.devices)
         self.devices = devices
+        records = RecordTable(devices: devices)
         scheduler = RefreshScheduler(settings: configuration.refresh, devices: devices, random: random)
         expiries = DeadlineHeap(keys: devices)
         served.configure(devices: devices)
@@ -152,7 +153,7 @@ actor Refresher {
                     return
                 }
                 guard records[configured: position] == nil else { return }
-                records[configured: position] = plan.add(record, as: devices.id(at: position), delay: initialDelay(record, wall: wall))
+                records[configured: position] = plan.add(record, at: position, as: devices.id(at: position), delay: initialDelay(record, wall: wall))
             }
         } catch {
             _ = republisher?.finish()
@@ -160,12 +161,12 @@ actor Refresher {
         }
         for position in 0..<devices.count where records[configured: position] == nil {
             let record = DeviceRecord(deviceID: devices.id(at: position))
-            records[configured: position] = plan.add(record, as: record.deviceID, delay: initialDelay(record, wall: wall))
+            records[configured: position] = plan.add(record, at: position, as: record.deviceID, delay: initialDelay(record, wall: wall))
         }
         plan.handOver()
-        expiries = DeadlineHeap(keys: devices, plan.expiries)
-        scheduler.start(plan.refreshes)
-        served.load(plan.entries)
+        expiries = DeadlineHeap(keys: devices, slots: plan.expiries)
+        scheduler.start(plan.refreshes, of: devices)
+        served.load(plan.entries, of: devices)
         // What no longer belongs goes now: files of devices without a valid value. The worker
         // threads may still be writing; by the one rule `StartPlan.writesFile`, no file is both
         // written by them and deleted here.

@@ -2,13 +2,16 @@
 /// plans, the values the socket serves, and each valid value's file, handed to the
 /// `Republisher` in batches as soon as they are made. Everything else is handed over at once
 /// afterwards: with 100,000 devices a start is otherwise mostly hashing device ids.
+///
+/// Devices are planned by their position in the configuration's `DeviceTable`, which the parts
+/// that take the plans (the heaps, the served documents) share: no id is hashed again there.
 struct StartPlan {
     let wall: Double
     let mono: Double
     let republisher: Republisher?
-    private(set) var expiries: [(key: String, deadline: Double)] = []
-    private(set) var refreshes: [(id: String, deadline: Double, failures: Int)] = []
-    private(set) var entries: [(id: String, entry: ServedDocuments.Entry)] = []
+    private(set) var expiries: [(slot: Int, deadline: Double)] = []
+    private(set) var refreshes: [(slot: Int, deadline: Double, failures: Int)] = []
+    private(set) var entries: [(slot: Int, entry: ServedDocuments.Entry)] = []
     /// Devices with a valid value, and how many files were made for the republisher.
     private(set) var valid = 0
     private(set) var published = 0
@@ -34,19 +37,20 @@ struct StartPlan {
         document != nil && record.isValid(at: wall)
     }
 
-    /// Plans configured device `id` (its id as the config spells it), whose first attempt is
-    /// `delay` seconds away; returns its record as planned (the attempt recorded).
-    mutating func add(_ record: DeviceRecord, as id: String, delay: Double) -> DeviceRecord {
+    /// Plans the configured device at `slot` (its position in the table), `id` as the config
+    /// spells it, whose first attempt is `delay` seconds away; returns its record as planned
+    /// (the attempt recorded).
+    mutating func add(_ record: DeviceRecord, at slot: Int, as id: String, delay: Double) -> DeviceRecord {
         var record = record
         let isValid = record.isValid(at: wall)
         let expiry = isValid ? mono + (record.expiresAt! - wall) : nil
         if let expiry {
-            expiries.append((id, expiry))
+            expiries.append((slot, expiry))
             valid += 1
         }
         // Nothing is in flight and no outage is known yet: the next attempt is the plan.
         let due = mono + delay
-        refreshes.append((id, due, record.consecutiveFailures))
+        refreshes.append((slot, due, record.consecutiveFailures))
         record.nextAttemptAt = wall + delay
         // What `updateServed` would make, without looking the device up again. The file's JSON
         // is rendered by the writer threads: this thread keeps no copy of it meanwhile, and
@@ -54,7 +58,7 @@ struct StartPlan {
         guard let document = AuthInfoDocument(record) else { return record }
         document.render(into: &scratch)
         let entry = Refresher.servedEntry(document, scratch, record, expiresAt: expiry ?? mono, dueAt: due)
-        entries.append((id, entry))
+        entries.append((slot, entry))
         if Self.writesFile(record, document, at: wall) {
             batch.append((id, document))
             published += 1

@@ -30,16 +30,25 @@ struct DeadlineHeap {
     /// The heap of `entries`, whose keys are distinct ids of `keys`, built at once in O(n) rather
     /// than by n insertions (a start plans every device together).
     init(keys: DeviceTable, _ entries: [(key: String, deadline: Double)]) {
+        self.init(keys: keys, slots: entries.compactMap { entry in
+            guard let slot = keys.position(of: entry.key) else {
+                assertionFailure("DeadlineHeap: \(entry.key) is not a key")
+                return nil
+            }
+            return (slot, entry.deadline)
+        })
+    }
+
+    /// The heap of `entries`, whose keys are distinct positions in `keys` (0 ..< its count):
+    /// for a caller that planned by position, without looking each id up again.
+    init(keys: DeviceTable, slots entries: [(slot: Int, deadline: Double)]) {
         self.init(keys: keys)
         heap.reserveCapacity(entries.count)
         for entry in entries {
-            guard let slot = keys.position(of: entry.key) else {
-                assertionFailure("DeadlineHeap: \(entry.key) is not a key")
-                continue
-            }
-            precondition(positions[slot] < 0, "DeadlineHeap: keys must be distinct")
-            positions[slot] = Int32(heap.count)
-            heap.append(Entry(deadline: entry.deadline, slot: Int32(slot)))
+            precondition(positions.indices.contains(entry.slot), "DeadlineHeap: \(entry.slot) is not a position in its keys")
+            precondition(positions[entry.slot] < 0, "DeadlineHeap: keys must be distinct")
+            positions[entry.slot] = Int32(heap.count)
+            heap.append(Entry(deadline: entry.deadline, slot: Int32(entry.slot)))
         }
         var index = heap.count / 2
         while index > 0 {
@@ -49,8 +58,12 @@ struct DeadlineHeap {
     }
 
     func deadline(of key: String) -> Double? {
-        guard let slot = keys.position(of: key), positions[slot] >= 0 else { return nil }
-        return heap[Int(positions[slot])].deadline
+        keys.position(of: key).flatMap(deadline(atSlot:))
+    }
+
+    /// The deadline of the key at `slot`, its position in `keys` (0 ..< its count).
+    func deadline(atSlot slot: Int) -> Double? {
+        positions[slot] >= 0 ? heap[Int(positions[slot])].deadline : nil
     }
 
     /// Plans `key` at `deadline`, replacing its earlier deadline if it had one.

@@ -65,11 +65,13 @@ final class RefreshScheduler {
 
     /// The plan of every device at start, before anything was scheduled or started: each
     /// device's deadline and its consecutive failures so far. Its next attempt is then its
-    /// deadline (nothing is in flight, no outage is known).
-    func start(_ plans: [(id: String, deadline: Double, failures: Int)]) {
+    /// deadline (nothing is in flight, no outage is known). Devices are by position in
+    /// `devices`, the scheduler's own table.
+    func start(_ plans: [(slot: Int, deadline: Double, failures: Int)], of devices: DeviceTable) {
         precondition(due.count == 0 && inFlight.isEmpty, "RefreshScheduler.start: only before anything is scheduled")
-        due = DeadlineHeap(keys: due.keys, plans.map { (key: $0.id, deadline: $0.deadline) })
-        for plan in plans where plan.failures > 0 { failures[plan.id] = plan.failures }
+        precondition(devices.isSame(as: due.keys), "RefreshScheduler.start: plans by position in another table")
+        due = DeadlineHeap(keys: devices, slots: plans.map { (slot: $0.slot, deadline: $0.deadline) })
+        for plan in plans where plan.failures > 0 { failures[devices.id(at: plan.slot)] = plan.failures }
     }
 
     /// Plans `id` at `deadline` (replacing any earlier plan), with `failures` consecutive failures so far.
@@ -104,7 +106,20 @@ final class RefreshScheduler {
     /// When `id` will next be tried (now if in flight or overdue; the next probe during an outage).
     func nextAttempt(of id: String, now: Double) -> Double? {
         if inFlight.contains(id) { return now }
-        guard let deadline = due.deadline(of: id) else { return nil }
+        return planned(due.deadline(of: id), now: now)
+    }
+
+    /// `nextAttempt(of:now:)` of the device at `slot` in `devices`, the scheduler's own table (a
+    /// pass over every device, without hashing each id while nothing is in flight).
+    func nextAttempt(atSlot slot: Int, of devices: DeviceTable, now: Double) -> Double? {
+        assert(devices.isSame(as: due.keys), "RefreshScheduler.nextAttempt: a position in another table")
+        if !inFlight.isEmpty, inFlight.contains(devices.id(at: slot)) { return now }
+        return planned(due.deadline(atSlot: slot), now: now)
+    }
+
+    /// When a planned `deadline` comes, an outage's next probe holding it back.
+    private func planned(_ deadline: Double?, now: Double) -> Double? {
+        guard let deadline else { return nil }
         if let outage, deadline <= max(now, outage.nextProbeAt) { return max(outage.nextProbeAt, deadline) }
         return deadline
     }
