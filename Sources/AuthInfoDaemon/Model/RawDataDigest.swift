@@ -32,23 +32,26 @@ public struct RawDataDigest: Sendable, Hashable {
     }
 
     /// From its hex digits as the cache stores them (32, or 64 from an earlier version); nil for
-    /// anything else. Read in place: a start reads two per device.
+    /// anything else.
     init?(hex: String) {
         var text = hex
-        let words = text.withUTF8 { digits -> (UInt64, UInt64)? in
-            guard digits.count == 32 || digits.count == 64 else { return nil }
-            var high: UInt64 = 0, low: UInt64 = 0
-            for (index, digit) in digits.enumerated() {
-                guard let value = Self.value(of: digit) else { return nil }
-                if index < 16 {
-                    high = high << 4 | UInt64(value)
-                } else if index < 32 {
-                    low = low << 4 | UInt64(value)
-                }
+        guard let digest = text.withUTF8(Self.init(hexDigits:)) else { return nil }
+        self = digest
+    }
+
+    /// `init?(hex:)` from the digits' bytes, read in place (a start reads two per device, straight
+    /// from the cache's rows).
+    init?(hexDigits digits: UnsafeBufferPointer<UInt8>) {
+        guard digits.count == 32 || digits.count == 64 else { return nil }
+        var high: UInt64 = 0, low: UInt64 = 0
+        for index in 0..<digits.count {
+            guard let value = Self.value(of: digits[index]) else { return nil }
+            if index < 16 {
+                high = high << 4 | UInt64(value)
+            } else if index < 32 {
+                low = low << 4 | UInt64(value)
             }
-            return (high, low)
         }
-        guard let (high, low) = words else { return nil }
         self.init(high: high, low: low)
     }
 

@@ -201,10 +201,10 @@ public final class AuthInfoStore {
                 // A fingerprint that is neither 32 nor 64 hex digits reads as none: the raw_data is
                 // fingerprinted again before the next call, and an exchange asks the gateway rather
                 // than trust it.
-                record.rawDataDigest = statement.text(13).flatMap(RawDataDigest.init(hex:))
+                record.rawDataDigest = statement.withText(13, RawDataDigest.init(hexDigits:))
                 record.rawDataSince = Self.time(statement.double(14))
                 record.needsRawData = (statement.integer(15) ?? 0) != 0
-                record.fetchedWithRawData = statement.text(16).flatMap(RawDataDigest.init(hex:))
+                record.fetchedWithRawData = statement.withText(16, RawDataDigest.init(hexDigits:))
                 body(record)
             }
         } catch {
