@@ -73,8 +73,13 @@ public struct DeviceStatus: Sendable {
         self.nextAttemptAt = nextAttemptAt
         consecutiveFailures = record.consecutiveFailures
         lastError = record.lastError
-        state = .of(expiresAt: record.authinfo == nil ? nil : record.expiresAt ?? now, rejected: record.rejected,
-                    needsRawData: record.needsRawData, failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
+        state = Self.state(of: record, nextAttemptAt: nextAttemptAt, now: now)
+    }
+
+    /// The state of the row `init(_:nextAttemptAt:now:)` makes, without making it.
+    static func state(of record: DeviceRecord, nextAttemptAt: Double?, now: Double) -> DeviceState {
+        .of(expiresAt: record.authinfo == nil ? nil : record.expiresAt ?? now, rejected: record.rejected,
+            needsRawData: record.needsRawData, failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
     }
 }
 

@@ -12,14 +12,26 @@ public struct StatusSummary: Sendable, Equatable {
 
     /// Counts `status`, a row made at wall time `now`.
     public mutating func add(_ status: DeviceStatus, at now: Double) {
+        add(status.state, fetchedAt: status.fetchedAt, expiresAt: status.expiresAt, at: now)
+    }
+
+    /// Counts a device in `state` whose value was fetched at `fetchedAt` and expires at
+    /// `expiresAt` (wall times, nil without a value), at wall time `now`: what a row would say,
+    /// for a caller that makes no row.
+    mutating func add(_ state: DeviceState, fetchedAt: Double?, expiresAt: Double?, at now: Double) {
         devices += 1
-        counts[DeviceState.allCases.firstIndex(of: status.state)!] += 1
+        counts[Self.index(of: state)] += 1
         // A device without a value (or with no expiry) leaves no runway.
-        let left = status.fetchedAt == nil ? 0 : max(0, (status.expiresAt ?? now) - now)
+        let left = fetchedAt == nil ? 0 : max(0, (expiresAt ?? now) - now)
         runway = min(runway ?? left, left)
     }
 
-    public func count(_ state: DeviceState) -> Int { counts[DeviceState.allCases.firstIndex(of: state)!] }
+    public func count(_ state: DeviceState) -> Int { counts[Self.index(of: state)] }
+
+    /// The states in their order, made once (`allCases` makes a new array at every use).
+    private static let states = DeviceState.allCases
+
+    private static func index(of state: DeviceState) -> Int { states.firstIndex(of: state)! }
 
     /// `N devices: a fresh, b stale, …; runway 47m12s`.
     public var line: String {

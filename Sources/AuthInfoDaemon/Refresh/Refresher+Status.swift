@@ -22,21 +22,32 @@ extension Refresher {
     func statusSummaryOnQueue() -> StatusSummary {
         let wall = clock.wall(), mono = clock.monotonic()
         var summary = StatusSummary()
-        for position in 0..<devices.count { summary.add(deviceStatus(at: position, wall: wall, mono: mono), at: wall) }
+        // Each device's state, without making its row (`deviceStatus`): a summary of 100,000
+        // devices is on the way to every READY=1.
+        for position in 0..<devices.count {
+            let (record, next) = statusRecord(at: position, wall: wall, mono: mono)
+            summary.add(DeviceStatus.state(of: record, nextAttemptAt: next, now: wall), fetchedAt: record.fetchedAt, expiresAt: record.expiresAt, at: wall)
+        }
         return summary
     }
 
-    /// The row in the status of the configured device at `position` (in `devices`, the table
-    /// the records, the expiries and the scheduler share), at these readings of the two clocks.
-    /// By position: a summary of 100,000 devices hashes no id.
+    /// The row in the status of the configured device at `position`, at these readings of the
+    /// two clocks.
     private func deviceStatus(at position: Int, wall: Double, mono: Double) -> DeviceStatus {
+        let (record, next) = statusRecord(at: position, wall: wall, mono: mono)
+        return DeviceStatus(record, nextAttemptAt: next, now: wall)
+    }
+
+    /// What a status row of the configured device at `position` (in `devices`, the table the
+    /// records, the expiries and the scheduler share) is made of: its record with the expiry as
+    /// the daemon measures it (monotonic) in today's wall time, and its next attempt. By
+    /// position: a summary of 100,000 devices hashes no id.
+    private func statusRecord(at position: Int, wall: Double, mono: Double) -> (record: DeviceRecord, nextAttemptAt: Double?) {
         assert(expiries.keys.isSame(as: devices), "the expiries are by position in another table")
         var record = records[configured: position] ?? DeviceRecord(deviceID: devices.id(at: position))
-        // Expiry as the daemon measures it (monotonic), expressed in today's wall time
-        // (`expiresAtMonotonic`, by position).
+        // `expiresAtMonotonic`, by position.
         if record.authinfo != nil { record.expiresAt = wall + ((expiries.deadline(atSlot: position) ?? mono) - mono) }
-        let next = scheduler.nextAttempt(atSlot: position, of: devices, now: mono).map { wall + ($0 - mono) }
-        return DeviceStatus(record, nextAttemptAt: next, now: wall)
+        return (record, scheduler.nextAttempt(atSlot: position, of: devices, now: mono).map { wall + ($0 - mono) })
     }
 
     /// The document a device reads, with its state, or nil when it has no value.

@@ -39,6 +39,7 @@ actor Refresher {
     var client: WeChatPayClient?
     let publisher: Publisher
     let scheduler: RefreshScheduler
+    /// Every device's record: empty until `open` reads the cache into it (once).
     var records: RecordTable
     var devices: DeviceTable
     /// Monotonic deadlines at which a device's value expires.
@@ -141,7 +142,6 @@ actor Refresher {
             noteStorageFault("publish_failed", error.description, device: nil)
         }
         var plan = StartPlan(devices: configuration.devices.count, wall: wall, mono: mono, republisher: republisher)
-        records = RecordTable(devices: devices)
         do {
             try store.forEachRecord { record in
                 // Rows of devices no longer configured are kept (a device may come back) but not
