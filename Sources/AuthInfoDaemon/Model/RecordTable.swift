@@ -36,6 +36,13 @@ struct RecordTable {
         set { configured[position] = newValue }
     }
 
+    /// What the state of the device at `position` is decided from, read in place (no copy of
+    /// its record, nor a retain of its strings); nil without a record. For a pass over every
+    /// device.
+    func stateFacts(configured position: Int) -> DeviceStatus.Facts? {
+        configured[position].map(DeviceStatus.Facts.init)
+    }
+
     /// Every record, configured devices' first, in configuration order.
     var all: [DeviceRecord] { configured.compactMap { $0 } + others.values }
 

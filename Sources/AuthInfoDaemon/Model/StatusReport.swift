@@ -73,13 +73,33 @@ public struct DeviceStatus: Sendable {
         self.nextAttemptAt = nextAttemptAt
         consecutiveFailures = record.consecutiveFailures
         lastError = record.lastError
-        state = Self.state(of: record, nextAttemptAt: nextAttemptAt, now: now)
+        state = Self.state(of: Facts(record), expiresAt: record.expiresAt, nextAttemptAt: nextAttemptAt, now: now)
     }
 
-    /// The state of the row `init(_:nextAttemptAt:now:)` makes, without making it.
-    static func state(of record: DeviceRecord, nextAttemptAt: Double?, now: Double) -> DeviceState {
-        .of(expiresAt: record.authinfo == nil ? nil : record.expiresAt ?? now, rejected: record.rejected,
-            needsRawData: record.needsRawData, failing: record.consecutiveFailures > 0, dueAt: nextAttemptAt, now: now)
+    /// What a device's state is decided from, of its record: flags and times, none of its strings.
+    struct Facts {
+        let hasValue: Bool
+        let fetchedAt: Double?
+        let expiresAt: Double?
+        let rejected: Bool
+        let needsRawData: Bool
+        let failing: Bool
+
+        init(_ record: borrowing DeviceRecord) {
+            hasValue = record.authinfo != nil
+            fetchedAt = record.fetchedAt
+            expiresAt = record.expiresAt
+            rejected = record.rejected
+            needsRawData = record.needsRawData
+            failing = record.consecutiveFailures > 0
+        }
+    }
+
+    /// The state of the row `init(_:nextAttemptAt:now:)` makes of a record with `facts`, and
+    /// `expiresAt` in place of its own expiry, without making the row.
+    static func state(of facts: Facts, expiresAt: Double?, nextAttemptAt: Double?, now: Double) -> DeviceState {
+        .of(expiresAt: facts.hasValue ? expiresAt ?? now : nil, rejected: facts.rejected, needsRawData: facts.needsRawData,
+            failing: facts.failing, dueAt: nextAttemptAt, now: now)
     }
 }
 

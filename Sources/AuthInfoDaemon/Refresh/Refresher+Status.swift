@@ -22,11 +22,15 @@ extension Refresher {
     func statusSummaryOnQueue() -> StatusSummary {
         let wall = clock.wall(), mono = clock.monotonic()
         var summary = StatusSummary()
-        // Each device's state, without making its row (`deviceStatus`): a summary of 100,000
-        // devices is on the way to every READY=1.
+        // Each device's state, without making its row (`deviceStatus`) or copying its record: a
+        // summary of 100,000 devices is on the way to every READY=1. A device without a record
+        // counts as one with an empty record, as in its row.
+        let empty = DeviceStatus.Facts(DeviceRecord(deviceID: ""))
         for position in 0..<devices.count {
-            let (record, next) = statusRecord(at: position, wall: wall, mono: mono)
-            summary.add(DeviceStatus.state(of: record, nextAttemptAt: next, now: wall), fetchedAt: record.fetchedAt, expiresAt: record.expiresAt, at: wall)
+            let facts = records.stateFacts(configured: position) ?? empty
+            let (expiresAt, next) = statusTimes(facts, at: position, wall: wall, mono: mono)
+            summary.add(DeviceStatus.state(of: facts, expiresAt: expiresAt, nextAttemptAt: next, now: wall), fetchedAt: facts.fetchedAt,
+                        expiresAt: expiresAt, at: wall)
         }
         return summary
     }
@@ -38,16 +42,23 @@ extension Refresher {
         return DeviceStatus(record, nextAttemptAt: next, now: wall)
     }
 
-    /// What a status row of the configured device at `position` (in `devices`, the table the
-    /// records, the expiries and the scheduler share) is made of: its record with the expiry as
-    /// the daemon measures it (monotonic) in today's wall time, and its next attempt. By
-    /// position: a summary of 100,000 devices hashes no id.
+    /// The record of the configured device at `position` as its status row shows it: with its
+    /// expiry as the daemon measures it, and its next attempt.
     private func statusRecord(at position: Int, wall: Double, mono: Double) -> (record: DeviceRecord, nextAttemptAt: Double?) {
-        assert(expiries.keys.isSame(as: devices), "the expiries are by position in another table")
         var record = records[configured: position] ?? DeviceRecord(deviceID: devices.id(at: position))
-        // `expiresAtMonotonic`, by position.
-        if record.authinfo != nil { record.expiresAt = wall + ((expiries.deadline(atSlot: position) ?? mono) - mono) }
-        return (record, scheduler.nextAttempt(atSlot: position, of: devices, now: mono).map { wall + ($0 - mono) })
+        let (expiresAt, next) = statusTimes(DeviceStatus.Facts(record), at: position, wall: wall, mono: mono)
+        record.expiresAt = expiresAt
+        return (record, next)
+    }
+
+    /// The wall times a status row of the configured device at `position` (in `devices`, the
+    /// table the expiries and the scheduler share) shows for a record with `facts`: its expiry
+    /// as the daemon measures it (monotonic) in today's wall time (`expiresAtMonotonic`, by
+    /// position), and its next attempt. By position: a summary of 100,000 devices hashes no id.
+    private func statusTimes(_ facts: DeviceStatus.Facts, at position: Int, wall: Double, mono: Double) -> (expiresAt: Double?, nextAttemptAt: Double?) {
+        assert(expiries.keys.isSame(as: devices), "the expiries are by position in another table")
+        let expiresAt = facts.hasValue ? wall + ((expiries.deadline(atSlot: position) ?? mono) - mono) : facts.expiresAt
+        return (expiresAt, scheduler.nextAttempt(atSlot: position, of: devices, now: mono).map { wall + ($0 - mono) })
     }
 
     /// The document a device reads, with its state, or nil when it has no value.
