@@ -16,7 +16,9 @@ struct DeviceTable {
     init(_ devices: [Configuration.Device]) {
         list = devices
         var index = [String: Int](minimumCapacity: devices.count)
-        for (position, device) in devices.enumerated() { index[device.id] = position }
+        // By index, not `enumerated()`: that copies each device (a retain and a release of each
+        // of its strings) to read one field.
+        for position in devices.indices { index[devices[position].id] = position }
         self.index = index
     }
 
