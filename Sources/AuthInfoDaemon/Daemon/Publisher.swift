@@ -75,27 +75,33 @@ final class Publisher: Sendable {
     /// Atomically replaces the device's file with `bytes`. With `folder`, names resolve against it.
     func write(_ deviceID: String, _ bytes: [UInt8], in folder: Folder? = nil) throws(Failure) {
         let counter = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        let temporaryName = Self.temporaryPrefix + deviceID + "-\(processID)-\(counter)"
-        let (at, temporary) = locate(temporaryName, in: folder)
-        let target = locate(deviceID + ".json", in: folder).name
-        do {
-            let file = FileDescriptor(owning: try SystemCall.run("open") {
-                openat(at, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
-            })
-            // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
-            if folder?.setsMode ?? true { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
-            try file.writeAll(bytes)
-            try file.closeCheckingErrors()
-        } catch {
-            unlinkat(at, temporary, 0)
-            throw Failure(description: "cannot write \(directory)/\(temporaryName): \(error.reason)")
+        let at = folder?.descriptor ?? AT_FDCWD
+        let setsMode = folder?.setsMode ?? true
+        // The names are made on the stack: a start writes 100,000 files.
+        let failed = FileNames.with(folder == nil ? directory : nil, deviceID, processID, counter) { temporary, target -> (renaming: Bool, SystemError)? in
+            do throws(SystemError) {
+                let file = FileDescriptor(owning: try SystemCall.run("open") {
+                    openat(at, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
+                })
+                // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
+                if setsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
+                try file.writeAll(bytes)
+                try file.closeCheckingErrors()
+            } catch {
+                unlinkat(at, temporary, 0)
+                return (false, error)
+            }
+            do throws(SystemError) {
+                try SystemCall.run("rename") { renameat(at, temporary, at, target) }
+            } catch {
+                unlinkat(at, temporary, 0)
+                return (true, error)
+            }
+            return nil
         }
-        do {
-            try SystemCall.run("rename") { renameat(at, temporary, at, target) }
-        } catch {
-            unlinkat(at, temporary, 0)
-            throw Failure(description: "cannot write \(path(of: deviceID)): \(error.reason)")
-        }
+        guard let (renaming, error) = failed else { return }
+        let name = renaming ? deviceID + ".json" : Self.temporaryPrefix + deviceID + "-\(processID)-\(counter)"
+        throw Failure(description: "cannot write \(directory)/\(name): \(error.reason)")
     }
 
     /// Where `name` in the folder is reached: relative to `folder` when it is held, else by its
@@ -171,7 +177,8 @@ final class Publisher: Sendable {
     /// Writes the device's file unless it already holds `bytes` (`present`: the names
     /// `listFolder` found). True when it was written.
     func publish(_ deviceID: String, _ bytes: [UInt8], present: Set<String>, in folder: Folder? = nil) throws(Failure) -> Bool {
-        guard !present.contains(deviceID + ".json") || read(deviceID, in: folder) != bytes else { return false }
+        // Most starts find the folder empty: no name to make and hash then.
+        if !present.isEmpty, present.contains(deviceID + ".json"), read(deviceID, in: folder) == bytes { return false }
         try write(deviceID, bytes, in: folder)
         return true
     }
@@ -184,5 +191,77 @@ final class Publisher: Sendable {
             written += 1
         }
         return (written, removed)
+    }
+}
+
+/// The two names of a file `Publisher.write` makes, as C strings on the stack: the temporary
+/// `.tmp-{device}-{pid}-{n}` and the final `{device}.json`, each after `{directory}/` when
+/// there is no folder held to resolve them against.
+private enum FileNames {
+    static func with<R>(_ directory: String?, _ deviceID: String, _ processID: pid_t, _ counter: UInt64,
+                        _ body: (UnsafePointer<CChar>, UnsafePointer<CChar>) -> R) -> R {
+        var directory = directory
+        var deviceID = deviceID
+        return directory.withUTF8OrEmpty { folder in
+            deviceID.withUTF8 { id in
+                // Each name: the folder and its slash, the device, and at most 5 + 1 + 20 + 1 + 20
+                // bytes besides (prefix, dashes, two numbers) and the NUL.
+                let each = (folder.isEmpty ? 0 : folder.count + 1) + id.count + 48
+                return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 2 * each) { buffer in
+                    var end = 0
+                    func append(_ bytes: some Sequence<UInt8>) {
+                        for byte in bytes {
+                            buffer[end] = CChar(bitPattern: byte)
+                            end += 1
+                        }
+                    }
+                    func appendDecimal(_ value: UInt64) {
+                        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+                            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                        withUnsafeMutableBytes(of: &digits) { digits in
+                            var value = value, count = 0
+                            repeat {
+                                digits[count] = UInt8(ascii: "0") + UInt8(value % 10)
+                                value /= 10
+                                count += 1
+                            } while value > 0
+                            while count > 0 {
+                                count -= 1
+                                append(CollectionOfOne(digits[count]))
+                            }
+                        }
+                    }
+                    func appendFolder() {
+                        guard !folder.isEmpty else { return }
+                        append(folder)
+                        append(CollectionOfOne(UInt8(ascii: "/")))
+                    }
+                    appendFolder()
+                    append(Publisher.temporaryPrefix.utf8)
+                    append(id)
+                    append(CollectionOfOne(UInt8(ascii: "-")))
+                    appendDecimal(UInt64(processID))
+                    append(CollectionOfOne(UInt8(ascii: "-")))
+                    appendDecimal(counter)
+                    append(CollectionOfOne(0))
+                    let target = end
+                    appendFolder()
+                    append(id)
+                    append(".json".utf8)
+                    append(CollectionOfOne(0))
+                    let base = UnsafePointer(buffer.baseAddress!)
+                    return body(base, base + target)
+                }
+            }
+        }
+    }
+}
+
+private extension Optional<String> {
+    /// The string's UTF-8 bytes lent to `body`; none for nil.
+    mutating func withUTF8OrEmpty<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        guard var text = self else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return text.withUTF8(body)
     }
 }
