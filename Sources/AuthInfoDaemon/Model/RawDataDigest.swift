@@ -43,17 +43,26 @@ public struct RawDataDigest: Sendable, Hashable {
     /// from the cache's rows).
     init?(hexDigits digits: UnsafeBufferPointer<UInt8>) {
         guard digits.count == 32 || digits.count == 64 else { return nil }
-        var high: UInt64 = 0, low: UInt64 = 0
-        for index in 0..<digits.count {
-            guard let value = Self.value(of: digits[index]) else { return nil }
-            if index < 16 {
-                high = high << 4 | UInt64(value)
-            } else if index < 32 {
-                low = low << 4 | UInt64(value)
+        // Every digit is checked (a 64-digit one too), only the first 32 are kept.
+        var invalid: UInt8 = 0
+        func word(_ start: Int) -> UInt64 {
+            var word: UInt64 = 0
+            for index in start..<start + 16 {
+                let value = Self.values[Int(digits[index])]
+                invalid |= value
+                word = word << 4 | UInt64(value & 0x0F)
             }
+            return word
         }
+        let high = word(0), low = word(16)
+        if digits.count == 64 { _ = (word(32), word(48)) }
+        guard invalid & 0xF0 == 0 else { return nil }
         self.init(high: high, low: low)
     }
+
+    /// Each byte's value as a hex digit, or 0xFF for a byte that is none: a start reads 200,000
+    /// fingerprints.
+    private static let values: [UInt8] = (0...255).map { value(of: UInt8($0)) ?? 0xFF }
 
     /// The 32 lower-case hex digits.
     public var hex: String {
