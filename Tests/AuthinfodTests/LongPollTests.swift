@@ -24,7 +24,7 @@ import Testing
         served.configure(devices: .named(["a", "b", "c"]))
         func entry(_ id: String, _ value: String) -> ServedDocuments.Entry {
             let document = AuthInfoDocument(deviceID: id, authinfo: value, fetchedAt: 1, expiresAt: 100)
-            return ServedDocuments.Entry(document: document, published: document.publishedJSON(), expiresAt: 100, dueAt: 50, failing: false)
+            return ServedDocuments.Entry(document: document, expiresAt: 100, dueAt: 50, failing: false)
         }
         for id in ["a", "b", "c"] { served.set(id, entry(id, "v1-\(id)")) }
         let tags = ["a", "b", "c"].map { (served.lookup($0) ?? nil)?.etag }
@@ -65,6 +65,19 @@ import Testing
         api.daemon.wait(5, "the new value served") { (try? api.tcp(Self.path, token: APISite.kioskToken, ["-H", "If-None-Match: \(tag)"]).status) == 200 }
         let changed = try api.tcp(Self.path, token: APISite.kioskToken, ["-i", "-H", "If-None-Match: \(tag)"])
         #expect(changed.status == 200 && Self.etag(changed.body) != tag)
+    }
+
+    /// A value's tag is made from what its document says, so it is the same after a restart: a
+    /// terminal that holds it is answered 304, not sent the same value again.
+    @Test func anETagIsTheSameAfterARestart() throws {
+        let api = try APISite(devices: 1)
+        let tag = try #require(Self.etag(try api.unix(Self.path, ["-i"]).body))
+        #expect(api.daemon.terminate().status == 0)
+        let again = try api.site.start()
+        defer { _ = again.terminate() }
+        again.wait(20, "ready") { again.log.contains("event=ready") }
+        let answer = try api.unix(Self.path, ["-i", "-H", "If-None-Match: \(tag)"])
+        #expect(answer.status == 304 && Self.etag(answer.body) == tag, "\(answer.body)")
     }
 
     @Test func aLongPollIsAnsweredWithinASecondOfARefreshAndTimesOutWith304() throws {

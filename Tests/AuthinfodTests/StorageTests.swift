@@ -374,6 +374,23 @@ import CLinux
         }
     }
 
+    /// A served value's tag comes from this digest: it must change with anything the document
+    /// says, and only with that (the times as the document writes them, in whole seconds).
+    @Test func aDocumentsDigestChangesWithWhatItSaysAndOnlyThat() {
+        let base = AuthInfoDocument(deviceID: "dev-0001", authinfo: "v1", fetchedAt: 1_763_800_000.2, expiresAt: 1_763_803_600)
+        #expect(base.digest().count == 32)
+        #expect(base.digest() == AuthInfoDocument(deviceID: "dev-0001", authinfo: "v1", fetchedAt: 1_763_800_000.9, expiresAt: 1_763_803_600.5).digest(),
+                "the same whole seconds: the same document, the same digest")
+        let others = [AuthInfoDocument(deviceID: "dev-0001", authinfo: "v2", fetchedAt: 1_763_800_000, expiresAt: 1_763_803_600),
+                      AuthInfoDocument(deviceID: "dev-0001", authinfo: "v1", fetchedAt: 1_763_800_001, expiresAt: 1_763_803_600),
+                      AuthInfoDocument(deviceID: "dev-0001", authinfo: "v1", fetchedAt: 1_763_800_000, expiresAt: 1_763_803_601),
+                      AuthInfoDocument(deviceID: "dev-0002", authinfo: "v1", fetchedAt: 1_763_800_000, expiresAt: 1_763_803_600),
+                      AuthInfoDocument(deviceID: "dev-0001", authinfo: "v1\u{0}", fetchedAt: 1_763_800_000, expiresAt: 1_763_803_600),
+                      AuthInfoDocument(deviceID: "dev-0001", authinfo: "", fetchedAt: 1_763_800_000, expiresAt: 1_763_803_600)]
+        for other in others { #expect(other.digest() != base.digest(), "\(other)") }
+        #expect(Set(others.map { $0.digest() }).count == others.count)
+    }
+
     @Test func documentsAreCompactJSONInContractOrderAndEscaped() throws {
         let document = AuthInfoDocument(deviceID: "dev-0001", authinfo: "a\"b\\c\n\u{01}", fetchedAt: 1_763_800_000.7, expiresAt: 1_763_803_600)
         let text = String(decoding: document.json(state: .fresh), as: UTF8.self)

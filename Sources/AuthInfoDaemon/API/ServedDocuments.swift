@@ -32,17 +32,15 @@ final class ServedDocuments: Sendable {
         /// The answer's header fields other than the ETag, in wire form: the same for every value.
         static let fields = Array("Content-Type: application/json\r\nCache-Control: no-store\r\n".utf8)
 
-        /// `published` is `document.publishedJSON()`, rendered once by a caller that also writes it
-        /// to the device's file; the tag is made from it.
-        init(document: AuthInfoDocument, published: [UInt8], expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
+        init(document: AuthInfoDocument, expiresAt: Double, dueAt: Double, failing: Bool, needsRawData: Bool = false) {
             self.document = document
             self.expiresAt = expiresAt
             self.dueAt = dueAt
             self.failing = failing
             self.needsRawData = needsRawData
-            // The published document holds the value and when it was fetched: its digest changes
-            // with them, and is the same after a restart.
-            etag = Self.weakTag(SHA256.digest(published))
+            // What the published document says (the value and when it was fetched): its digest
+            // changes with them, and is the same after a restart.
+            etag = Self.weakTag(document.digest())
         }
 
         /// `W/"…"` holding 64 bits of `digest` in 11 base64url characters: 15 bytes, which a

@@ -231,15 +231,15 @@ extension Refresher {
             return nil
         }
         let published = document.publishedJSON()
-        let entry = Self.servedEntry(document, published, record, expiresAt: expiresAt, dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
+        let entry = Self.servedEntry(document, record, expiresAt: expiresAt, dueAt: scheduler.nextAttempt(of: id, now: mono) ?? expiresAt)
         served.set(id, entry)
         return (entry, published)
     }
 
-    /// What the socket serves for `record`, whose value is `document` (published as `published`),
-    /// expiring and due at those monotonic times.
-    static func servedEntry(_ document: AuthInfoDocument, _ published: [UInt8], _ record: DeviceRecord, expiresAt: Double, dueAt: Double) -> ServedDocuments.Entry {
-        ServedDocuments.Entry(document: document, published: published, expiresAt: expiresAt, dueAt: dueAt, failing: record.consecutiveFailures > 0,
+    /// What the socket serves for `record`, whose value is `document`, expiring and due at those
+    /// monotonic times.
+    static func servedEntry(_ document: AuthInfoDocument, _ record: DeviceRecord, expiresAt: Double, dueAt: Double) -> ServedDocuments.Entry {
+        ServedDocuments.Entry(document: document, expiresAt: expiresAt, dueAt: dueAt, failing: record.consecutiveFailures > 0,
                               needsRawData: record.needsRawData)
     }
 

@@ -16,8 +16,6 @@ struct StartPlan {
     private(set) var valid = 0
     private(set) var published = 0
     private var batch: [(id: String, document: AuthInfoDocument)] = []
-    /// The published JSON of the document at hand, for its tag: one buffer for the whole start.
-    private var scratch: [UInt8] = []
 
     /// `wall`, `mono`: one reading of each clock for the whole start.
     init(devices: Int, wall: Double, mono: Double, republisher: Republisher?) {
@@ -53,11 +51,10 @@ struct StartPlan {
         refreshes.append((slot, due, record.consecutiveFailures))
         record.nextAttemptAt = wall + delay
         // What `updateServed` would make, without looking the device up again. The file's JSON
-        // is rendered by the writer threads: this thread keeps no copy of it meanwhile, and
-        // nothing it keeps is allocated between copies freed later.
+        // is rendered by the writer threads alone: this thread renders none (the tag is made
+        // from the document's fields) and keeps no copy of one.
         guard let document = AuthInfoDocument(record) else { return record }
-        document.render(into: &scratch)
-        let entry = Refresher.servedEntry(document, scratch, record, expiresAt: expiry ?? mono, dueAt: due)
+        let entry = Refresher.servedEntry(document, record, expiresAt: expiry ?? mono, dueAt: due)
         entries.append((slot, entry))
         if Self.writesFile(record, document, at: wall) {
             batch.append((id, document))
