@@ -8,6 +8,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/xattr.h>
+#include <sys/vfs.h>
+#include <sys/mount.h>
 
 /* prctl is variadic, which Swift cannot call: no core dump, no ptrace by same-uid processes,
  * no /proc/self/mem for others. Returns 0, or -1 with errno. */

@@ -306,6 +306,38 @@ import CLinux
         }
     }
 
+    /// On a file system outside the kernel's own rules (ramfs stands in for NFS, SMB or FUSE
+    /// here: mounted for the test) nothing is predicted: the mode is set after each open, and the
+    /// files are 0640. tmpfs, where /run is, is predicted like ext4.
+    @Test func aFolderOnAnotherKindOfFileSystemSetsTheModeItself() throws {
+        let directory = try TemporaryDirectory()
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        let shm = try TemporaryDirectory(in: "/dev/shm")
+        let tmpfs = open(shm.path, O_RDONLY | O_DIRECTORY)
+        defer { close(tmpfs) }
+        #expect(CreationMode.isExact(0o640, in: tmpfs), "tmpfs under umask 022")
+
+        let mountPoint = directory.file("ramfs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
+        let mounted = mount("authinfod-test", mountPoint, "ramfs", 0, "mode=0755")
+        #expect(mounted == 0, "cannot mount a ramfs for the test (root with CAP_SYS_ADMIN needed): \(String(cString: strerror(errno)))")
+        guard mounted == 0 else { return }
+        defer {
+            umount2(mountPoint, Int32(MNT_DETACH))
+            withExtendedLifetime(directory) {}  // removed only once unmounted
+        }
+        let publisher = Publisher(directory: mountPoint + "/devices")
+        try publisher.prepare()
+        let folder = try publisher.openFolder()
+        #expect(folder.setsMode, "ramfs: the mode is set after open")
+        #expect(!CreationMode.isExact(0o640, in: folder.descriptor))
+        try publisher.write("a", Array("{}".utf8), in: folder)
+        var status = stat()
+        stat(publisher.path(of: "a"), &status)
+        #expect(status.st_mode & 0o777 == 0o640, "mode \(String(status.st_mode & 0o777, radix: 8))")
+    }
+
     /// Gives `path` a default ACL of only its owner, group and other entries (the
     /// `system.posix_acl_default` attribute, version 2, as setfacl writes it); fails the test
     /// when the file system refuses it.

@@ -9,8 +9,9 @@ import WeChatPaySimulator
 final class TemporaryDirectory: @unchecked Sendable {
     let path: String
 
-    init() throws {
-        var template = Array(((NSTemporaryDirectory() as NSString).appendingPathComponent("authinfod-test-XXXXXX")).utf8CString)
+    /// A new folder in `parent` (the system's temporary folder unless told).
+    init(in parent: String = NSTemporaryDirectory()) throws {
+        var template = Array(((parent as NSString).appendingPathComponent("authinfod-test-XXXXXX")).utf8CString)
         guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw POSIXError(.init(rawValue: errno) ?? .EIO)
         }
