@@ -83,7 +83,8 @@ final class Publisher: Sendable {
                 let file = FileDescriptor(owning: try SystemCall.run("open") {
                     openat(at, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
                 })
-                // Exactly 0640 whatever the umask or a default ACL on the folder made of it.
+                // Exactly 0640 whatever the umask or a default ACL on the folder made of it, unless
+                // the held folder is known to leave 0640 as it is (`Folder.setsMode`).
                 if setsMode { try SystemCall.run("fchmod") { fchmod(file.raw, 0o640) } }
                 try file.writeAll(bytes)
                 try file.closeCheckingErrors()
@@ -202,12 +203,16 @@ private enum FileNames {
                         _ body: (UnsafePointer<CChar>, UnsafePointer<CChar>) -> R) -> R {
         var directory = directory
         var deviceID = deviceID
-        return directory.withUTF8OrEmpty { folder in
+        let hasFolder = directory != nil
+        return directory.withUTF8OrNone { folder in
             deviceID.withUTF8 { id in
-                // Each name: the folder and its slash, the device, and at most 5 + 1 + 20 + 1 + 20
-                // bytes besides (prefix, dashes, two numbers) and the NUL.
-                let each = (folder.isEmpty ? 0 : folder.count + 1) + id.count + 48
-                return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 2 * each) { buffer in
+                // The folder and its slash in each name, then the temporary name's prefix, the
+                // device, two dashes, two numbers of at most 20 digits and its NUL; the final
+                // name's device, `.json` and NUL.
+                let folderPart = hasFolder ? folder.count + 1 : 0
+                let capacity = folderPart + Publisher.temporaryPrefix.utf8.count + id.count + 2 + 40 + 1
+                    + folderPart + id.count + 5 + 1
+                return withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer in
                     var end = 0
                     func append(_ bytes: some Sequence<UInt8>) {
                         for byte in bytes {
@@ -233,7 +238,7 @@ private enum FileNames {
                         }
                     }
                     func appendFolder() {
-                        guard !folder.isEmpty else { return }
+                        guard hasFolder else { return }
                         append(folder)
                         append(CollectionOfOne(UInt8(ascii: "/")))
                     }
@@ -250,6 +255,8 @@ private enum FileNames {
                     append(id)
                     append(".json".utf8)
                     append(CollectionOfOne(0))
+                    // `append` is checked only in debug builds: the sum above must hold.
+                    precondition(end <= capacity, "FileNames: \(end) bytes written in \(capacity)")
                     let base = UnsafePointer(buffer.baseAddress!)
                     return body(base, base + target)
                 }
@@ -259,8 +266,8 @@ private enum FileNames {
 }
 
 private extension Optional<String> {
-    /// The string's UTF-8 bytes lent to `body`; none for nil.
-    mutating func withUTF8OrEmpty<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    /// The string's UTF-8 bytes lent to `body`; no bytes for nil.
+    mutating func withUTF8OrNone<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         guard var text = self else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
         return text.withUTF8(body)
     }
