@@ -159,10 +159,13 @@ enum DaemonBench {
         gateway.process.waitUntilExit()
         try FileManager.default.removeItem(atPath: publishDirectory)
         // READY is timed as systemd sees it: the READY=1 datagram on the notify socket.
-        let notify = try NotifySocket(path: directory + "/notify.sock")
+        var notify: NotifySocket? = try NotifySocket(path: directory + "/notify.sock")
         start = Date()
-        daemon = try startDaemon(binary, directory, log: "restart.log", notifySocket: notify.path)
-        let ready = try notify.waitForReady(timeout: 60)
+        daemon = try startDaemon(binary, directory, log: "restart.log", notifySocket: notify?.path)
+        let ready = try notify!.waitForReady(timeout: 60)
+        // Closed at once: nobody reads what follows, and a full queue would hold the daemon's
+        // next notification back (a send to a closed socket fails, and the daemon goes on).
+        notify = nil
         let readyAt = ready.timeIntervalSince(start)
         let allFiles = try waitFor(files: devices, in: publishDirectory, timeout: 60).timeIntervalSince(start)
         let (_, restartRSS) = usage(daemon.processIdentifier)

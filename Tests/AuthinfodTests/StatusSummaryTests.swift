@@ -8,7 +8,9 @@ import Testing
 @Suite struct StatusSummaryTests {
     @Test func theSummaryPassSaysWhatTheReportsRowsSay() throws {
         let site = try Site()
-        try site.writeConfig(site.config(devices: 8))
+        // The gateway is down (nothing listens on port 1): a refresh the reload starts changes no
+        // device's state while the test counts them.
+        try site.writeConfig(site.config(devices: 8, extra: ["api": ["base_url": "http://127.0.0.1:1", "timeout_seconds": 2]]))
         let (configuration, credentials) = try ConfigLoader.loadWithSecrets(path: site.configPath, environment: [:])
         let now = Date().timeIntervalSince1970
         func record(_ number: Int, expiresIn: Double?, change: (inout DeviceRecord) -> Void = { _ in }) -> DeviceRecord {
@@ -17,6 +19,8 @@ import Testing
                 record.authinfo = "value-\(number)"
                 record.fetchedAt = now - 60
                 record.expiresAt = now + expiresIn
+                // Not due for ten minutes: fresh however slowly the test runs.
+                record.nextAttemptAt = now + 600
             }
             change(&record)
             return record
@@ -44,6 +48,28 @@ import Testing
             #expect(summary.count(state) == count, "\(state): \(summary.line)")
         }
         #expect(summary.runway == 0, "a device without a value leaves no runway")
+
+        // A reload reorders the devices, drops one and adds one: the passes by position follow
+        // the new table, each row saying what the lookups by id say.
+        var reloaded = configuration
+        var added = configuration.devices[0]
+        added.id = "dev-0009"
+        reloaded.devices = configuration.devices.reversed().filter { $0.id != "dev-0002" } + [added]
+        _ = refresher.apply(reloaded, credentials: credentials)
+        let (after, rows, lookups) = refresher.onQueueSync { refresher in
+            let mono = refresher.clock.monotonic()
+            return (refresher.statusSummaryOnQueue(), refresher.statusReportOnQueue(),
+                    reloaded.devices.map { (refresher.expiresAtMonotonic($0.id, now: mono), refresher.scheduler.nextAttempt(of: $0.id, now: mono), mono) })
+        }
+        #expect(rows.devices.map(\.deviceID) == reloaded.devices.map(\.id), "the rows in the new order")
+        #expect(after == StatusSummary(rows: rows), "the pass: \(after.line); the rows: \(StatusSummary(rows: rows).line)")
+        #expect(after.devices == 8 && after.count(.pending) == 3 && after.count(.fresh) == 1, "\(after.line)")
+        for (row, (expires, next, mono)) in zip(rows.devices, lookups) {
+            let shift = rows.generatedAt - mono
+            if let expires, row.fetchedAt != nil { #expect(abs((row.expiresAt ?? 0) - (expires + shift)) < 1, "\(row.deviceID) expiry") }
+            #expect((row.nextAttemptAt == nil) == (next == nil), "\(row.deviceID) next attempt")
+            if let next, let planned = row.nextAttemptAt { #expect(abs(planned - (next + shift)) < 1, "\(row.deviceID) next attempt") }
+        }
     }
 }
 

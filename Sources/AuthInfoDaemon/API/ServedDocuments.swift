@@ -23,7 +23,7 @@ final class ServedDocuments: Sendable {
         /// The device's raw_data was refused: the value is served, and says so.
         let needsRawData: Bool
         /// A weak validator of the value (not of `state`, which moves with time): changes exactly
-        /// when a new authinfo is served.
+        /// when what the published document says changes (a new authinfo, or its times).
         let etag: String
         /// The value. Its JSON is rendered per read rather than kept: the document's strings are
         /// the record's own (shared, not copied), so a served value costs a few words, not a
@@ -38,8 +38,8 @@ final class ServedDocuments: Sendable {
             self.dueAt = dueAt
             self.failing = failing
             self.needsRawData = needsRawData
-            // What the published document says (the value and when it was fetched): its digest
-            // changes with them, and is the same after a restart.
+            // What the published document says (the value, when it was fetched and when it
+            // expires): its digest changes with them, and is the same after a restart.
             etag = Self.weakTag(document.digest())
         }
 

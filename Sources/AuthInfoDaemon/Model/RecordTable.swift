@@ -36,6 +36,9 @@ struct RecordTable {
         set { configured[position] = newValue }
     }
 
+    /// Whether positions in `table` are this table's (it is the one the records follow).
+    func follows(_ table: DeviceTable) -> Bool { devices.isSame(as: table) }
+
     /// What the state of the device at `position` is decided from, read in place (no copy of
     /// its record, nor a retain of its strings); nil without a record. For a pass over every
     /// device.

@@ -26,6 +26,7 @@ extension Refresher {
         // summary of 100,000 devices is on the way to every READY=1. A device without a record
         // counts as one with an empty record, as in its row.
         let empty = DeviceStatus.Facts(DeviceRecord(deviceID: ""))
+        assert(records.follows(devices), "the records are by position in another table")
         for position in 0..<devices.count {
             let facts = records.stateFacts(configured: position) ?? empty
             let (expiresAt, next) = statusTimes(facts, at: position, wall: wall, mono: mono)
@@ -45,6 +46,7 @@ extension Refresher {
     /// The record of the configured device at `position` as its status row shows it: with its
     /// expiry as the daemon measures it, and its next attempt.
     private func statusRecord(at position: Int, wall: Double, mono: Double) -> (record: DeviceRecord, nextAttemptAt: Double?) {
+        assert(records.follows(devices), "the records are by position in another table")
         var record = records[configured: position] ?? DeviceRecord(deviceID: devices.id(at: position))
         let (expiresAt, next) = statusTimes(DeviceStatus.Facts(record), at: position, wall: wall, mono: mono)
         record.expiresAt = expiresAt
