@@ -406,6 +406,19 @@ import CLinux
         }
     }
 
+    @Test func stackBytesWriteInOrderWithDecimalNumbers() {
+        for value: UInt64 in [0, 7, 9, 10, 99, 100, 4_194_304, 10_000_000_000_000_000_000, .max] {
+            let text = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer -> String in
+                var bytes = StackBytes(buffer)
+                bytes.append(UInt8(ascii: "["))
+                bytes.appendDecimal(value)
+                bytes.append("]".utf8)
+                return String(decoding: bytes.written, as: UTF8.self)
+            }
+            #expect(text == "[\(value)]")
+        }
+    }
+
     /// A served value's tag comes from this digest: it must change with anything the document
     /// says, and only with that (the times as the document writes them, in whole seconds).
     @Test func aDocumentsDigestChangesWithWhatItSaysAndOnlyThat() {

@@ -67,19 +67,13 @@ public struct AuthInfoDocument: Sendable, Equatable {
         return deviceID.withUTF8 { id in
             authinfo.withUTF8 { value in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: id.count + value.count + 18) { buffer in
-                    var end = 0
-                    func append(_ bytes: some Sequence<UInt8>) {
-                        for byte in bytes {
-                            buffer[end] = byte
-                            end += 1
-                        }
-                    }
-                    append(id)
-                    append(CollectionOfOne(0))
-                    append(value)
-                    append(CollectionOfOne(0))
-                    for time in [fetchedAt, expiresAt] { withUnsafeBytes(of: Int64(time.rounded(.down)).littleEndian) { append($0) } }
-                    return SHA256.digest(UnsafeRawBufferPointer(buffer))
+                    var bytes = StackBytes(buffer)
+                    bytes.append(id)
+                    bytes.append(0)
+                    bytes.append(value)
+                    bytes.append(0)
+                    for time in [fetchedAt, expiresAt] { withUnsafeBytes(of: Int64(time.rounded(.down)).littleEndian) { bytes.append($0) } }
+                    return SHA256.digest(bytes.written)
                 }
             }
         }
