@@ -5,8 +5,9 @@
 // It writes COUNT device files the way the contract asks for them and nothing else, plainly in
 // C, on THREADS threads: for each file a temporary file created in the folder (O_EXCL) with mode
 // 0640, the document written, closed, and renamed into place, relative to the folder held open
-// (as the daemon's start does). Like the daemon, it sets the mode again with fchmod only where
-// the umask or a default ACL on the folder could have made it otherwise. The documents are the daemon's size (about 130 bytes).
+// (as the daemon's start does). Like the daemon (`CreationMode`), it sets the mode again with
+// fchmod only where the file system, the umask or a default ACL on the folder could have made
+// it otherwise. The documents are the daemon's size (about 130 bytes).
 // What it leaves out, and the daemon does before READY: reading the config and the cache,
 // planning every device, and the socket's documents.
 //
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,7 +74,13 @@ int main(int argc, char **argv) {
     // Read before any thread creates a file (setting the umask and back is safe only here).
     mode_t mask = umask(0);
     umask(mask);
-    setsMode = (mask & 0640) != 0 || fgetxattr(folder, "system.posix_acl_default", NULL, 0) >= 0 || (errno != ENODATA && errno != EOPNOTSUPP);
+    // The file systems whose new files follow the kernel's rules alone, as the daemon's list:
+    // tmpfs, ext2/3/4, XFS, Btrfs.
+    struct statfs fileSystem;
+    int kernelRuled = fstatfs(folder, &fileSystem) == 0 &&
+        (fileSystem.f_type == 0x01021994 || fileSystem.f_type == 0xEF53 || fileSystem.f_type == 0x58465342 || fileSystem.f_type == 0x9123683E);
+    setsMode = !kernelRuled || (mask & 0640) != 0 || fgetxattr(folder, "system.posix_acl_default", NULL, 0) >= 0 ||
+               (errno != ENODATA && errno != EOPNOTSUPP);
     pthread_t workers[MAX_THREADS];
     for (long i = 0; i < threads; i++)
         if ((errno = pthread_create(&workers[i], NULL, writeShare, (void *)i)) != 0) fail("cannot start a thread for", argv[1]);
